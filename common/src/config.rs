@@ -1,0 +1,106 @@
+//! Command-line flags every service shares, flattened into each service's own.
+
+use crate::fault::{CrashMode, FaultPlan, Role};
+use crate::restart_policy::RestartLimits;
+use clap::Args;
+use std::time::Duration;
+
+/// Where the broker is and which topics to use.
+#[derive(Args, Clone, Debug)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers (host:port, comma-separated).
+    #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    pub brokers: String,
+    #[arg(long, default_value = "order_topic")]
+    pub order_topic: String,
+    #[arg(long, default_value = "payment_topic")]
+    pub payment_topic: String,
+    /// How long to wait for the broker at start before giving up (0 = forever).
+    #[arg(long, default_value_t = 15)]
+    pub broker_wait_secs: u64,
+    /// The consumer's fetch long-poll, in ms: the per-hop latency floor on brokers
+    /// (like Tansu) whose fetch does not return early when data arrives.
+    #[arg(long, default_value_t = 10)]
+    pub fetch_wait_ms: u32,
+}
+
+impl KafkaArgs {
+    pub fn broker_wait(&self) -> Option<Duration> {
+        (self.broker_wait_secs > 0).then(|| Duration::from_secs(self.broker_wait_secs))
+    }
+}
+
+/// Supervision limits, fault injection, flow control and counters.
+#[derive(Args, Clone, Debug)]
+pub struct RuntimeArgs {
+    /// Probability (0..=1) that each event handled by the chosen actor crashes it.
+    #[arg(long, default_value_t = 0.0, value_parser = probability)]
+    pub crash_rate: f64,
+    /// Which actor the injected faults hit.
+    #[arg(long, value_enum, default_value_t = Role::Domain)]
+    pub crash_actor: Role,
+    /// How an injected fault happens.
+    #[arg(long, value_enum, default_value_t = CrashMode::Panic)]
+    pub crash_mode: CrashMode,
+    /// Seed for the fault injector and the service's random choices, for repeatable runs.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// First restart delay after a crash, in ms; doubles per crash in a row.
+    #[arg(long, default_value_t = 10)]
+    pub restart_backoff_ms: u64,
+    /// Longest restart delay, in ms.
+    #[arg(long, default_value_t = 1000)]
+    pub restart_backoff_max_ms: u64,
+    /// Restarts tolerated within --restart-window-secs with no successful event in
+    /// between; one more is a crash loop, and the service shuts down (exit 1).
+    #[arg(long, default_value_t = 10)]
+    pub max_restarts: u32,
+    #[arg(long, default_value_t = 30)]
+    pub restart_window_secs: u64,
+    /// Log the counters every N seconds (0 = only at shutdown).
+    #[arg(long, default_value_t = 10)]
+    pub stats_interval: u64,
+    /// Events in flight at most (read but not yet done): the back-pressure bound.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_in_flight: u32,
+    /// How long a graceful shutdown waits for in-flight events, in seconds.
+    #[arg(long, default_value_t = 10)]
+    pub drain_timeout_secs: u64,
+}
+
+impl RuntimeArgs {
+    pub fn restart_limits(&self) -> RestartLimits {
+        RestartLimits {
+            initial_backoff: Duration::from_millis(self.restart_backoff_ms),
+            max_backoff: Duration::from_millis(self.restart_backoff_max_ms.max(self.restart_backoff_ms)),
+            max_restarts: self.max_restarts,
+            window: Duration::from_secs(self.restart_window_secs),
+        }
+    }
+
+    pub fn fault_plan(&self) -> FaultPlan {
+        FaultPlan { rate: self.crash_rate, target: self.crash_actor, mode: self.crash_mode, seed: self.seed }
+    }
+}
+
+/// Parses a probability in 0..=1 (used by `--crash-rate` and `--decline-rate`).
+pub fn probability(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        _ => Err(format!("{text:?} is not a probability: give a number from 0 to 1, like 0.05")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probabilities_are_checked() {
+        assert_eq!(probability("0.05"), Ok(0.05));
+        assert_eq!(probability("1"), Ok(1.0));
+        for bad in ["1.5", "-0.1", "NaN", "often"] {
+            assert!(probability(bad).unwrap_err().contains("not a probability"), "{bad}");
+        }
+    }
+}

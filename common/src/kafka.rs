@@ -1,0 +1,179 @@
+//! The Kafka side of a service: client settings, the startup check, topic creation,
+//! and a client context that turns librdkafka's chatter into readable log lines.
+//!
+//! Settings follow rust-rdkafka's `at_least_once.rs`: offsets are stored by hand
+//! once an event's effect is done (`enable.auto.offset.store=false`) and committed
+//! in the background; the producer is idempotent and waits for every replica.
+
+use crate::config::KafkaArgs;
+use log::{debug, info, warn};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::FutureProducer;
+use rdkafka::ClientContext;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Partitions of every topic we create.
+pub const PARTITIONS: i32 = 3;
+
+/// Broker trouble is logged at most this often.
+const COMPLAINT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Where to tell users to get a broker.
+const HOW_TO_START_A_BROKER: &str =
+    "start one with `./scripts/broker` (or `docker compose up -d`), or point --brokers / KAFKA_BROKERS at yours";
+
+/// The dead-letter topic of `topic`.
+pub fn dead_letter_topic(topic: &str) -> String {
+    format!("{topic}.dlq")
+}
+
+/// Receives librdkafka's logs and errors: broker trouble becomes one WARN line
+/// every few seconds at most (it retries on its own), the rest goes to debug.
+pub struct KafkaContext {
+    brokers: String,
+    last_complaint: Mutex<Option<Instant>>,
+}
+
+impl KafkaContext {
+    fn new(brokers: &str) -> Self {
+        KafkaContext { brokers: brokers.to_string(), last_complaint: Mutex::new(None) }
+    }
+
+    fn complain(&self, what: &str) {
+        let mut last = self.last_complaint.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_some_and(|at| at.elapsed() < COMPLAINT_INTERVAL) {
+            debug!(target: "kafka", "{what}");
+            return;
+        }
+        *last = Some(Instant::now());
+        warn!(target: "kafka", "Kafka broker at {} is unreachable or failing: {what} (retrying)", self.brokers);
+    }
+}
+
+impl ClientContext for KafkaContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error
+            | RDKafkaLogLevel::Warning => self.complain(&format!("{facility}: {message}")),
+            _ => debug!(target: "librdkafka", "{facility}: {message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.complain(&format!("{error}: {reason}"));
+    }
+}
+
+impl ConsumerContext for KafkaContext {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(partitions) => {
+                let list: Vec<String> =
+                    partitions.elements().iter().map(|e| format!("{}[{}]", e.topic(), e.partition())).collect();
+                info!(target: "kafka", "partitions assigned: {}", list.join(" "));
+            }
+            Rebalance::Revoke(partitions) => {
+                info!(target: "kafka", "{} partitions revoked", partitions.count());
+            }
+            Rebalance::Error(e) => self.complain(&format!("rebalance failed: {e}")),
+        }
+    }
+}
+
+fn base_config(kafka: &KafkaArgs, service: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", &kafka.brokers).set("client.id", service);
+    config
+}
+
+fn create<T: rdkafka::config::FromClientConfigAndContext<KafkaContext>>(
+    config: &ClientConfig,
+    kafka: &KafkaArgs,
+) -> Result<T, String> {
+    config
+        .create_with_context(KafkaContext::new(&kafka.brokers))
+        .map_err(|e| format!("invalid Kafka client settings: {e}"))
+}
+
+/// The idempotent producer every service publishes with.
+pub fn producer(kafka: &KafkaArgs, service: &str) -> Result<FutureProducer<KafkaContext>, String> {
+    let mut config = base_config(kafka, service);
+    config
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        // librdkafka retries a delivery on its own this long; then we retry it.
+        .set("message.timeout.ms", "300000");
+    create(&config, kafka)
+}
+
+/// A consumer in `group` subscribed to `topic`, storing offsets only when told.
+pub fn consumer(kafka: &KafkaArgs, service: &str, group: &str, topic: &str) -> Result<Arc<StreamConsumer<KafkaContext>>, String> {
+    let mut config = base_config(kafka, service);
+    config
+        .set("group.id", group)
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "1000")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.wait.max.ms", kafka.fetch_wait_ms.to_string())
+        // a killed member's partitions move on after 10 s instead of 45
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "1000");
+    let consumer: StreamConsumer<KafkaContext> = create(&config, kafka)?;
+    rdkafka::consumer::Consumer::subscribe(&consumer, &[topic])
+        .map_err(|e| format!("cannot subscribe to {topic}: {e}"))?;
+    Ok(Arc::new(consumer))
+}
+
+/// Waits for the broker (at most `--broker-wait-secs`), then creates the `topics`
+/// that are missing. The error names the address and how to get a broker.
+pub async fn prepare(kafka: &KafkaArgs, service: &str, topics: &[String]) -> Result<(), String> {
+    let admin: Arc<AdminClient<KafkaContext>> = Arc::new(create(&base_config(kafka, service), kafka)?);
+    wait_for_broker(&admin, kafka).await?;
+    let new_topics: Vec<NewTopic> =
+        topics.iter().map(|t| NewTopic::new(t, PARTITIONS, TopicReplication::Fixed(1))).collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let results = admin
+        .create_topics(&new_topics, &options)
+        .await
+        .map_err(|e| format!("cannot create topics {topics:?} on {}: {e}", kafka.brokers))?;
+    for result in results {
+        match result {
+            Ok(topic) => info!(target: "kafka", "created topic {topic} ({PARTITIONS} partitions)"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => return Err(format!("cannot create topic {topic} on {}: {code}", kafka.brokers)),
+        }
+    }
+    Ok(())
+}
+
+async fn wait_for_broker(admin: &Arc<AdminClient<KafkaContext>>, kafka: &KafkaArgs) -> Result<(), String> {
+    let attempt = match kafka.broker_wait() {
+        Some(limit) => limit,
+        None => Duration::from_secs(5),
+    };
+    loop {
+        let client = admin.clone();
+        let metadata = actix_rt::task::spawn_blocking(move || client.inner().fetch_metadata(None, attempt).map(|_| ()))
+            .await
+            .map_err(|e| format!("broker check failed: {e}"))?;
+        match metadata {
+            Ok(()) => return Ok(()),
+            Err(e) if kafka.broker_wait().is_some() => {
+                return Err(format!(
+                    "cannot reach the Kafka broker at {} within {} s ({e}): {HOW_TO_START_A_BROKER}",
+                    kafka.brokers, kafka.broker_wait_secs
+                ))
+            }
+            Err(e) => warn!(target: "kafka", "still waiting for the Kafka broker at {} ({e})", kafka.brokers),
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! The shared actor kit of the order pipeline.
+//!
+//! Every service is the same shape: a source actor (a Kafka consumer, or
+//! order-service's generator) hands each event to the service's domain actor,
+//! which hands its result to a producer actor; whoever finishes an event tells
+//! the source, which then stores the offset. Every actor runs under
+//! [`supervisor::Supervised`], which restarts it after a panic or an error.
+//!
+//! Read in this order: [`event`], [`messages`], [`consumer`], [`producer`],
+//! [`supervisor`] (with [`restart_policy`] and [`fault`]), [`service`].
+
+pub mod config;
+pub mod consumer;
+pub mod event;
+pub mod fault;
+pub mod in_flight;
+pub mod kafka;
+pub mod logging;
+pub mod messages;
+pub mod offsets;
+pub mod producer;
+pub mod restart_policy;
+pub mod service;
+pub mod shutdown;
+pub mod stats;
+pub mod supervisor;

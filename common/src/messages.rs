@@ -1,0 +1,76 @@
+//! The typed actix messages that carry one event through a service.
+//!
+//! source (consumer or generator) --[`Process`]--> domain actor --[`Publish`]--> producer
+//! and, once the effect is done, whoever finished it calls [`Ticket::complete`], which
+//! sends [`Completed`] back to the source, so it can store the offset.
+
+use crate::event::OrderEvent;
+use actix::{Message, Recipient};
+
+/// Where an event came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// A Kafka record, by partition and offset (the topic is the consumer's).
+    Record { partition: i32, offset: i64 },
+    /// An order made by order-service's generator.
+    Generated { order_id: u64 },
+}
+
+/// The source is told: this event's downstream effect is done.
+#[derive(Message, Clone, Copy, Debug)]
+#[rtype(result = "()")]
+pub struct Completed(pub Origin);
+
+/// Travels with an event: where it came from and whom to tell when it is done.
+#[derive(Clone, Debug)]
+pub struct Ticket {
+    pub origin: Origin,
+    source: Recipient<Completed>,
+}
+
+impl Ticket {
+    pub fn new(origin: Origin, source: Recipient<Completed>) -> Self {
+        Ticket { origin, source }
+    }
+
+    /// Tells the source the event is done.
+    pub fn complete(&self) {
+        self.source.do_send(Completed(self.origin));
+    }
+}
+
+/// An event for a domain actor to handle.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "()")]
+pub struct Process {
+    pub event: OrderEvent,
+    pub ticket: Ticket,
+}
+
+/// A record for the producer actor to publish; the ticket completes once the
+/// broker has acknowledged it.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "()")]
+pub struct Publish {
+    pub topic: String,
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+    pub headers: Vec<(&'static str, String)>,
+    pub ticket: Ticket,
+    /// Logged with the payload once the broker has it, e.g. "✅ Payment Event Sent".
+    pub announce: Option<&'static str>,
+}
+
+impl Publish {
+    /// An event, keyed by its order id.
+    pub fn event(topic: &str, event: &OrderEvent, ticket: Ticket, announce: &'static str) -> Self {
+        Publish {
+            topic: topic.to_string(),
+            key: Some(event.key().into_bytes()),
+            payload: event.encode(),
+            headers: Vec::new(),
+            ticket,
+            announce: Some(announce),
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! One service process: its actix system, its Kafka clients, and its lifecycle
+//! from startup checks to the graceful shutdown.
+//!
+//! A service's `main` parses its flags and calls [`run`] with a function that
+//! starts its actors; `run` does the rest:
+//!
+//! 1. logging, Ctrl-C handling, the broker check and topic creation;
+//! 2. the service's actors (started by the caller with [`Service`]'s helpers);
+//! 3. on shutdown: stop taking events, drain those in flight, commit offsets,
+//!    flush the producer, log the counters, and exit with the reason's code.
+
+use crate::config::{KafkaArgs, RuntimeArgs};
+use crate::consumer::{ConsumerActor, ConsumerSetup};
+use crate::event::Status;
+use crate::in_flight::InFlight;
+use crate::kafka::{self, KafkaContext};
+use crate::messages::{Process, Publish};
+use crate::producer::ProducerActor;
+use crate::shutdown::{Reason, Shutdown};
+use crate::stats::Stats;
+use crate::supervisor::{Supervised, Supervision, Worker};
+use actix::{Addr, Recipient};
+use log::{error, info, warn};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::producer::{FutureProducer, Producer};
+use std::future::Future;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a crash-looping service waits for in-flight events before exiting.
+const ESCALATION_DRAIN: Duration = Duration::from_secs(2);
+
+/// What a service's startup function gets: its settings and the actor kit.
+pub struct Service {
+    pub name: &'static str,
+    pub kafka: KafkaArgs,
+    pub runtime: RuntimeArgs,
+    pub supervision: Supervision,
+    pub in_flight: InFlight,
+    producer: Option<FutureProducer<KafkaContext>>,
+    consumer: Option<Arc<StreamConsumer<KafkaContext>>>,
+}
+
+/// Runs the service `name` until shutdown. `start` checks the broker, creates
+/// topics and starts the actors; its error ends the service with exit code 1.
+pub fn run<F, Fut>(name: &'static str, kafka: KafkaArgs, runtime: RuntimeArgs, start: F) -> ExitCode
+where
+    F: FnOnce(Service) -> Fut,
+    Fut: Future<Output = Result<Service, String>>,
+{
+    crate::logging::init(name);
+    let shutdown = Shutdown::default();
+    if let Err(e) = shutdown.trigger_on_ctrl_c() {
+        error!(target: "service", "cannot handle Ctrl-C: {e}");
+        return ExitCode::FAILURE;
+    }
+    let service = Service {
+        name,
+        supervision: Supervision {
+            limits: runtime.restart_limits(),
+            faults: runtime.fault_plan(),
+            stats: Arc::new(Stats::default()),
+            shutdown,
+        },
+        in_flight: InFlight::new(runtime.max_in_flight),
+        kafka,
+        runtime,
+        producer: None,
+        consumer: None,
+    };
+    actix::System::new().block_on(async move {
+        match start(service).await {
+            Ok(service) => service.serve().await,
+            Err(e) => {
+                error!(target: "service", "{e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+impl Service {
+    /// Waits for the broker and creates the topics this service uses.
+    pub async fn prepare_topics(&self, topics: &[String]) -> Result<(), String> {
+        kafka::prepare(&self.kafka, self.name, topics).await
+    }
+
+    /// Starts the producer actor (one Kafka producer for the whole service).
+    pub fn start_producer(&mut self) -> Result<Addr<Supervised<ProducerActor>>, String> {
+        let producer = kafka::producer(&self.kafka, self.name)?;
+        self.producer = Some(producer.clone());
+        Ok(self.supervise(ProducerActor::new(producer)))
+    }
+
+    /// Starts the consumer actor on `topic` in `group`, feeding `domain`.
+    pub fn start_consumer(
+        &mut self,
+        group: &str,
+        topic: &str,
+        accepted: &'static [Status],
+        domain: Recipient<Process>,
+        dead_letters: Recipient<Publish>,
+    ) -> Result<(), String> {
+        let client = kafka::consumer(&self.kafka, self.name, group, topic)?;
+        self.consumer = Some(client.clone());
+        let setup = ConsumerSetup {
+            client,
+            topic: topic.to_string(),
+            accepted,
+            domain,
+            dead_letters,
+            in_flight: self.in_flight.clone(),
+            service: self.name,
+        };
+        ConsumerActor::start(setup, &self.supervision);
+        Ok(())
+    }
+
+    /// Starts any worker under this service's supervision.
+    pub fn supervise<W: Worker>(&self, worker: W) -> Addr<Supervised<W>> {
+        Supervised::start(worker, &self.supervision)
+    }
+
+    async fn serve(self) -> ExitCode {
+        let stats = self.supervision.stats.clone();
+        if self.runtime.stats_interval > 0 {
+            let period = Duration::from_secs(self.runtime.stats_interval);
+            let stats = stats.clone();
+            actix_rt::spawn(async move {
+                let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+                loop {
+                    ticks.tick().await;
+                    info!(target: "stats", "📊 {}", stats.summary());
+                }
+            });
+        }
+        let reason = self.supervision.shutdown.triggered().await;
+        let drain = match &reason {
+            Reason::Interrupted => {
+                info!(target: "service", "interrupted: finishing the events in flight, then exiting");
+                Duration::from_secs(self.runtime.drain_timeout_secs)
+            }
+            Reason::Finished => Duration::from_secs(self.runtime.drain_timeout_secs),
+            Reason::Escalated(why) => {
+                error!(target: "service", "shutting down: {why}");
+                ESCALATION_DRAIN
+            }
+        };
+        if !self.in_flight.drained(drain).await {
+            warn!(
+                target: "service",
+                "{} events still in flight after {} s: not committed, they will be redelivered",
+                self.in_flight.count(),
+                drain.as_secs()
+            );
+        }
+        if let Some(consumer) = &self.consumer {
+            match consumer.commit_consumer_state(CommitMode::Sync) {
+                Ok(()) => info!(target: "service", "offsets committed"),
+                Err(rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
+                Err(e) => warn!(target: "service", "cannot commit offsets ({e}): the last events will be redelivered"),
+            }
+            consumer.unsubscribe();
+        }
+        if let Some(producer) = &self.producer {
+            if let Err(e) = producer.flush(Duration::from_secs(10)) {
+                warn!(target: "service", "cannot flush the producer: {e}");
+            }
+        }
+        info!(target: "stats", "📊 summary: {}", stats.summary());
+        if let Reason::Escalated(why) = &reason {
+            error!(target: "service", "exiting with failure: {why}");
+        }
+        reason.exit_code()
+    }
+}

@@ -1,0 +1,223 @@
+//! Supervision that really restarts, the way Erlang/OTP and kameo do it.
+//!
+//! Every actor of every service is a [`Worker`] run inside [`Supervised`], an actix
+//! actor under `actix::Supervisor`. actix restarts an actor only when it stops,
+//! never after a panic, and has no backoff or limit, so `Supervised` adds them:
+//!
+//! - a handler's error, or panic (caught with `catch_unwind`), stops the actor;
+//!   actix restarts it with its mailbox intact and [`Worker::reset`] clears what
+//!   the worker keeps for the event at hand;
+//! - after a backoff from the [`RestartPolicy`], the event that was being handled
+//!   is handed to the actor again before anything else in its mailbox;
+//! - a crash loop (more failures in a row than the policy allows) is escalated:
+//!   the service shuts down and exits non-zero, naming the actor and its error.
+//!
+//! The Kafka clients live outside the actors (behind `Arc`s), so a restart costs
+//! no reconnect and no consumer-group rebalance.
+
+use crate::fault::{Fault, FaultPlan, InjectedPanic, Role, INJECTED_PANIC};
+use crate::restart_policy::{RestartLimits, RestartPolicy, Verdict};
+use crate::shutdown::{Reason, Shutdown};
+use crate::stats::Stats;
+use actix::{Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, WrapFuture};
+use log::{error, warn};
+use rand::{rngs::SmallRng, SeedableRng};
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::{Arc, Once};
+use std::time::Instant;
+
+/// The logic of one actor; [`Supervised`] runs it.
+pub trait Worker: Sized + Unpin + 'static {
+    /// What the actor handles; every message it accepts converts into this.
+    type Input: Unpin + 'static;
+    /// The actor's name in log lines, e.g. "PaymentActor".
+    const NAME: &'static str;
+    /// Which `--crash-actor` choice hits this actor.
+    const ROLE: Role;
+
+    /// Handles one input. An `Err` (or a panic) is a crash: the actor restarts and
+    /// the same input is handed to it again, so the work must be safe to redo.
+    fn handle(&mut self, input: &Self::Input, ctx: &mut Context<Supervised<Self>>) -> Result<(), String>;
+
+    /// Names the input for crash lines, e.g. "order 1042".
+    fn describe(input: &Self::Input) -> String;
+
+    /// Called before each restart: drop state that the crash may have left
+    /// half-changed. State that must outlive crashes (idempotency ledgers) stays.
+    fn reset(&mut self) {}
+}
+
+/// What a service gives each actor it supervises.
+#[derive(Clone, Debug)]
+pub struct Supervision {
+    pub limits: RestartLimits,
+    pub faults: FaultPlan,
+    pub stats: Arc<Stats>,
+    pub shutdown: Shutdown,
+}
+
+/// A [`Worker`] under supervision: the actix actor that services address.
+pub struct Supervised<W: Worker> {
+    worker: W,
+    policy: RestartPolicy,
+    fault: Option<Fault>,
+    jitter: SmallRng,
+    /// The input that crashed the actor, handed to it again after the restart.
+    redelivery: Option<(W::Input, std::time::Duration)>,
+    /// Set once the actor crash-looped: it handles nothing more while the service stops.
+    escalated: bool,
+    stats: Arc<Stats>,
+    shutdown: Shutdown,
+}
+
+impl<W: Worker> Supervised<W> {
+    /// Starts `worker` as a supervised actor.
+    pub fn start(worker: W, supervision: &Supervision) -> Addr<Self> {
+        install_panic_hook();
+        let actor = Supervised {
+            worker,
+            policy: RestartPolicy::new(supervision.limits),
+            fault: supervision.faults.fault_for(W::ROLE),
+            jitter: SmallRng::from_entropy(),
+            redelivery: None,
+            escalated: false,
+            stats: supervision.stats.clone(),
+            shutdown: supervision.shutdown.clone(),
+        };
+        actix::Supervisor::start(move |_| actor)
+    }
+
+    /// The worker, for futures it spawned on the actor's context.
+    pub fn worker(&mut self) -> &mut W {
+        &mut self.worker
+    }
+
+    fn run(&mut self, input: W::Input, ctx: &mut Context<Self>) {
+        if self.escalated {
+            return; // the service is shutting down; the event stays uncommitted
+        }
+        let (worker, fault) = (&mut self.worker, &mut self.fault);
+        let outcome = catch_panic(|| {
+            if let Some(fault) = fault {
+                fault.strike()?;
+            }
+            worker.handle(&input, ctx)
+        });
+        match outcome {
+            Ok(()) => self.policy.record_success(),
+            Err(cause) => self.crashed(input, cause, ctx),
+        }
+    }
+
+    fn crashed(&mut self, input: W::Input, cause: String, ctx: &mut Context<Self>) {
+        self.stats.crashed(W::NAME);
+        let what = W::describe(&input);
+        match self.policy.record_failure(Instant::now(), &mut self.jitter) {
+            Verdict::Restart { restart, backoff } => {
+                warn!(
+                    target: W::NAME,
+                    "{} crashed ({cause}) while handling {what}; restart {restart} in {} ms",
+                    W::NAME,
+                    backoff.as_millis()
+                );
+                self.stats.restarted();
+                self.redelivery = Some((input, backoff));
+                ctx.stop(); // actix::Supervisor restarts us: see `restarting`, `started`
+            }
+            Verdict::Escalate { failures, within } => {
+                let why = format!(
+                    "{} is crash-looping: {failures} crashes in {:.1} s with no event handled in between; \
+                     last error: {cause} while handling {what}",
+                    W::NAME,
+                    within.as_secs_f64()
+                );
+                error!(target: W::NAME, "{why}; shutting the service down");
+                self.escalated = true;
+                self.shutdown.trigger(Reason::Escalated(why));
+            }
+        }
+    }
+}
+
+impl<W: Worker> Actor for Supervised<W> {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // After a restart: wait out the backoff, then redeliver the crashed input.
+        // `wait` holds back the mailbox meanwhile, so the input keeps its place.
+        if let Some((input, backoff)) = self.redelivery.take() {
+            ctx.wait(actix::clock::sleep(backoff).into_actor(self).map(move |(), act, ctx| {
+                act.stats.redelivered();
+                act.run(input, ctx);
+            }));
+        }
+    }
+}
+
+impl<W: Worker> actix::Supervised for Supervised<W> {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        self.worker.reset();
+    }
+}
+
+impl<W, M> Handler<M> for Supervised<W>
+where
+    W: Worker,
+    M: Message<Result = ()> + Into<W::Input> + 'static,
+{
+    type Result = ();
+
+    fn handle(&mut self, message: M, ctx: &mut Context<Self>) {
+        self.run(message.into(), ctx);
+    }
+}
+
+thread_local! {
+    /// True while a supervised handler runs on this thread: its panics are ours to report.
+    static IN_HANDLER: Cell<bool> = const { Cell::new(false) };
+    static PANIC_CAUSE: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Runs `f`, turning a panic into an `Err` with the panic's message and place.
+fn catch_panic(f: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+    IN_HANDLER.with(|flag| flag.set(true));
+    let outcome = panic::catch_unwind(AssertUnwindSafe(f));
+    IN_HANDLER.with(|flag| flag.set(false));
+    outcome.unwrap_or_else(|_| {
+        Err(PANIC_CAUSE.with(|cause| cause.borrow_mut().take()).unwrap_or_else(|| "panic".into()))
+    })
+}
+
+/// Panics inside supervised handlers are recorded for the crash line instead of
+/// printed; every other panic still goes to the default hook.
+fn install_panic_hook() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let default_hook = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if IN_HANDLER.with(Cell::get) {
+                let cause = panic_cause(info.payload(), info.location());
+                PANIC_CAUSE.with(|slot| *slot.borrow_mut() = Some(cause));
+            } else {
+                default_hook(info);
+            }
+        }));
+    });
+}
+
+fn panic_cause(payload: &(dyn Any + Send), location: Option<&panic::Location>) -> String {
+    if payload.is::<InjectedPanic>() {
+        return INJECTED_PANIC.to_string();
+    }
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-text payload".into());
+    match location {
+        Some(at) => format!("panic at {}:{}: {message}", at.file(), at.line()),
+        None => format!("panic: {message}"),
+    }
+}
