@@ -71,7 +71,10 @@ pub struct ConsumerSetup {
 
 impl ConsumerActor {
     /// Starts the actor under supervision, and the task that feeds it records.
-    pub fn start(setup: ConsumerSetup, supervision: &Supervision) -> Addr<Supervised<ConsumerActor>> {
+    pub fn start(
+        setup: ConsumerSetup,
+        supervision: &Supervision,
+    ) -> Addr<Supervised<ConsumerActor>> {
         let actor = ConsumerActor {
             client: setup.client.clone(),
             topic: setup.topic,
@@ -84,7 +87,12 @@ impl ConsumerActor {
             service: setup.service,
         };
         let addr = Supervised::start(actor, supervision);
-        actix_rt::spawn(poll_records(setup.client, addr.clone(), setup.in_flight, supervision.shutdown.clone()));
+        actix_rt::spawn(poll_records(
+            setup.client,
+            addr.clone(),
+            setup.in_flight,
+            supervision.shutdown.clone(),
+        ));
         addr
     }
 
@@ -142,7 +150,11 @@ impl Worker for ConsumerActor {
     const NAME: &'static str = "ConsumerActor";
     const ROLE: Role = Role::Consumer;
 
-    fn handle(&mut self, input: &ConsumerInput, ctx: &mut Context<Supervised<Self>>) -> Result<(), String> {
+    fn handle(
+        &mut self,
+        input: &ConsumerInput,
+        ctx: &mut Context<Supervised<Self>>,
+    ) -> Result<(), String> {
         match input {
             ConsumerInput::Received(message) => self.received(message, ctx.address().recipient()),
             ConsumerInput::Completed(origin) => self.completed(*origin),

@@ -16,12 +16,19 @@ pub struct InFlight {
 
 impl InFlight {
     pub fn new(capacity: u32) -> Self {
-        InFlight { slots: Arc::new(Semaphore::new(capacity as usize)), capacity }
+        InFlight {
+            slots: Arc::new(Semaphore::new(capacity as usize)),
+            capacity,
+        }
     }
 
     /// Waits for a free slot and takes it.
     pub async fn reserve(&self) {
-        self.slots.acquire().await.expect("the in-flight semaphore is never closed").forget();
+        self.slots
+            .acquire()
+            .await
+            .expect("the in-flight semaphore is never closed")
+            .forget();
     }
 
     /// Frees the slot of an event that is done.

@@ -40,11 +40,17 @@ pub struct KafkaContext {
 
 impl KafkaContext {
     fn new(brokers: &str) -> Self {
-        KafkaContext { brokers: brokers.to_string(), last_complaint: Mutex::new(None) }
+        KafkaContext {
+            brokers: brokers.to_string(),
+            last_complaint: Mutex::new(None),
+        }
     }
 
     fn complain(&self, what: &str) {
-        let mut last = self.last_complaint.lock().unwrap_or_else(|p| p.into_inner());
+        let mut last = self
+            .last_complaint
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if last.is_some_and(|at| at.elapsed() < COMPLAINT_INTERVAL) {
             debug!(target: "kafka", "{what}");
             return;
@@ -75,8 +81,11 @@ impl ConsumerContext for KafkaContext {
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(partitions) => {
-                let list: Vec<String> =
-                    partitions.elements().iter().map(|e| format!("{}[{}]", e.topic(), e.partition())).collect();
+                let list: Vec<String> = partitions
+                    .elements()
+                    .iter()
+                    .map(|e| format!("{}[{}]", e.topic(), e.partition()))
+                    .collect();
                 info!(target: "kafka", "partitions assigned: {}", list.join(" "));
             }
             Rebalance::Revoke(partitions) => {
@@ -89,7 +98,9 @@ impl ConsumerContext for KafkaContext {
 
 fn base_config(kafka: &KafkaArgs, service: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", &kafka.brokers).set("client.id", service);
+    config
+        .set("bootstrap.servers", &kafka.brokers)
+        .set("client.id", service);
     config
 }
 
@@ -115,7 +126,12 @@ pub fn producer(kafka: &KafkaArgs, service: &str) -> Result<FutureProducer<Kafka
 }
 
 /// A consumer in `group` subscribed to `topic`, storing offsets only when told.
-pub fn consumer(kafka: &KafkaArgs, service: &str, group: &str, topic: &str) -> Result<Arc<StreamConsumer<KafkaContext>>, String> {
+pub fn consumer(
+    kafka: &KafkaArgs,
+    service: &str,
+    group: &str,
+    topic: &str,
+) -> Result<Arc<StreamConsumer<KafkaContext>>, String> {
     let mut config = base_config(kafka, service);
     config
         .set("group.id", group)
@@ -136,10 +152,13 @@ pub fn consumer(kafka: &KafkaArgs, service: &str, group: &str, topic: &str) -> R
 /// Waits for the broker (at most `--broker-wait-secs`), then creates the `topics`
 /// that are missing. The error names the address and how to get a broker.
 pub async fn prepare(kafka: &KafkaArgs, service: &str, topics: &[String]) -> Result<(), String> {
-    let admin: Arc<AdminClient<KafkaContext>> = Arc::new(create(&base_config(kafka, service), kafka)?);
+    let admin: Arc<AdminClient<KafkaContext>> =
+        Arc::new(create(&base_config(kafka, service), kafka)?);
     wait_for_broker(&admin, kafka).await?;
-    let new_topics: Vec<NewTopic> =
-        topics.iter().map(|t| NewTopic::new(t, PARTITIONS, TopicReplication::Fixed(1))).collect();
+    let new_topics: Vec<NewTopic> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, PARTITIONS, TopicReplication::Fixed(1)))
+        .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let results = admin
         .create_topics(&new_topics, &options)
@@ -149,31 +168,41 @@ pub async fn prepare(kafka: &KafkaArgs, service: &str, topics: &[String]) -> Res
         match result {
             Ok(topic) => info!(target: "kafka", "created topic {topic} ({PARTITIONS} partitions)"),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((topic, code)) => return Err(format!("cannot create topic {topic} on {}: {code}", kafka.brokers)),
+            Err((topic, code)) => {
+                return Err(format!(
+                    "cannot create topic {topic} on {}: {code}",
+                    kafka.brokers
+                ))
+            }
         }
     }
     Ok(())
 }
 
-async fn wait_for_broker(admin: &Arc<AdminClient<KafkaContext>>, kafka: &KafkaArgs) -> Result<(), String> {
+async fn wait_for_broker(
+    admin: &Arc<AdminClient<KafkaContext>>,
+    kafka: &KafkaArgs,
+) -> Result<(), String> {
     let attempt = match kafka.broker_wait() {
         Some(limit) => limit,
         None => Duration::from_secs(5),
     };
     loop {
         let client = admin.clone();
-        let metadata = actix_rt::task::spawn_blocking(move || client.inner().fetch_metadata(None, attempt).map(|_| ()))
-            .await
-            .map_err(|e| format!("broker check failed: {e}"))?;
+        let metadata = actix_rt::task::spawn_blocking(move || {
+            client.inner().fetch_metadata(None, attempt).map(|_| ())
+        })
+        .await
+        .map_err(|e| format!("broker check failed: {e}"))?;
         match metadata {
             Ok(()) => return Ok(()),
-            Err(e) if kafka.broker_wait().is_some() => {
-                return Err(format!(
-                    "cannot reach the Kafka broker at {} within {} s ({e}): {HOW_TO_START_A_BROKER}",
-                    kafka.brokers, kafka.broker_wait_secs
-                ))
+            Err(e) if kafka.broker_wait().is_some() => return Err(format!(
+                "cannot reach the Kafka broker at {} within {} s ({e}): {HOW_TO_START_A_BROKER}",
+                kafka.brokers, kafka.broker_wait_secs
+            )),
+            Err(e) => {
+                warn!(target: "kafka", "still waiting for the Kafka broker at {} ({e})", kafka.brokers)
             }
-            Err(e) => warn!(target: "kafka", "still waiting for the Kafka broker at {} ({e})", kafka.brokers),
         }
     }
 }

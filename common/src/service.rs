@@ -128,7 +128,8 @@ impl Service {
             let period = Duration::from_secs(self.runtime.stats_interval);
             let stats = stats.clone();
             actix_rt::spawn(async move {
-                let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+                let mut ticks =
+                    tokio::time::interval_at(tokio::time::Instant::now() + period, period);
                 loop {
                     ticks.tick().await;
                     info!(target: "stats", "📊 {}", stats.summary());
@@ -158,8 +159,12 @@ impl Service {
         if let Some(consumer) = &self.consumer {
             match consumer.commit_consumer_state(CommitMode::Sync) {
                 Ok(()) => info!(target: "service", "offsets committed"),
-                Err(rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
-                Err(e) => warn!(target: "service", "cannot commit offsets ({e}): the last events will be redelivered"),
+                Err(rdkafka::error::KafkaError::ConsumerCommit(
+                    rdkafka::types::RDKafkaErrorCode::NoOffset,
+                )) => {}
+                Err(e) => {
+                    warn!(target: "service", "cannot commit offsets ({e}): the last events will be redelivered")
+                }
             }
             consumer.unsubscribe();
         }

@@ -1,1 +1,79 @@
-fn main() {}
+//! order-service: creates orders and publishes `order_created` events to `order_topic`.
+//!
+//! drive --Tick--> OrderGenerator --Process--> OrderActor --Publish--> ProducerActor --Completed--> OrderGenerator
+
+mod generator;
+mod orders;
+
+use clap::Parser;
+use common::config::{KafkaArgs, RuntimeArgs};
+use common::fault::Role;
+use generator::{GeneratorSetup, OrderGenerator};
+use orders::OrderActor;
+use std::process::ExitCode;
+
+/// Creates orders and publishes them to order_topic.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    /// The first order id; each order gets the next.
+    #[arg(long, default_value_t = 1001)]
+    start_id: u64,
+    /// Orders per second (0 = as fast as the broker takes them).
+    #[arg(long, default_value_t = 1.0, value_parser = rate)]
+    rate: f64,
+    /// Stop after this many orders are acknowledged by the broker (default: run until Ctrl-C).
+    #[arg(long)]
+    count: Option<u64>,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+}
+
+fn rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(r) if r.is_finite() && r >= 0.0 => Ok(r),
+        _ => Err(format!(
+            "{text:?} is not a rate: give orders per second, like 1 or 500 (0 = unlimited)"
+        )),
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    args.runtime.check_crash_actor(Role::Generator);
+    let kafka = args.kafka.clone();
+    common::service::run(
+        "order-service",
+        kafka,
+        args.runtime.clone(),
+        |mut service| async move {
+            service
+                .prepare_topics(&[args.kafka.order_topic.clone()])
+                .await?;
+            let producer = service.start_producer()?;
+            let orders = service.supervise(OrderActor::new(
+                &args.kafka.order_topic,
+                producer.recipient(),
+            ));
+            let generator = service.supervise(OrderGenerator::new(GeneratorSetup {
+                start_id: args.start_id,
+                seed: args.runtime.seed,
+                count: args.count,
+                orders: orders.recipient(),
+                in_flight: service.in_flight.clone(),
+                stats: service.supervision.stats.clone(),
+                shutdown: service.supervision.shutdown.clone(),
+            }));
+            let (in_flight, shutdown) = (
+                service.in_flight.clone(),
+                service.supervision.shutdown.clone(),
+            );
+            actix_rt::spawn(generator::drive(
+                generator, args.rate, args.count, in_flight, shutdown,
+            ));
+            Ok(service)
+        },
+    )
+}

@@ -1,0 +1,168 @@
+//! The order generator: makes up orders like the original demo, at `--rate` per
+//! second, and counts those the broker has acknowledged.
+//!
+//! A small pacing task (`drive`) sends the actor a `Tick` per order, after taking
+//! an in-flight slot; the actor turns each tick into an order (incrementing id,
+//! random user and amount) for the order actor, and frees the slot once the
+//! order is on `order_topic`. With `--count N`, the service finishes after N acks.
+
+use actix::{Addr, AsyncContext, Context, Message, Recipient};
+use common::event::{OrderEvent, Status};
+use common::fault::Role;
+use common::in_flight::InFlight;
+use common::messages::{Completed, Origin, Process, Ticket};
+use common::shutdown::{Reason, Shutdown};
+use common::stats::Stats;
+use common::supervisor::{Supervised, Worker};
+use log::info;
+use rand::{rngs::SmallRng, Rng, SeedableRng};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Time to make the next order.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Tick;
+
+pub enum GeneratorInput {
+    Tick,
+    Acknowledged(Origin),
+}
+
+impl From<Tick> for GeneratorInput {
+    fn from(_: Tick) -> Self {
+        GeneratorInput::Tick
+    }
+}
+
+impl From<Completed> for GeneratorInput {
+    fn from(Completed(origin): Completed) -> Self {
+        GeneratorInput::Acknowledged(origin)
+    }
+}
+
+pub struct OrderGenerator {
+    next_order_id: u64,
+    rng: SmallRng,
+    orders: Recipient<Process>,
+    acknowledged: u64,
+    count: Option<u64>,
+    in_flight: InFlight,
+    stats: Arc<Stats>,
+    shutdown: Shutdown,
+}
+
+/// How to build an [`OrderGenerator`].
+pub struct GeneratorSetup {
+    pub start_id: u64,
+    pub seed: u64,
+    pub count: Option<u64>,
+    pub orders: Recipient<Process>,
+    pub in_flight: InFlight,
+    pub stats: Arc<Stats>,
+    pub shutdown: Shutdown,
+}
+
+impl OrderGenerator {
+    pub fn new(setup: GeneratorSetup) -> Self {
+        OrderGenerator {
+            next_order_id: setup.start_id,
+            rng: SmallRng::seed_from_u64(setup.seed),
+            orders: setup.orders,
+            acknowledged: 0,
+            count: setup.count,
+            in_flight: setup.in_flight,
+            stats: setup.stats,
+            shutdown: setup.shutdown,
+        }
+    }
+
+    fn new_order(&mut self) -> OrderEvent {
+        let order_id = self.next_order_id;
+        self.next_order_id += 1;
+        let cents: u32 = self.rng.gen_range(100..=50_000);
+        OrderEvent {
+            order_id,
+            user_id: self.rng.gen_range(1..=100),
+            amount: f64::from(cents) / 100.0,
+            status: Status::Created,
+            reason: None,
+            created_at_ms: Some(now_ms()),
+        }
+    }
+}
+
+impl Worker for OrderGenerator {
+    type Input = GeneratorInput;
+    const NAME: &'static str = "OrderGenerator";
+    const ROLE: Role = Role::Generator;
+
+    fn handle(
+        &mut self,
+        input: &GeneratorInput,
+        ctx: &mut Context<Supervised<Self>>,
+    ) -> Result<(), String> {
+        match input {
+            GeneratorInput::Tick => {
+                let event = self.new_order();
+                let origin = Origin::Generated {
+                    order_id: event.order_id,
+                };
+                let ticket = Ticket::new(origin, ctx.address().recipient());
+                self.orders.do_send(Process { event, ticket });
+            }
+            GeneratorInput::Acknowledged(_) => {
+                self.acknowledged += 1;
+                self.stats.processed();
+                self.in_flight.release();
+                if self.count == Some(self.acknowledged) {
+                    info!(target: Self::NAME, "all {} orders are acknowledged by the broker", self.acknowledged);
+                    self.shutdown.trigger(Reason::Finished);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn describe(input: &GeneratorInput) -> String {
+        match input {
+            GeneratorInput::Tick => "a tick".to_string(),
+            GeneratorInput::Acknowledged(origin) => format!("the acknowledgement of {origin:?}"),
+        }
+    }
+}
+
+/// Paces the generator: `rate` orders per second (0 = as fast as the in-flight
+/// bound allows), `count` in all if given, until shutdown.
+pub async fn drive(
+    generator: Addr<Supervised<OrderGenerator>>,
+    rate: f64,
+    count: Option<u64>,
+    in_flight: InFlight,
+    shutdown: Shutdown,
+) {
+    let mut pace = (rate > 0.0).then(|| tokio::time::interval(Duration::from_secs_f64(1.0 / rate)));
+    let mut issued = 0;
+    while count.is_none_or(|n| issued < n) {
+        tokio::select! {
+            biased;
+            _ = shutdown.triggered() => return,
+            () = in_flight.reserve() => {}
+        }
+        if let Some(pace) = &mut pace {
+            tokio::select! {
+                biased;
+                _ = shutdown.triggered() => return in_flight.release(),
+                _ = pace.tick() => {}
+            }
+        }
+        generator.do_send(Tick);
+        issued += 1;
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
