@@ -196,10 +196,12 @@ async fn wait_for_broker(
         .map_err(|e| format!("broker check failed: {e}"))?;
         match metadata {
             Ok(()) => return Ok(()),
-            Err(e) if kafka.broker_wait().is_some() => return Err(format!(
+            Err(e) if kafka.broker_wait().is_some() => {
+                return Err(format!(
                 "cannot reach the Kafka broker at {} within {} s ({e}): {HOW_TO_START_A_BROKER}",
                 kafka.brokers, kafka.broker_wait_secs
-            )),
+            ))
+            }
             Err(e) => {
                 warn!(target: "kafka", "still waiting for the Kafka broker at {} ({e})", kafka.brokers)
             }

@@ -25,6 +25,8 @@ impl OffsetTracker {
         let p = self.partitions.entry(partition).or_default();
         p.pending.insert(offset);
         p.highest_begun = p.highest_begun.max(Some(offset));
+        // Everything before the first event we read is not ours to store.
+        p.stored = p.stored.or(Some(offset - 1));
     }
 
     /// An event is done. Returns `None` if it was not pending (already done, or its

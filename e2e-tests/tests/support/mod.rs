@@ -1,0 +1,323 @@
+//! What the end-to-end tests share: a real broker on a free port, the real
+//! service binaries, and the log lines they print.
+//!
+//! Nothing here sleeps in place of an event: tests wait for log lines (with a
+//! condition variable) and for process exits, each with a deadline that fails
+//! the test loudly.
+#![allow(dead_code)] // each test binary uses its own part of this kit
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// The workspace root (this crate sits one level below it).
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("e2e-tests is in the workspace")
+        .to_path_buf()
+}
+
+/// A Tansu broker on a free port of 127.0.0.1, with durable sqlite storage in a
+/// fresh temporary folder. Killed on drop.
+pub struct Broker {
+    pub address: String,
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Broker {
+    pub fn start() -> Broker {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("pipeline-e2e-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("cannot create a temporary folder for the broker");
+        let mut broker = Broker {
+            address: format!("127.0.0.1:{port}"),
+            port,
+            dir,
+            child: None,
+        };
+        broker.restart();
+        broker
+    }
+
+    /// Starts the broker again on the same port and storage (after `stop`).
+    pub fn restart(&mut self) {
+        let tansu = std::env::var_os("TANSU_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace().join(".tools/bin/tansu"));
+        assert!(
+            tansu.exists(),
+            "the Tansu broker is not installed at {}: run ./scripts/install-tansu (./scripts/test does it)",
+            tansu.display()
+        );
+        let log = std::fs::File::create(self.dir.join("tansu.log"))
+            .expect("cannot create the broker log");
+        let url = format!("tcp://{}", self.address);
+        let mut child = Command::new(&tansu)
+            .current_dir(&self.dir) // the sqlite path is relative to it
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", tansu.display()));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("the broker exited at start ({status}):\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the broker did not listen within 30 s:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20)); // polling a port: no event to wait on
+        }
+        self.child = Some(child);
+    }
+
+    /// Kills the broker (as an outage would); its storage stays.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("tansu.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("no free port on 127.0.0.1")
+        .port()
+}
+
+/// The log lines of a running service, shared with the thread that reads them.
+#[derive(Default)]
+struct Output {
+    lines: Mutex<(Vec<String>, bool)>, // (lines so far, process closed its output)
+    changed: Condvar,
+}
+
+/// One of the service binaries, running, with its output captured. Killed on drop.
+pub struct Service {
+    pub name: String,
+    child: Child,
+    output: Arc<Output>,
+}
+
+impl Service {
+    /// Starts `name` (a binary of this workspace) against `broker` with `args`.
+    pub fn start(name: &str, broker: &Broker, args: &[&str]) -> Service {
+        Service::start_at(name, &broker.address, args)
+    }
+
+    /// Starts `name` against the broker `address`, which may not exist.
+    pub fn start_at(name: &str, address: &str, args: &[&str]) -> Service {
+        let binary = workspace().join("target/debug").join(name);
+        assert!(
+            binary.exists(),
+            "{} is not built: run `cargo build --workspace --bins` first (./scripts/test does it)",
+            binary.display()
+        );
+        let mut child = Command::new(&binary)
+            .args(["--brokers", address, "--stats-interval", "0"])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .env("RUST_BACKTRACE", "0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        let output = Arc::new(Output::default());
+        let readers = [
+            read_lines(
+                Box::new(child.stdout.take().expect("piped")),
+                output.clone(),
+            ),
+            read_lines(
+                Box::new(child.stderr.take().expect("piped")),
+                output.clone(),
+            ),
+        ];
+        let closer = output.clone();
+        std::thread::spawn(move || {
+            for reader in readers {
+                let _ = reader.join();
+            }
+            closer.lines.lock().unwrap().1 = true;
+            closer.changed.notify_all();
+        });
+        Service {
+            name: name.to_string(),
+            child,
+            output,
+        }
+    }
+
+    /// Every line printed so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.output.lines.lock().unwrap().0.clone()
+    }
+
+    /// Waits until `done` holds for the lines printed so far; panics after `timeout`
+    /// or if the process ends first, showing the last lines.
+    pub fn wait_until(&self, what: &str, timeout: Duration, done: impl Fn(&[String]) -> bool) {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.output.lines.lock().unwrap();
+        while !done(&state.0) {
+            let now = Instant::now();
+            if state.1 || now >= deadline {
+                let why = if state.1 { "exited" } else { "timed out" };
+                panic!(
+                    "{} {why} before {what}; its last lines:\n{}",
+                    self.name,
+                    tail(&state.0)
+                );
+            }
+            state = self
+                .output
+                .changed
+                .wait_timeout(state, deadline - now)
+                .unwrap()
+                .0;
+        }
+    }
+
+    /// Sends SIGINT (Ctrl-C).
+    pub fn interrupt(&self) {
+        signal(&self.child, nix::sys::signal::Signal::SIGINT);
+    }
+
+    /// Sends SIGKILL and reaps the process.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits for the process to exit (its output closes), at most `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        self.wait_until_closed(timeout);
+        self.child.wait().expect("cannot reap the service")
+    }
+
+    fn wait_until_closed(&self, timeout: Duration) {
+        let state = self.output.lines.lock().unwrap();
+        let (state, result) = self
+            .output
+            .changed
+            .wait_timeout_while(state, timeout, |(_, closed)| !*closed)
+            .unwrap();
+        assert!(
+            !result.timed_out(),
+            "{} did not exit within {timeout:?}; its last lines:\n{}",
+            self.name,
+            tail(&state.0)
+        );
+    }
+
+    /// Interrupts the service and asserts it exits 0 within `timeout`.
+    pub fn stop_gracefully(&mut self, timeout: Duration) {
+        self.interrupt();
+        let status = self.wait_exit(timeout);
+        assert!(
+            status.success(),
+            "{} exited with {status} after Ctrl-C:\n{}",
+            self.name,
+            tail(&self.lines())
+        );
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn read_lines(reader: Box<dyn Read + Send>, output: Arc<Output>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        for line in BufReader::new(reader).lines() {
+            let Ok(line) = line else { break };
+            output.lines.lock().unwrap().0.push(line);
+            output.changed.notify_all();
+        }
+    })
+}
+
+fn signal(child: &Child, signal: nix::sys::signal::Signal) {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, signal).expect("cannot signal the service");
+}
+
+fn tail(lines: &[String]) -> String {
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// How many times each order id appears in lines containing `marker` followed by
+/// the id (e.g. "Payment Successful for Order ").
+pub fn count_orders(lines: &[String], marker: &str) -> BTreeMap<u64, usize> {
+    let mut counts = BTreeMap::new();
+    for line in lines {
+        if let Some(rest) = line.split(marker).nth(1) {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            if let Ok(id) = digits.parse() {
+                *counts.entry(id).or_default() += 1;
+            }
+        }
+    }
+    counts
+}
+
+/// The marker of a successful notification.
+pub const NOTIFIED: &str = "✅ Payment Successful for Order ";
+
+/// Lines logged at ERROR level.
+pub fn errors(lines: &[String]) -> Vec<&String> {
+    lines.iter().filter(|l| l.contains(" ERROR ")).collect()
+}
+
+/// Asserts every order in `ids` appears exactly once in `counts`, and nothing else.
+pub fn assert_exactly_once(
+    counts: &BTreeMap<u64, usize>,
+    ids: std::ops::RangeInclusive<u64>,
+    what: &str,
+) {
+    let missing: Vec<u64> = ids.clone().filter(|id| !counts.contains_key(id)).collect();
+    let repeated: Vec<(&u64, &usize)> = counts.iter().filter(|(_, &n)| n > 1).collect();
+    let strangers: Vec<&u64> = counts.keys().filter(|id| !ids.contains(id)).collect();
+    assert!(
+        missing.is_empty() && repeated.is_empty() && strangers.is_empty(),
+        "{what}: {} missing {:?}, {} repeated {:?}, {} unexpected {:?}",
+        missing.len(),
+        &missing[..missing.len().min(20)],
+        repeated.len(),
+        &repeated[..repeated.len().min(20)],
+        strangers.len(),
+        &strangers[..strangers.len().min(20)],
+    );
+}
