@@ -67,9 +67,9 @@ pub struct Fault {
 }
 
 /// How an injected error reads in a crash line.
-pub const INJECTED_ERROR: &str = "injected fault (error)";
+pub const INJECTED_ERROR: &str = "injected fault: error";
 /// How an injected panic reads in a crash line.
-pub const INJECTED_PANIC: &str = "injected fault (panic)";
+pub const INJECTED_PANIC: &str = "injected fault: panic";
 
 impl Fault {
     /// Maybe fails, as configured: panics with [`InjectedPanic`] or returns an error.

@@ -9,10 +9,12 @@ use crate::config::KafkaArgs;
 use log::{debug, info, warn};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
-use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::BorrowedMessage;
 use rdkafka::producer::FutureProducer;
-use rdkafka::ClientContext;
+use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -207,4 +209,67 @@ async fn wait_for_broker(
             }
         }
     }
+}
+
+/// Reads every record of `topic` from its start to its current end, outside any
+/// consumer group, handing each to `each`. Blocking.
+pub fn read_to_end(
+    brokers: &str,
+    topic: &str,
+    mut each: impl FnMut(&BorrowedMessage),
+) -> Result<(), String> {
+    const READ_TIMEOUT: Duration = Duration::from_secs(15);
+    let fail =
+        |what: &str, e: KafkaError| format!("cannot read {topic} from {brokers} ({what}): {e}");
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "read-to-end") // never joined: partitions are assigned
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .map_err(|e| fail("client", e))?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), READ_TIMEOUT)
+        .map_err(|e| fail("metadata", e))?;
+    let partitions = metadata
+        .topics()
+        .first()
+        .map_or(0, |t| t.partitions().len() as i32);
+
+    let mut assignment = TopicPartitionList::new();
+    let mut end_of: HashMap<i32, i64> = HashMap::new();
+    for partition in 0..partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, partition, READ_TIMEOUT)
+            .map_err(|e| fail("watermarks", e))?;
+        if high > low {
+            assignment
+                .add_partition_offset(topic, partition, Offset::Beginning)
+                .map_err(|e| fail("assignment", e))?;
+            end_of.insert(partition, high);
+        }
+    }
+    consumer
+        .assign(&assignment)
+        .map_err(|e| fail("assign", e))?;
+    while !end_of.is_empty() {
+        let message = match consumer.poll(READ_TIMEOUT) {
+            Some(Ok(message)) => message,
+            Some(Err(e)) => return Err(fail("read", e)),
+            None => {
+                return Err(format!(
+                    "cannot read {topic}: nothing arrived for {} s",
+                    READ_TIMEOUT.as_secs()
+                ))
+            }
+        };
+        each(&message);
+        if end_of
+            .get(&message.partition())
+            .is_some_and(|&end| message.offset() + 1 >= end)
+        {
+            end_of.remove(&message.partition());
+        }
+    }
+    Ok(())
 }

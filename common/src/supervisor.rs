@@ -74,6 +74,11 @@ pub struct Supervised<W: Worker> {
     redelivery: Option<(W::Input, std::time::Duration)>,
     /// Set once the actor crash-looped: it handles nothing more while the service stops.
     escalated: bool,
+    /// actix restarts an actor only while someone holds its address. Messages in
+    /// its mailbox hold none (a queued `Completed` does not), so the actor holds
+    /// its own: a crash during shutdown, when every other holder is gone, still
+    /// restarts it and its queued messages are handled.
+    _own_address: Option<Addr<Self>>,
     stats: Arc<Stats>,
     shutdown: Shutdown,
 }
@@ -89,10 +94,14 @@ impl<W: Worker> Supervised<W> {
             jitter: SmallRng::from_entropy(),
             redelivery: None,
             escalated: false,
+            _own_address: None,
             stats: supervision.stats.clone(),
             shutdown: supervision.shutdown.clone(),
         };
-        actix::Supervisor::start(move |_| actor)
+        actix::Supervisor::start(move |ctx: &mut Context<Self>| Supervised {
+            _own_address: Some(ctx.address()),
+            ..actor
+        })
     }
 
     /// The worker, for futures it spawned on the actor's context.
@@ -123,7 +132,7 @@ impl<W: Worker> Supervised<W> {
         match self.policy.record_failure(Instant::now(), &mut self.jitter) {
             Verdict::Restart { restart, backoff } => {
                 warn!(
-                    target: W::NAME,
+                    target: "supervisor",
                     "{} crashed ({cause}) while handling {what}; restart {restart} in {} ms",
                     W::NAME,
                     backoff.as_millis()
@@ -139,7 +148,7 @@ impl<W: Worker> Supervised<W> {
                     W::NAME,
                     within.as_secs_f64()
                 );
-                error!(target: W::NAME, "{why}; shutting the service down");
+                error!(target: "supervisor", "{why}; shutting the service down");
                 self.escalated = true;
                 self.shutdown.trigger(Reason::Escalated(why));
             }

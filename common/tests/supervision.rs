@@ -170,3 +170,21 @@ async fn an_injected_fault_is_labelled_and_survived() {
         .unwrap();
     assert!((30..=120).contains(&crashes), "{summary}");
 }
+
+#[actix_rt::test]
+async fn a_crash_restarts_the_actor_even_when_nobody_else_holds_its_address() {
+    // Queued messages hold no address: at shutdown, they may be all that is left.
+    let supervision = supervision(10);
+    let (worker, mut finished) = flaky(&[(1, Failing::Errors(1))]);
+    let actor = Supervised::start(worker, &supervision);
+    for id in 0..3 {
+        actor.do_send(Job(id));
+    }
+    drop(actor);
+    for expected in 0..3 {
+        assert_eq!(
+            finished.recv().await.expect("the actor was restarted") / 1000,
+            expected
+        );
+    }
+}

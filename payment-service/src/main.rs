@@ -43,11 +43,11 @@ fn main() -> ExitCode {
             service
                 .prepare_topics(&[orders.clone(), payments.clone(), dead_letter_topic(orders)])
                 .await?;
-            let kafka = args.kafka.clone();
-            let topic = payments.clone();
-            let paid = actix_rt::task::spawn_blocking(move || ledger::paid_orders(&kafka, &topic))
-                .await
-                .map_err(|e| format!("rebuilding the paid orders failed: {e}"))??;
+            let (brokers, topic) = (args.kafka.brokers.clone(), payments.clone());
+            let paid =
+                actix_rt::task::spawn_blocking(move || ledger::paid_orders(&brokers, &topic))
+                    .await
+                    .map_err(|e| format!("rebuilding the paid orders failed: {e}"))??;
 
             let producer = service.start_producer()?;
             let stats = service.supervision.stats.clone();

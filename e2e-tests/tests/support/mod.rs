@@ -253,9 +253,18 @@ impl Service {
 }
 
 impl Drop for Service {
+    /// Kills the process and keeps its output in `target/e2e-logs/<test>.<service>.<pid>.log`.
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let dir = workspace().join("target/e2e-logs");
+        let test = std::thread::current()
+            .name()
+            .unwrap_or("test")
+            .replace("::", ".");
+        let file = dir.join(format!("{test}.{}.{}.log", self.name, self.child.id()));
+        let _ = std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::write(file, self.lines().join("\n")));
     }
 }
 
@@ -320,4 +329,39 @@ pub fn assert_exactly_once(
         strangers.len(),
         &strangers[..strangers.len().min(20)],
     );
+}
+
+/// How many payment events `payment_topic` holds for each order id.
+pub fn payments_on_topic(broker: &Broker) -> BTreeMap<u64, usize> {
+    use rdkafka::Message;
+    let mut counts = BTreeMap::new();
+    common::kafka::read_to_end(&broker.address, "payment_topic", |record| {
+        let payment: serde_json::Value =
+            serde_json::from_slice(record.payload().unwrap_or_default())
+                .expect("payment_topic holds JSON events");
+        *counts
+            .entry(payment["order_id"].as_u64().expect("an order id"))
+            .or_default() += 1;
+    })
+    .expect("payment_topic is readable");
+    counts
+}
+
+/// The `📊 summary:` line of a service that has exited.
+pub fn summary(service: &Service) -> String {
+    let lines = service.lines();
+    let line = lines.iter().rev().find(|l| l.contains("📊 summary:"));
+    line.unwrap_or_else(|| panic!("{} logged no summary:\n{}", service.name, tail(&lines)))
+        .clone()
+}
+
+/// A counter's value in a summary line, e.g. `counter(&line, "restarts")`.
+pub fn counter(summary: &str, name: &str) -> u64 {
+    let value = summary
+        .split(&format!(" {name}="))
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next());
+    value
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {summary}"))
 }
