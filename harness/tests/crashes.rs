@@ -1,13 +1,11 @@
 //! Supervision with fault injection, end to end: actors crash on purpose, and no
 //! order is lost, paid twice or emailed twice.
 
-mod support;
-
-use std::time::Duration;
-use support::{
+use harness::{
     assert_exactly_once, count_orders, counter, payments_on_topic, summary, Broker, Service,
     NOTIFIED,
 };
+use std::time::Duration;
 
 const ORDERS: u64 = 2000;
 

@@ -1,10 +1,11 @@
-//! What the end-to-end tests share: a real broker on a free port, the real
-//! service binaries, and the log lines they print.
+//! Runs the real thing for the end-to-end tests (in `tests/`) and the benchmark:
+//! a Tansu broker on a free port, the real service binaries, and the log lines
+//! they print.
 //!
-//! Nothing here sleeps in place of an event: tests wait for log lines (with a
+//! Nothing here sleeps in place of an event: callers wait for log lines (with a
 //! condition variable) and for process exits, each with a deadline that fails
-//! the test loudly.
-#![allow(dead_code)] // each test binary uses its own part of this kit
+//! loudly. The binaries come from `target/debug` when this crate is built for
+//! tests, from `target/release` when built in release mode (the benchmark).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
@@ -18,8 +19,17 @@ use std::time::{Duration, Instant};
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
-        .expect("e2e-tests is in the workspace")
+        .expect("harness is in the workspace")
         .to_path_buf()
+}
+
+/// Where the service binaries are: built with the same profile as this crate.
+fn binaries() -> PathBuf {
+    workspace().join(if cfg!(debug_assertions) {
+        "target/debug"
+    } else {
+        "target/release"
+    })
 }
 
 /// A Tansu broker on a free port of 127.0.0.1, with durable sqlite storage in a
@@ -34,7 +44,8 @@ pub struct Broker {
 impl Broker {
     pub fn start() -> Broker {
         let port = free_port();
-        let dir = std::env::temp_dir().join(format!("pipeline-e2e-{}-{port}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("pipeline-harness-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("cannot create a temporary folder for the broker");
         let mut broker = Broker {
             address: format!("127.0.0.1:{port}"),
@@ -137,10 +148,15 @@ impl Service {
 
     /// Starts `name` against the broker `address`, which may not exist.
     pub fn start_at(name: &str, address: &str, args: &[&str]) -> Service {
-        let binary = workspace().join("target/debug").join(name);
+        let binary = binaries().join(name);
+        let profile = if cfg!(debug_assertions) {
+            ""
+        } else {
+            " --release"
+        };
         assert!(
             binary.exists(),
-            "{} is not built: run `cargo build --workspace --bins` first (./scripts/test does it)",
+            "{} is not built: run `cargo build{profile} --workspace --bins` first (./scripts/test does it)",
             binary.display()
         );
         let mut child = Command::new(&binary)

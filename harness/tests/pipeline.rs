@@ -1,9 +1,7 @@
 //! The happy path, end to end: 1,000 orders through the three real services.
 
-mod support;
-
+use harness::{assert_exactly_once, count_orders, errors, Broker, Service, NOTIFIED};
 use std::time::Duration;
-use support::{assert_exactly_once, count_orders, errors, Broker, Service, NOTIFIED};
 
 const ORDERS: u64 = 1000;
 const FIRST: u64 = 1001;

@@ -2,10 +2,8 @@
 //! interrupted mid-stream and started again, and every order is still paid and
 //! notified exactly once.
 
-mod support;
-
+use harness::{assert_exactly_once, count_orders, payments_on_topic, Broker, Service, NOTIFIED};
 use std::time::Duration;
-use support::{assert_exactly_once, count_orders, payments_on_topic, Broker, Service, NOTIFIED};
 
 const ORDERS: u64 = 1000;
 

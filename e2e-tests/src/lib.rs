@@ -1,1 +1,0 @@
-//! Nothing here: the tests live in `tests/`.
