@@ -148,6 +148,11 @@ impl Service {
 
     /// Starts `name` against the broker `address`, which may not exist.
     pub fn start_at(name: &str, address: &str, args: &[&str]) -> Service {
+        Service::start_logging(name, address, args, "info")
+    }
+
+    /// Starts `name` against `address` with `RUST_LOG=rust_log`.
+    pub fn start_logging(name: &str, address: &str, args: &[&str], rust_log: &str) -> Service {
         let binary = binaries().join(name);
         let profile = if cfg!(debug_assertions) {
             ""
@@ -162,7 +167,7 @@ impl Service {
         let mut child = Command::new(&binary)
             .args(["--brokers", address, "--stats-interval", "0"])
             .args(args)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", rust_log)
             .env("RUST_BACKTRACE", "0")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -192,6 +197,11 @@ impl Service {
             child,
             output,
         }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Every line printed so far.
