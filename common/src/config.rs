@@ -72,9 +72,7 @@ impl RuntimeArgs {
     pub fn restart_limits(&self) -> RestartLimits {
         RestartLimits {
             initial_backoff: Duration::from_millis(self.restart_backoff_ms),
-            max_backoff: Duration::from_millis(
-                self.restart_backoff_max_ms.max(self.restart_backoff_ms),
-            ),
+            max_backoff: Duration::from_millis(self.restart_backoff_max_ms.max(self.restart_backoff_ms)),
             max_restarts: self.max_restarts,
             window: Duration::from_secs(self.restart_window_secs),
         }
@@ -83,26 +81,16 @@ impl RuntimeArgs {
     /// Exits with a usage error if `--crash-actor` names an actor this service
     /// lacks: consumer services have no generator, order-service has no consumer.
     pub fn check_crash_actor(&self, source: Role) {
-        let absent = if source == Role::Generator {
-            Role::Consumer
-        } else {
-            Role::Generator
-        };
+        let absent = if source == Role::Generator { Role::Consumer } else { Role::Generator };
         if self.crash_actor == absent {
             let choices = format!("{source:?}, domain, producer or any").to_lowercase();
-            let message =
-                format!("this service has no {absent:?} actor: --crash-actor takes {choices}\n");
+            let message = format!("this service has no {absent:?} actor: --crash-actor takes {choices}\n");
             clap::Error::raw(clap::error::ErrorKind::InvalidValue, message.to_lowercase()).exit();
         }
     }
 
     pub fn fault_plan(&self) -> FaultPlan {
-        FaultPlan {
-            rate: self.crash_rate,
-            target: self.crash_actor,
-            mode: self.crash_mode,
-            seed: self.seed,
-        }
+        FaultPlan { rate: self.crash_rate, target: self.crash_actor, mode: self.crash_mode, seed: self.seed }
     }
 }
 
@@ -110,9 +98,7 @@ impl RuntimeArgs {
 pub fn probability(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
-        _ => Err(format!(
-            "{text:?} is not a probability: give a number from 0 to 1, like 0.05"
-        )),
+        _ => Err(format!("{text:?} is not a probability: give a number from 0 to 1, like 0.05")),
     }
 }
 
@@ -125,10 +111,7 @@ mod tests {
         assert_eq!(probability("0.05"), Ok(0.05));
         assert_eq!(probability("1"), Ok(1.0));
         for bad in ["1.5", "-0.1", "NaN", "often"] {
-            assert!(
-                probability(bad).unwrap_err().contains("not a probability"),
-                "{bad}"
-            );
+            assert!(probability(bad).unwrap_err().contains("not a probability"), "{bad}");
         }
     }
 }

@@ -71,10 +71,7 @@ pub struct ConsumerSetup {
 
 impl ConsumerActor {
     /// Starts the actor under supervision, and the task that feeds it records.
-    pub fn start(
-        setup: ConsumerSetup,
-        supervision: &Supervision,
-    ) -> Addr<Supervised<ConsumerActor>> {
+    pub fn start(setup: ConsumerSetup, supervision: &Supervision) -> Addr<Supervised<ConsumerActor>> {
         let actor = ConsumerActor {
             client: setup.client.clone(),
             topic: setup.topic,
@@ -150,11 +147,7 @@ impl Worker for ConsumerActor {
     const NAME: &'static str = "ConsumerActor";
     const ROLE: Role = Role::Consumer;
 
-    fn handle(
-        &mut self,
-        input: &ConsumerInput,
-        ctx: &mut Context<Supervised<Self>>,
-    ) -> Result<(), String> {
+    fn handle(&mut self, input: &ConsumerInput, ctx: &mut Context<Supervised<Self>>) -> Result<(), String> {
         match input {
             ConsumerInput::Received(message) => self.received(message, ctx.address().recipient()),
             ConsumerInput::Completed(origin) => self.completed(*origin),

@@ -54,18 +54,12 @@ impl fmt::Display for InvalidEvent {
         match self {
             InvalidEvent::Empty => write!(f, "empty payload"),
             InvalidEvent::Oversized(len) => {
-                write!(
-                    f,
-                    "oversized payload: {len} bytes (limit {MAX_PAYLOAD_BYTES})"
-                )
+                write!(f, "oversized payload: {len} bytes (limit {MAX_PAYLOAD_BYTES})")
             }
             InvalidEvent::NotUtf8 => write!(f, "payload is not UTF-8"),
             InvalidEvent::NotJson(e) => write!(f, "not a valid event: {e}"),
             InvalidEvent::BadAmount(a) => {
-                write!(
-                    f,
-                    "bad amount {a}: must be finite, above 0 and at most {MAX_AMOUNT}"
-                )
+                write!(f, "bad amount {a}: must be finite, above 0 and at most {MAX_AMOUNT}")
             }
             InvalidEvent::UnexpectedStatus(s) => write!(f, "unexpected status {s:?} on this topic"),
         }
@@ -136,32 +130,19 @@ mod tests {
 
     #[test]
     fn failed_payment_round_trips_with_its_reason() {
-        let event = OrderEvent {
-            status: Status::PaymentFailed,
-            reason: Some("card declined".into()),
-            ..order()
-        };
+        let event =
+            OrderEvent { status: Status::PaymentFailed, reason: Some("card declined".into()), ..order() };
         let json = String::from_utf8(event.encode()).unwrap();
         assert!(json.contains(r#""status":"payment_failed""#), "{json}");
         assert!(json.contains(r#""reason":"card declined""#), "{json}");
-        assert_eq!(
-            OrderEvent::decode(Some(json.as_bytes()), &[Status::PaymentFailed]),
-            Ok(event)
-        );
+        assert_eq!(OrderEvent::decode(Some(json.as_bytes()), &[Status::PaymentFailed]), Ok(event));
     }
 
     #[test]
     fn accepts_the_original_four_fields() {
-        let original =
-            br#"{"order_id": 1001, "user_id": 18, "amount": 120.5, "status": "created"}"#;
+        let original = br#"{"order_id": 1001, "user_id": 18, "amount": 120.5, "status": "created"}"#;
         let event = OrderEvent::decode(Some(original), ORDER).unwrap();
-        assert_eq!(
-            event,
-            OrderEvent {
-                created_at_ms: None,
-                ..order()
-            }
-        );
+        assert_eq!(event, OrderEvent { created_at_ms: None, ..order() });
     }
 
     #[test]
@@ -172,14 +153,8 @@ mod tests {
         assert_eq!(value["amount"], 120.5);
         assert_eq!(value["status"], "created");
         assert!(value.get("reason").is_none());
-        let paid = OrderEvent {
-            status: Status::PaymentSuccessful,
-            ..order()
-        }
-        .encode();
-        assert!(String::from_utf8(paid)
-            .unwrap()
-            .contains(r#""status":"payment_successful""#));
+        let paid = OrderEvent { status: Status::PaymentSuccessful, ..order() }.encode();
+        assert!(String::from_utf8(paid).unwrap().contains(r#""status":"payment_successful""#));
     }
 
     #[test]
@@ -188,49 +163,23 @@ mod tests {
             (b"", "empty"),
             (b"\xff\xfe", "UTF-8"),
             (b"not json", "not a valid event"),
-            (
-                br#"{"order_id": 1, "user_id": 2, "status": "created"}"#,
-                "missing field",
-            ),
-            (
-                br#"{"order_id": "x", "user_id": 2, "amount": 1.0, "status": "created"}"#,
-                "invalid type",
-            ),
-            (
-                br#"{"order_id": 1, "user_id": 2, "amount": -5, "status": "created"}"#,
-                "bad amount",
-            ),
-            (
-                br#"{"order_id": 1, "user_id": 2, "amount": 0, "status": "created"}"#,
-                "bad amount",
-            ),
-            (
-                br#"{"order_id": 1, "user_id": 2, "amount": 1e300, "status": "created"}"#,
-                "bad amount",
-            ),
-            (
-                br#"{"order_id": 1, "user_id": 2, "amount": 1.0, "status": "shipped"}"#,
-                "unknown variant",
-            ),
+            (br#"{"order_id": 1, "user_id": 2, "status": "created"}"#, "missing field"),
+            (br#"{"order_id": "x", "user_id": 2, "amount": 1.0, "status": "created"}"#, "invalid type"),
+            (br#"{"order_id": 1, "user_id": 2, "amount": -5, "status": "created"}"#, "bad amount"),
+            (br#"{"order_id": 1, "user_id": 2, "amount": 0, "status": "created"}"#, "bad amount"),
+            (br#"{"order_id": 1, "user_id": 2, "amount": 1e300, "status": "created"}"#, "bad amount"),
+            (br#"{"order_id": 1, "user_id": 2, "amount": 1.0, "status": "shipped"}"#, "unknown variant"),
             (
                 br#"{"order_id": 1, "user_id": 2, "amount": 1.0, "status": "payment_failed"}"#,
                 "unexpected status",
             ),
         ];
         for (payload, why) in cases {
-            let err = OrderEvent::decode(Some(payload), ORDER)
-                .unwrap_err()
-                .to_string();
-            assert!(
-                err.contains(why),
-                "{payload:?}: expected {why:?} in {err:?}"
-            );
+            let err = OrderEvent::decode(Some(payload), ORDER).unwrap_err().to_string();
+            assert!(err.contains(why), "{payload:?}: expected {why:?} in {err:?}");
         }
         assert_eq!(OrderEvent::decode(None, ORDER), Err(InvalidEvent::Empty));
         let huge = vec![b' '; MAX_PAYLOAD_BYTES + 1];
-        assert!(matches!(
-            OrderEvent::decode(Some(&huge), ORDER),
-            Err(InvalidEvent::Oversized(_))
-        ));
+        assert!(matches!(OrderEvent::decode(Some(&huge), ORDER), Err(InvalidEvent::Oversized(_))));
     }
 }

@@ -89,12 +89,7 @@ mod tests {
     use super::*;
 
     fn plan(rate: f64, target: Role, mode: CrashMode) -> FaultPlan {
-        FaultPlan {
-            rate,
-            target,
-            mode,
-            seed: 42,
-        }
+        FaultPlan { rate, target, mode, seed: 42 }
     }
 
     #[test]
@@ -103,40 +98,26 @@ mod tests {
         assert!(domain_only.fault_for(Role::Domain).is_some());
         assert!(domain_only.fault_for(Role::Producer).is_none());
         let any = plan(0.5, Role::Any, CrashMode::Error);
-        assert!([Role::Consumer, Role::Domain, Role::Producer]
-            .iter()
-            .all(|&r| any.fault_for(r).is_some()));
-        assert!(plan(0.0, Role::Any, CrashMode::Error)
-            .fault_for(Role::Domain)
-            .is_none());
+        assert!([Role::Consumer, Role::Domain, Role::Producer].iter().all(|&r| any.fault_for(r).is_some()));
+        assert!(plan(0.0, Role::Any, CrashMode::Error).fault_for(Role::Domain).is_none());
     }
 
     #[test]
     fn strikes_at_about_the_rate_and_repeats_with_the_seed() {
         let draw = || {
-            let mut fault = plan(0.05, Role::Domain, CrashMode::Error)
-                .fault_for(Role::Domain)
-                .unwrap();
-            (0..20_000)
-                .map(|_| fault.strike().is_err())
-                .collect::<Vec<_>>()
+            let mut fault = plan(0.05, Role::Domain, CrashMode::Error).fault_for(Role::Domain).unwrap();
+            (0..20_000).map(|_| fault.strike().is_err()).collect::<Vec<_>>()
         };
         let first = draw();
         let failures = first.iter().filter(|&&failed| failed).count();
-        assert!(
-            (800..1200).contains(&failures),
-            "{failures} failures in 20000 at 5%"
-        );
+        assert!((800..1200).contains(&failures), "{failures} failures in 20000 at 5%");
         assert_eq!(first, draw());
     }
 
     #[test]
     fn panic_mode_panics_with_the_injected_payload() {
-        let mut fault = plan(1.0, Role::Domain, CrashMode::Panic)
-            .fault_for(Role::Domain)
-            .unwrap();
-        let payload =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fault.strike())).unwrap_err();
+        let mut fault = plan(1.0, Role::Domain, CrashMode::Panic).fault_for(Role::Domain).unwrap();
+        let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fault.strike())).unwrap_err();
         assert!(payload.is::<InjectedPanic>());
     }
 }

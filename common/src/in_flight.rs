@@ -2,38 +2,37 @@
 //!
 //! A source reserves a slot before it takes an event and the slot is released
 //! when the event completes, so a slow stage stops the source instead of
-//! letting mailboxes (and memory) grow. Shutdown waits until every slot is free.
+//! letting mailboxes (and memory) grow. Shutdown, and a consumer giving up its
+//! partitions in a rebalance, wait until every slot is free.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 #[derive(Clone, Debug)]
 pub struct InFlight {
     slots: Arc<Semaphore>,
     capacity: u32,
+    /// Signalled on every release, for threads that wait without a runtime.
+    released: Arc<(Mutex<()>, Condvar)>,
 }
 
 impl InFlight {
     pub fn new(capacity: u32) -> Self {
-        InFlight {
-            slots: Arc::new(Semaphore::new(capacity as usize)),
-            capacity,
-        }
+        InFlight { slots: Arc::new(Semaphore::new(capacity as usize)), capacity, released: Arc::default() }
     }
 
     /// Waits for a free slot and takes it.
     pub async fn reserve(&self) {
-        self.slots
-            .acquire()
-            .await
-            .expect("the in-flight semaphore is never closed")
-            .forget();
+        self.slots.acquire().await.expect("the in-flight semaphore is never closed").forget();
     }
 
     /// Frees the slot of an event that is done.
     pub fn release(&self) {
         self.slots.add_permits(1);
+        let (lock, released) = &*self.released;
+        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        released.notify_all();
     }
 
     /// How many events are in flight now.
@@ -50,6 +49,24 @@ impl InFlight {
             }
             Err(_) => false,
         }
+    }
+}
+
+impl InFlight {
+    /// Like [`InFlight::drained`], blocking the thread: for librdkafka's rebalance
+    /// callback, which runs on the consumer's reader thread, outside any await.
+    pub fn drained_blocking(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let (lock, released) = &*self.released;
+        let mut guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        while self.count() > 0 {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            guard = released.wait_timeout(guard, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+        }
+        true
     }
 }
 
@@ -72,5 +89,18 @@ mod tests {
         in_flight.release();
         assert!(drain.await.unwrap());
         assert_eq!(in_flight.count(), 0);
+    }
+
+    #[actix_rt::test]
+    async fn a_thread_can_wait_for_the_drain() {
+        let in_flight = InFlight::new(2);
+        in_flight.reserve().await;
+        assert!(!in_flight.drained_blocking(Duration::from_millis(20)));
+        let waiter = std::thread::spawn({
+            let in_flight = in_flight.clone();
+            move || in_flight.drained_blocking(Duration::from_secs(10))
+        });
+        in_flight.release();
+        assert!(waiter.join().unwrap());
     }
 }

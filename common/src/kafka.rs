@@ -42,17 +42,11 @@ pub struct KafkaContext {
 
 impl KafkaContext {
     fn new(brokers: &str) -> Self {
-        KafkaContext {
-            brokers: brokers.to_string(),
-            last_complaint: Mutex::new(None),
-        }
+        KafkaContext { brokers: brokers.to_string(), last_complaint: Mutex::new(None) }
     }
 
     fn complain(&self, what: &str) {
-        let mut last = self
-            .last_complaint
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut last = self.last_complaint.lock().unwrap_or_else(|p| p.into_inner());
         if last.is_some_and(|at| at.elapsed() < COMPLAINT_INTERVAL) {
             debug!(target: "kafka", "{what}");
             return;
@@ -100,9 +94,7 @@ impl ConsumerContext for KafkaContext {
 
 fn base_config(kafka: &KafkaArgs, service: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", &kafka.brokers)
-        .set("client.id", service);
+    config.set("bootstrap.servers", &kafka.brokers).set("client.id", service);
     config
 }
 
@@ -154,13 +146,10 @@ pub fn consumer(
 /// Waits for the broker (at most `--broker-wait-secs`), then creates the `topics`
 /// that are missing. The error names the address and how to get a broker.
 pub async fn prepare(kafka: &KafkaArgs, service: &str, topics: &[String]) -> Result<(), String> {
-    let admin: Arc<AdminClient<KafkaContext>> =
-        Arc::new(create(&base_config(kafka, service), kafka)?);
+    let admin: Arc<AdminClient<KafkaContext>> = Arc::new(create(&base_config(kafka, service), kafka)?);
     wait_for_broker(&admin, kafka).await?;
-    let new_topics: Vec<NewTopic> = topics
-        .iter()
-        .map(|t| NewTopic::new(t, PARTITIONS, TopicReplication::Fixed(1)))
-        .collect();
+    let new_topics: Vec<NewTopic> =
+        topics.iter().map(|t| NewTopic::new(t, PARTITIONS, TopicReplication::Fixed(1))).collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let results = admin
         .create_topics(&new_topics, &options)
@@ -171,38 +160,31 @@ pub async fn prepare(kafka: &KafkaArgs, service: &str, topics: &[String]) -> Res
             Ok(topic) => info!(target: "kafka", "created topic {topic} ({PARTITIONS} partitions)"),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((topic, code)) => {
-                return Err(format!(
-                    "cannot create topic {topic} on {}: {code}",
-                    kafka.brokers
-                ))
+                return Err(format!("cannot create topic {topic} on {}: {code}", kafka.brokers))
             }
         }
     }
     Ok(())
 }
 
-async fn wait_for_broker(
-    admin: &Arc<AdminClient<KafkaContext>>,
-    kafka: &KafkaArgs,
-) -> Result<(), String> {
+async fn wait_for_broker(admin: &Arc<AdminClient<KafkaContext>>, kafka: &KafkaArgs) -> Result<(), String> {
     let attempt = match kafka.broker_wait() {
         Some(limit) => limit,
         None => Duration::from_secs(5),
     };
     loop {
         let client = admin.clone();
-        let metadata = actix_rt::task::spawn_blocking(move || {
-            client.inner().fetch_metadata(None, attempt).map(|_| ())
-        })
-        .await
-        .map_err(|e| format!("broker check failed: {e}"))?;
+        let metadata =
+            actix_rt::task::spawn_blocking(move || client.inner().fetch_metadata(None, attempt).map(|_| ()))
+                .await
+                .map_err(|e| format!("broker check failed: {e}"))?;
         match metadata {
             Ok(()) => return Ok(()),
             Err(e) if kafka.broker_wait().is_some() => {
                 return Err(format!(
-                "cannot reach the Kafka broker at {} within {} s ({e}): {HOW_TO_START_A_BROKER}",
-                kafka.brokers, kafka.broker_wait_secs
-            ))
+                    "cannot reach the Kafka broker at {} within {} s ({e}): {HOW_TO_START_A_BROKER}",
+                    kafka.brokers, kafka.broker_wait_secs
+                ))
             }
             Err(e) => {
                 warn!(target: "kafka", "still waiting for the Kafka broker at {} ({e})", kafka.brokers)
@@ -213,14 +195,9 @@ async fn wait_for_broker(
 
 /// Reads every record of `topic` from its start to its current end, outside any
 /// consumer group, handing each to `each`. Blocking.
-pub fn read_to_end(
-    brokers: &str,
-    topic: &str,
-    mut each: impl FnMut(&BorrowedMessage),
-) -> Result<(), String> {
+pub fn read_to_end(brokers: &str, topic: &str, mut each: impl FnMut(&BorrowedMessage)) -> Result<(), String> {
     const READ_TIMEOUT: Duration = Duration::from_secs(15);
-    let fail =
-        |what: &str, e: KafkaError| format!("cannot read {topic} from {brokers} ({what}): {e}");
+    let fail = |what: &str, e: KafkaError| format!("cannot read {topic} from {brokers} ({what}): {e}");
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "read-to-end") // never joined: partitions are assigned
@@ -228,20 +205,14 @@ pub fn read_to_end(
         .set("fetch.wait.max.ms", "10")
         .create()
         .map_err(|e| fail("client", e))?;
-    let metadata = consumer
-        .fetch_metadata(Some(topic), READ_TIMEOUT)
-        .map_err(|e| fail("metadata", e))?;
-    let partitions = metadata
-        .topics()
-        .first()
-        .map_or(0, |t| t.partitions().len() as i32);
+    let metadata = consumer.fetch_metadata(Some(topic), READ_TIMEOUT).map_err(|e| fail("metadata", e))?;
+    let partitions = metadata.topics().first().map_or(0, |t| t.partitions().len() as i32);
 
     let mut assignment = TopicPartitionList::new();
     let mut end_of: HashMap<i32, i64> = HashMap::new();
     for partition in 0..partitions {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, partition, READ_TIMEOUT)
-            .map_err(|e| fail("watermarks", e))?;
+        let (low, high) =
+            consumer.fetch_watermarks(topic, partition, READ_TIMEOUT).map_err(|e| fail("watermarks", e))?;
         if high > low {
             assignment
                 .add_partition_offset(topic, partition, Offset::Beginning)
@@ -249,25 +220,17 @@ pub fn read_to_end(
             end_of.insert(partition, high);
         }
     }
-    consumer
-        .assign(&assignment)
-        .map_err(|e| fail("assign", e))?;
+    consumer.assign(&assignment).map_err(|e| fail("assign", e))?;
     while !end_of.is_empty() {
         let message = match consumer.poll(READ_TIMEOUT) {
             Some(Ok(message)) => message,
             Some(Err(e)) => return Err(fail("read", e)),
             None => {
-                return Err(format!(
-                    "cannot read {topic}: nothing arrived for {} s",
-                    READ_TIMEOUT.as_secs()
-                ))
+                return Err(format!("cannot read {topic}: nothing arrived for {} s", READ_TIMEOUT.as_secs()))
             }
         };
         each(&message);
-        if end_of
-            .get(&message.partition())
-            .is_some_and(|&end| message.offset() + 1 >= end)
-        {
+        if end_of.get(&message.partition()).is_some_and(|&end| message.offset() + 1 >= end) {
             end_of.remove(&message.partition());
         }
     }

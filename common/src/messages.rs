@@ -63,12 +63,7 @@ pub struct Publish {
 
 impl Publish {
     /// An event, keyed by its order id.
-    pub fn event(
-        topic: &str,
-        event: &OrderEvent,
-        ticket: Ticket,
-        announce: Option<&'static str>,
-    ) -> Self {
+    pub fn event(topic: &str, event: &OrderEvent, ticket: Ticket, announce: Option<&'static str>) -> Self {
         Publish {
             topic: topic.to_string(),
             key: Some(event.key().into_bytes()),

@@ -51,9 +51,7 @@ impl OffsetTracker {
     /// The partition was taken away (rebalance): forget it. Returns how many of
     /// its events were still pending; their completions will be ignored.
     pub fn forget(&mut self, partition: i32) -> usize {
-        self.partitions
-            .remove(&partition)
-            .map_or(0, |p| p.pending.len())
+        self.partitions.remove(&partition).map_or(0, |p| p.pending.len())
     }
 }
 

@@ -29,23 +29,11 @@ impl Worker for ProducerActor {
     const NAME: &'static str = "ProducerActor";
     const ROLE: Role = Role::Producer;
 
-    fn handle(
-        &mut self,
-        publish: &Publish,
-        ctx: &mut Context<Supervised<Self>>,
-    ) -> Result<(), String> {
-        let headers = publish
-            .headers
-            .iter()
-            .fold(OwnedHeaders::new(), |headers, (key, value)| {
-                headers.insert(Header {
-                    key,
-                    value: Some(value.as_str()),
-                })
-            });
-        let mut record = FutureRecord::to(&publish.topic)
-            .payload(&publish.payload)
-            .headers(headers);
+    fn handle(&mut self, publish: &Publish, ctx: &mut Context<Supervised<Self>>) -> Result<(), String> {
+        let headers = publish.headers.iter().fold(OwnedHeaders::new(), |headers, (key, value)| {
+            headers.insert(Header { key, value: Some(value.as_str()) })
+        });
+        let mut record = FutureRecord::to(&publish.topic).payload(&publish.payload).headers(headers);
         if let Some(key) = &publish.key {
             record = record.key(key);
         }
@@ -75,11 +63,7 @@ impl Worker for ProducerActor {
 
     fn describe(publish: &Publish) -> String {
         match &publish.key {
-            Some(key) => format!(
-                "a record for {} (key {})",
-                publish.topic,
-                String::from_utf8_lossy(key)
-            ),
+            Some(key) => format!("a record for {} (key {})", publish.topic, String::from_utf8_lossy(key)),
             None => format!("a record for {}", publish.topic),
         }
     }

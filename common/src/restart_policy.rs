@@ -52,11 +52,7 @@ pub struct RestartPolicy {
 
 impl RestartPolicy {
     pub fn new(limits: RestartLimits) -> Self {
-        RestartPolicy {
-            limits,
-            recent_failures: Vec::new(),
-            total_restarts: 0,
-        }
+        RestartPolicy { limits, recent_failures: Vec::new(), total_restarts: 0 }
     }
 
     /// An event was handled: the actor is healthy again.
@@ -67,8 +63,7 @@ impl RestartPolicy {
     /// The actor failed at `now`; decides its fate. `rng` supplies the jitter.
     pub fn record_failure(&mut self, now: Instant, rng: &mut impl Rng) -> Verdict {
         let window = self.limits.window;
-        self.recent_failures
-            .retain(|&t| now.saturating_duration_since(t) <= window);
+        self.recent_failures.retain(|&t| now.saturating_duration_since(t) <= window);
         self.recent_failures.push(now);
         let failures = self.recent_failures.len() as u32;
         if failures > self.limits.max_restarts {
@@ -76,21 +71,14 @@ impl RestartPolicy {
             return Verdict::Escalate { failures, within };
         }
         self.total_restarts += 1;
-        Verdict::Restart {
-            restart: self.total_restarts,
-            backoff: self.backoff(failures, rng),
-        }
+        Verdict::Restart { restart: self.total_restarts, backoff: self.backoff(failures, rng) }
     }
 
     /// `initial * 2^(n-1)`, capped, then scaled by a random factor in [0.5, 1.0]
     /// ("equal jitter"): never zero, never above the cap.
     fn backoff(&self, consecutive_failures: u32, rng: &mut impl Rng) -> Duration {
         let doublings = consecutive_failures.saturating_sub(1).min(30);
-        let full = self
-            .limits
-            .initial_backoff
-            .saturating_mul(1 << doublings)
-            .min(self.limits.max_backoff);
+        let full = self.limits.initial_backoff.saturating_mul(1 << doublings).min(self.limits.max_backoff);
         full.mul_f64(rng.gen_range(0.5..=1.0))
     }
 }
@@ -113,19 +101,13 @@ mod tests {
 
     #[test]
     fn backoff_doubles_up_to_the_cap_with_bounded_jitter() {
-        let mut policy = RestartPolicy::new(RestartLimits {
-            max_restarts: 100,
-            ..Default::default()
-        });
+        let mut policy = RestartPolicy::new(RestartLimits { max_restarts: 100, ..Default::default() });
         let mut rng = StdRng::seed_from_u64(7);
         let now = Instant::now();
         let expected_caps = [10, 20, 40, 80, 160, 320, 640, 1000, 1000, 1000];
         for cap in expected_caps {
             let backoff = backoff_of(policy.record_failure(now, &mut rng));
-            assert!(
-                backoff <= ms(cap) && backoff >= ms(cap) / 2,
-                "{backoff:?} not in [{cap}/2, {cap}] ms"
-            );
+            assert!(backoff <= ms(cap) && backoff >= ms(cap) / 2, "{backoff:?} not in [{cap}/2, {cap}] ms");
         }
     }
 
@@ -148,53 +130,34 @@ mod tests {
         let now = Instant::now();
         policy.record_failure(now, &mut rng);
         policy.record_success();
-        assert!(matches!(
-            policy.record_failure(now, &mut rng),
-            Verdict::Restart { restart: 2, .. }
-        ));
+        assert!(matches!(policy.record_failure(now, &mut rng), Verdict::Restart { restart: 2, .. }));
     }
 
     #[test]
     fn escalates_past_the_intensity_limit() {
-        let limits = RestartLimits {
-            max_restarts: 3,
-            ..Default::default()
-        };
+        let limits = RestartLimits { max_restarts: 3, ..Default::default() };
         let mut policy = RestartPolicy::new(limits);
         let mut rng = StdRng::seed_from_u64(1);
         let start = Instant::now();
         for i in 0..3 {
-            assert!(matches!(
-                policy.record_failure(start + ms(i), &mut rng),
-                Verdict::Restart { .. }
-            ));
+            assert!(matches!(policy.record_failure(start + ms(i), &mut rng), Verdict::Restart { .. }));
         }
         assert_eq!(
             policy.record_failure(start + ms(3), &mut rng),
-            Verdict::Escalate {
-                failures: 4,
-                within: ms(3)
-            }
+            Verdict::Escalate { failures: 4, within: ms(3) }
         );
     }
 
     #[test]
     fn failures_older_than_the_window_are_forgotten() {
-        let limits = RestartLimits {
-            max_restarts: 2,
-            window: Duration::from_secs(1),
-            ..Default::default()
-        };
+        let limits = RestartLimits { max_restarts: 2, window: Duration::from_secs(1), ..Default::default() };
         let mut policy = RestartPolicy::new(limits);
         let mut rng = StdRng::seed_from_u64(1);
         let start = Instant::now();
         // A failure every 600 ms never has more than two inside one second.
         for i in 0..20 {
             let verdict = policy.record_failure(start + ms(600 * i), &mut rng);
-            assert!(
-                matches!(verdict, Verdict::Restart { .. }),
-                "failure {i}: {verdict:?}"
-            );
+            assert!(matches!(verdict, Verdict::Restart { .. }), "failure {i}: {verdict:?}");
         }
     }
 
@@ -204,10 +167,7 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(3);
         let now = Instant::now();
         for _ in 0..10_000 {
-            assert!(matches!(
-                policy.record_failure(now, &mut rng),
-                Verdict::Restart { .. }
-            ));
+            assert!(matches!(policy.record_failure(now, &mut rng), Verdict::Restart { .. }));
             policy.record_success();
         }
     }

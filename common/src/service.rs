@@ -128,8 +128,7 @@ impl Service {
             let period = Duration::from_secs(self.runtime.stats_interval);
             let stats = stats.clone();
             actix_rt::spawn(async move {
-                let mut ticks =
-                    tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+                let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
                 loop {
                     ticks.tick().await;
                     info!(target: "stats", "📊 {}", stats.summary());

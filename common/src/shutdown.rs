@@ -37,9 +37,7 @@ pub struct Shutdown {
 
 impl Default for Shutdown {
     fn default() -> Self {
-        Shutdown {
-            reason: Arc::new(watch::channel(None).0),
-        }
+        Shutdown { reason: Arc::new(watch::channel(None).0) }
     }
 }
 
@@ -76,10 +74,8 @@ impl Shutdown {
     pub async fn triggered(&self) -> Reason {
         let mut receiver = self.reason.subscribe();
         // The sender lives in `self`, so the channel cannot close while we wait.
-        let reason = receiver
-            .wait_for(Option::is_some)
-            .await
-            .expect("shutdown sender outlives its receivers");
+        let reason =
+            receiver.wait_for(Option::is_some).await.expect("shutdown sender outlives its receivers");
         reason.clone().expect("waited for Some")
     }
 }
@@ -98,10 +94,7 @@ mod tests {
         });
         shutdown.trigger(Reason::Escalated("PaymentActor".into()));
         shutdown.trigger(Reason::Interrupted);
-        assert_eq!(
-            waiter.await.unwrap(),
-            Reason::Escalated("PaymentActor".into())
-        );
+        assert_eq!(waiter.await.unwrap(), Reason::Escalated("PaymentActor".into()));
         assert_eq!(shutdown.triggered().await.exit_code(), ExitCode::FAILURE);
     }
 }

@@ -38,22 +38,14 @@ impl Stats {
         self.dead_lettered.fetch_add(1, Relaxed);
     }
     pub fn crashed(&self, actor: &'static str) {
-        *self
-            .crashes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(actor)
-            .or_default() += 1;
+        *self.crashes.lock().unwrap_or_else(|p| p.into_inner()).entry(actor).or_default() += 1;
     }
 
     /// `processed=2000 crashes=3 (ConsumerActor=1 PaymentActor=2) restarts=3 ...`
     pub fn summary(&self) -> String {
         let crashes = self.crashes.lock().unwrap_or_else(|p| p.into_inner());
         let total: u64 = crashes.values().sum();
-        let per_actor: Vec<String> = crashes
-            .iter()
-            .map(|(actor, n)| format!("{actor}={n}"))
-            .collect();
+        let per_actor: Vec<String> = crashes.iter().map(|(actor, n)| format!("{actor}={n}")).collect();
         format!(
             "processed={} crashes={} ({}) restarts={} redeliveries={} duplicates_suppressed={} dead_lettered={}",
             self.processed.load(Relaxed),

@@ -19,9 +19,7 @@ use crate::fault::{Fault, FaultPlan, InjectedPanic, Role, INJECTED_PANIC};
 use crate::restart_policy::{RestartLimits, RestartPolicy, Verdict};
 use crate::shutdown::{Reason, Shutdown};
 use crate::stats::Stats;
-use actix::{
-    Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, WrapFuture,
-};
+use actix::{Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, WrapFuture};
 use log::{error, warn};
 use rand::{rngs::SmallRng, SeedableRng};
 use std::any::Any;
@@ -41,11 +39,7 @@ pub trait Worker: Sized + Unpin + 'static {
 
     /// Handles one input. An `Err` (or a panic) is a crash: the actor restarts and
     /// the same input is handed to it again, so the work must be safe to redo.
-    fn handle(
-        &mut self,
-        input: &Self::Input,
-        ctx: &mut Context<Supervised<Self>>,
-    ) -> Result<(), String>;
+    fn handle(&mut self, input: &Self::Input, ctx: &mut Context<Supervised<Self>>) -> Result<(), String>;
 
     /// Names the input for crash lines, e.g. "order 1042".
     fn describe(input: &Self::Input) -> String;
@@ -163,14 +157,10 @@ impl<W: Worker> Actor for Supervised<W> {
         // After a restart: wait out the backoff, then redeliver the crashed input.
         // `wait` holds back the mailbox meanwhile, so the input keeps its place.
         if let Some((input, backoff)) = self.redelivery.take() {
-            ctx.wait(
-                actix::clock::sleep(backoff)
-                    .into_actor(self)
-                    .map(move |(), act, ctx| {
-                        act.stats.redelivered();
-                        act.run(input, ctx);
-                    }),
-            );
+            ctx.wait(actix::clock::sleep(backoff).into_actor(self).map(move |(), act, ctx| {
+                act.stats.redelivered();
+                act.run(input, ctx);
+            }));
         }
     }
 }
@@ -205,9 +195,7 @@ fn catch_panic(f: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
     let outcome = panic::catch_unwind(AssertUnwindSafe(f));
     IN_HANDLER.with(|flag| flag.set(false));
     outcome.unwrap_or_else(|_| {
-        Err(PANIC_CAUSE
-            .with(|cause| cause.borrow_mut().take())
-            .unwrap_or_else(|| "panic".into()))
+        Err(PANIC_CAUSE.with(|cause| cause.borrow_mut().take()).unwrap_or_else(|| "panic".into()))
     })
 }
 

@@ -44,9 +44,7 @@ impl Worker for Flaky {
             Some(Failing::Always) => return Err("broken for good".into()),
             _ => {}
         }
-        self.done
-            .send(id * 1000 + self.resets)
-            .expect("the test listens");
+        self.done.send(id * 1000 + self.resets).expect("the test listens");
         Ok(())
     }
 
@@ -67,12 +65,7 @@ fn supervision(max_restarts: u32) -> Supervision {
             max_restarts,
             window: Duration::from_secs(30),
         },
-        faults: FaultPlan {
-            rate: 0.0,
-            target: Role::Domain,
-            mode: CrashMode::Panic,
-            seed: 0,
-        },
+        faults: FaultPlan { rate: 0.0, target: Role::Domain, mode: CrashMode::Panic, seed: 0 },
         stats: Arc::new(Stats::default()),
         shutdown: Shutdown::default(),
     }
@@ -80,15 +73,7 @@ fn supervision(max_restarts: u32) -> Supervision {
 
 fn flaky(plan: &[(u32, Failing)]) -> (Flaky, mpsc::UnboundedReceiver<u32>) {
     let (done, finished) = mpsc::unbounded_channel();
-    (
-        Flaky {
-            plan: plan.iter().copied().collect(),
-            attempts: HashMap::new(),
-            done,
-            resets: 0,
-        },
-        finished,
-    )
+    (Flaky { plan: plan.iter().copied().collect(), attempts: HashMap::new(), done, resets: 0 }, finished)
 }
 
 #[actix_rt::test]
@@ -124,50 +109,25 @@ async fn a_crash_loop_escalates_to_a_shutdown_naming_the_actor_and_its_error() {
     let Reason::Escalated(why) = supervision.shutdown.triggered().await else {
         panic!("expected an escalation");
     };
-    assert!(
-        why.contains("FlakyActor is crash-looping: 4 crashes"),
-        "{why}"
-    );
-    assert!(
-        why.contains("last error: broken for good while handling job 1"),
-        "{why}"
-    );
-    assert!(supervision
-        .stats
-        .summary()
-        .contains("crashes=4 (FlakyActor=4) restarts=3"));
+    assert!(why.contains("FlakyActor is crash-looping: 4 crashes"), "{why}");
+    assert!(why.contains("last error: broken for good while handling job 1"), "{why}");
+    assert!(supervision.stats.summary().contains("crashes=4 (FlakyActor=4) restarts=3"));
 }
 
 #[actix_rt::test]
 async fn an_injected_fault_is_labelled_and_survived() {
     let mut supervision = supervision(1000);
-    supervision.faults = FaultPlan {
-        rate: 0.3,
-        target: Role::Any,
-        mode: CrashMode::Panic,
-        seed: 9,
-    };
+    supervision.faults = FaultPlan { rate: 0.3, target: Role::Any, mode: CrashMode::Panic, seed: 9 };
     let (worker, mut finished) = flaky(&[]);
     let actor = Supervised::start(worker, &supervision);
     for id in 0..200 {
         actor.do_send(Job(id));
     }
     for expected in 0..200 {
-        assert_eq!(
-            finished.recv().await.expect("the actor lives") / 1000,
-            expected
-        );
+        assert_eq!(finished.recv().await.expect("the actor lives") / 1000, expected);
     }
     let summary = supervision.stats.summary();
-    let crashes: u32 = summary
-        .split("crashes=")
-        .nth(1)
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let crashes: u32 = summary.split("crashes=").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
     assert!((30..=120).contains(&crashes), "{summary}");
 }
 
@@ -182,9 +142,6 @@ async fn a_crash_restarts_the_actor_even_when_nobody_else_holds_its_address() {
     }
     drop(actor);
     for expected in 0..3 {
-        assert_eq!(
-            finished.recv().await.expect("the actor was restarted") / 1000,
-            expected
-        );
+        assert_eq!(finished.recv().await.expect("the actor was restarted") / 1000, expected);
     }
 }

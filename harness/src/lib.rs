@@ -17,19 +17,12 @@ use std::time::{Duration, Instant};
 
 /// The workspace root (this crate sits one level below it).
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("harness is in the workspace")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("harness is in the workspace").to_path_buf()
 }
 
 /// Where the service binaries are: built with the same profile as this crate.
 fn binaries() -> PathBuf {
-    workspace().join(if cfg!(debug_assertions) {
-        "target/debug"
-    } else {
-        "target/release"
-    })
+    workspace().join(if cfg!(debug_assertions) { "target/debug" } else { "target/release" })
 }
 
 /// A Tansu broker on a free port of 127.0.0.1, with durable sqlite storage in a
@@ -44,15 +37,9 @@ pub struct Broker {
 impl Broker {
     pub fn start() -> Broker {
         let port = free_port();
-        let dir =
-            std::env::temp_dir().join(format!("pipeline-harness-{}-{port}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("pipeline-harness-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("cannot create a temporary folder for the broker");
-        let mut broker = Broker {
-            address: format!("127.0.0.1:{port}"),
-            port,
-            dir,
-            child: None,
-        };
+        let mut broker = Broker { address: format!("127.0.0.1:{port}"), port, dir, child: None };
         broker.restart();
         broker
     }
@@ -67,18 +54,11 @@ impl Broker {
             "the Tansu broker is not installed at {}: run ./scripts/install-tansu (./scripts/test does it)",
             tansu.display()
         );
-        let log = std::fs::File::create(self.dir.join("tansu.log"))
-            .expect("cannot create the broker log");
+        let log = std::fs::File::create(self.dir.join("tansu.log")).expect("cannot create the broker log");
         let url = format!("tcp://{}", self.address);
         let mut child = Command::new(&tansu)
             .current_dir(&self.dir) // the sqlite path is relative to it
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
             .args(["--storage-engine", "sqlite://tansu.db"])
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)
@@ -89,11 +69,7 @@ impl Broker {
             if let Ok(Some(status)) = child.try_wait() {
                 panic!("the broker exited at start ({status}):\n{}", self.log());
             }
-            assert!(
-                Instant::now() < deadline,
-                "the broker did not listen within 30 s:\n{}",
-                self.log()
-            );
+            assert!(Instant::now() < deadline, "the broker did not listen within 30 s:\n{}", self.log());
             std::thread::sleep(Duration::from_millis(20)); // polling a port: no event to wait on
         }
         self.child = Some(child);
@@ -120,10 +96,7 @@ impl Drop for Broker {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("no free port on 127.0.0.1")
-        .port()
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("no free port on 127.0.0.1").port()
 }
 
 /// The log lines of a running service, shared with the thread that reads them.
@@ -154,11 +127,7 @@ impl Service {
     /// Starts `name` against `address` with `RUST_LOG=rust_log`.
     pub fn start_logging(name: &str, address: &str, args: &[&str], rust_log: &str) -> Service {
         let binary = binaries().join(name);
-        let profile = if cfg!(debug_assertions) {
-            ""
-        } else {
-            " --release"
-        };
+        let profile = if cfg!(debug_assertions) { "" } else { " --release" };
         assert!(
             binary.exists(),
             "{} is not built: run `cargo build{profile} --workspace --bins` first (./scripts/test does it)",
@@ -175,14 +144,8 @@ impl Service {
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
         let output = Arc::new(Output::default());
         let readers = [
-            read_lines(
-                Box::new(child.stdout.take().expect("piped")),
-                output.clone(),
-            ),
-            read_lines(
-                Box::new(child.stderr.take().expect("piped")),
-                output.clone(),
-            ),
+            read_lines(Box::new(child.stdout.take().expect("piped")), output.clone()),
+            read_lines(Box::new(child.stderr.take().expect("piped")), output.clone()),
         ];
         let closer = output.clone();
         std::thread::spawn(move || {
@@ -192,11 +155,7 @@ impl Service {
             closer.lines.lock().unwrap().1 = true;
             closer.changed.notify_all();
         });
-        Service {
-            name: name.to_string(),
-            child,
-            output,
-        }
+        Service { name: name.to_string(), child, output }
     }
 
     /// The process id.
@@ -218,18 +177,9 @@ impl Service {
             let now = Instant::now();
             if state.1 || now >= deadline {
                 let why = if state.1 { "exited" } else { "timed out" };
-                panic!(
-                    "{} {why} before {what}; its last lines:\n{}",
-                    self.name,
-                    tail(&state.0)
-                );
+                panic!("{} {why} before {what}; its last lines:\n{}", self.name, tail(&state.0));
             }
-            state = self
-                .output
-                .changed
-                .wait_timeout(state, deadline - now)
-                .unwrap()
-                .0;
+            state = self.output.changed.wait_timeout(state, deadline - now).unwrap().0;
         }
     }
 
@@ -252,11 +202,8 @@ impl Service {
 
     fn wait_until_closed(&self, timeout: Duration) {
         let state = self.output.lines.lock().unwrap();
-        let (state, result) = self
-            .output
-            .changed
-            .wait_timeout_while(state, timeout, |(_, closed)| !*closed)
-            .unwrap();
+        let (state, result) =
+            self.output.changed.wait_timeout_while(state, timeout, |(_, closed)| !*closed).unwrap();
         assert!(
             !result.timed_out(),
             "{} did not exit within {timeout:?}; its last lines:\n{}",
@@ -284,13 +231,9 @@ impl Drop for Service {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let dir = workspace().join("target/e2e-logs");
-        let test = std::thread::current()
-            .name()
-            .unwrap_or("test")
-            .replace("::", ".");
+        let test = std::thread::current().name().unwrap_or("test").replace("::", ".");
         let file = dir.join(format!("{test}.{}.{}.log", self.name, self.child.id()));
-        let _ = std::fs::create_dir_all(&dir)
-            .and_then(|()| std::fs::write(file, self.lines().join("\n")));
+        let _ = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(file, self.lines().join("\n")));
     }
 }
 
@@ -337,11 +280,7 @@ pub fn errors(lines: &[String]) -> Vec<&String> {
 }
 
 /// Asserts every order in `ids` appears exactly once in `counts`, and nothing else.
-pub fn assert_exactly_once(
-    counts: &BTreeMap<u64, usize>,
-    ids: std::ops::RangeInclusive<u64>,
-    what: &str,
-) {
+pub fn assert_exactly_once(counts: &BTreeMap<u64, usize>, ids: std::ops::RangeInclusive<u64>, what: &str) {
     let missing: Vec<u64> = ids.clone().filter(|id| !counts.contains_key(id)).collect();
     let repeated: Vec<(&u64, &usize)> = counts.iter().filter(|(_, &n)| n > 1).collect();
     let strangers: Vec<&u64> = counts.keys().filter(|id| !ids.contains(id)).collect();
@@ -362,12 +301,9 @@ pub fn payments_on_topic(broker: &Broker) -> BTreeMap<u64, usize> {
     use rdkafka::Message;
     let mut counts = BTreeMap::new();
     common::kafka::read_to_end(&broker.address, "payment_topic", |record| {
-        let payment: serde_json::Value =
-            serde_json::from_slice(record.payload().unwrap_or_default())
-                .expect("payment_topic holds JSON events");
-        *counts
-            .entry(payment["order_id"].as_u64().expect("an order id"))
-            .or_default() += 1;
+        let payment: serde_json::Value = serde_json::from_slice(record.payload().unwrap_or_default())
+            .expect("payment_topic holds JSON events");
+        *counts.entry(payment["order_id"].as_u64().expect("an order id")).or_default() += 1;
     })
     .expect("payment_topic is readable");
     counts
@@ -377,17 +313,11 @@ pub fn payments_on_topic(broker: &Broker) -> BTreeMap<u64, usize> {
 pub fn summary(service: &Service) -> String {
     let lines = service.lines();
     let line = lines.iter().rev().find(|l| l.contains("📊 summary:"));
-    line.unwrap_or_else(|| panic!("{} logged no summary:\n{}", service.name, tail(&lines)))
-        .clone()
+    line.unwrap_or_else(|| panic!("{} logged no summary:\n{}", service.name, tail(&lines))).clone()
 }
 
 /// A counter's value in a summary line, e.g. `counter(&line, "restarts")`.
 pub fn counter(summary: &str, name: &str) -> u64 {
-    let value = summary
-        .split(&format!(" {name}="))
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next());
-    value
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in {summary}"))
+    let value = summary.split(&format!(" {name}=")).nth(1).and_then(|rest| rest.split(' ').next());
+    value.and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("no {name} in {summary}"))
 }

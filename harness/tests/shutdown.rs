@@ -12,11 +12,7 @@ fn interrupting_and_restarting_the_consumers_loses_and_repeats_nothing() {
     let broker = Broker::start();
     let mut notification = Service::start("notification-service", &broker, &[]);
     let mut payment = Service::start("payment-service", &broker, &[]);
-    let mut orders = Service::start(
-        "order-service",
-        &broker,
-        &["--count", "1000", "--rate", "200"],
-    );
+    let mut orders = Service::start("order-service", &broker, &["--count", "1000", "--rate", "200"]);
 
     notification.wait_until("200 notifications", Duration::from_secs(120), |lines| {
         count_orders(lines, NOTIFIED).len() >= 200
@@ -30,45 +26,23 @@ fn interrupting_and_restarting_the_consumers_loses_and_repeats_nothing() {
     notification.stop_gracefully(Duration::from_secs(30));
     let mut notification_again = Service::start("notification-service", &broker, &[]);
 
-    assert!(
-        orders.wait_exit(Duration::from_secs(120)).success(),
-        "order-service failed"
-    );
+    assert!(orders.wait_exit(Duration::from_secs(120)).success(), "order-service failed");
     let before = notification.lines();
-    notification_again.wait_until(
-        "every order is notified",
-        Duration::from_secs(120),
-        |lines| {
-            let mut all = before.clone();
-            all.extend_from_slice(lines);
-            count_orders(&all, NOTIFIED).len() as u64 >= ORDERS
-        },
-    );
+    notification_again.wait_until("every order is notified", Duration::from_secs(120), |lines| {
+        let mut all = before.clone();
+        all.extend_from_slice(lines);
+        count_orders(&all, NOTIFIED).len() as u64 >= ORDERS
+    });
     let mut payment_again = payment_again;
     payment_again.stop_gracefully(Duration::from_secs(30));
     notification_again.stop_gracefully(Duration::from_secs(30));
 
     let ids = 1001..=1000 + ORDERS;
-    assert_exactly_once(
-        &payments_on_topic(&broker),
-        ids.clone(),
-        "payment events on payment_topic",
-    );
+    assert_exactly_once(&payments_on_topic(&broker), ids.clone(), "payment events on payment_topic");
     let mut notified = notification.lines();
     notified.extend(notification_again.lines());
-    assert_exactly_once(
-        &count_orders(&notified, NOTIFIED),
-        ids,
-        "notifications across the restart",
-    );
+    assert_exactly_once(&count_orders(&notified, NOTIFIED), ids, "notifications across the restart");
     for service in [&payment, &notification] {
-        assert!(
-            service
-                .lines()
-                .iter()
-                .any(|l| l.contains("stopped taking new events")),
-            "{}",
-            service.name
-        );
+        assert!(service.lines().iter().any(|l| l.contains("stopped taking new events")), "{}", service.name);
     }
 }

@@ -31,27 +31,19 @@ fn main() -> ExitCode {
     let args = Args::parse();
     args.runtime.check_crash_actor(Role::Consumer);
     let kafka = args.kafka.clone();
-    common::service::run(
-        "notification-service",
-        kafka,
-        args.runtime.clone(),
-        |mut service| async move {
-            let payments = &args.kafka.payment_topic;
-            service
-                .prepare_topics(&[payments.clone(), dead_letter_topic(payments)])
-                .await?;
-            let producer = service.start_producer()?;
-            let notification =
-                service.supervise(NotificationActor::new(service.supervision.stats.clone()));
-            let accepted = &[Status::PaymentSuccessful, Status::PaymentFailed];
-            service.start_consumer(
-                &args.group_id,
-                payments,
-                accepted,
-                notification.recipient(),
-                producer.recipient(),
-            )?;
-            Ok(service)
-        },
-    )
+    common::service::run("notification-service", kafka, args.runtime.clone(), |mut service| async move {
+        let payments = &args.kafka.payment_topic;
+        service.prepare_topics(&[payments.clone(), dead_letter_topic(payments)]).await?;
+        let producer = service.start_producer()?;
+        let notification = service.supervise(NotificationActor::new(service.supervision.stats.clone()));
+        let accepted = &[Status::PaymentSuccessful, Status::PaymentFailed];
+        service.start_consumer(
+            &args.group_id,
+            payments,
+            accepted,
+            notification.recipient(),
+            producer.recipient(),
+        )?;
+        Ok(service)
+    })
 }

@@ -21,10 +21,7 @@ pub struct NotificationActor {
 
 impl NotificationActor {
     pub fn new(stats: Arc<Stats>) -> Self {
-        NotificationActor {
-            notified: HashSet::new(),
-            stats,
-        }
+        NotificationActor { notified: HashSet::new(), stats }
     }
 }
 

@@ -97,17 +97,11 @@ impl Worker for OrderGenerator {
     const NAME: &'static str = "OrderGenerator";
     const ROLE: Role = Role::Generator;
 
-    fn handle(
-        &mut self,
-        input: &GeneratorInput,
-        ctx: &mut Context<Supervised<Self>>,
-    ) -> Result<(), String> {
+    fn handle(&mut self, input: &GeneratorInput, ctx: &mut Context<Supervised<Self>>) -> Result<(), String> {
         match input {
             GeneratorInput::Tick => {
                 let event = self.new_order();
-                let origin = Origin::Generated {
-                    order_id: event.order_id,
-                };
+                let origin = Origin::Generated { order_id: event.order_id };
                 let ticket = Ticket::new(origin, ctx.address().recipient());
                 self.orders.do_send(Process { event, ticket });
             }
@@ -162,7 +156,5 @@ pub async fn drive(
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }

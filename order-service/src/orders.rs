@@ -18,11 +18,7 @@ pub struct OrderActor {
 
 impl OrderActor {
     pub fn new(order_topic: &str, producer: Recipient<Publish>) -> Self {
-        OrderActor {
-            published: HashSet::new(),
-            order_topic: order_topic.to_string(),
-            producer,
-        }
+        OrderActor { published: HashSet::new(), order_topic: order_topic.to_string(), producer }
     }
 }
 
@@ -41,12 +37,7 @@ impl Worker for OrderActor {
             return Ok(());
         }
         info!(target: Self::NAME, "📦 Order Created: {event}");
-        self.producer.do_send(Publish::event(
-            &self.order_topic,
-            event,
-            ticket.clone(),
-            None,
-        ));
+        self.producer.do_send(Publish::event(&self.order_topic, event, ticket.clone(), None));
         Ok(())
     }
 

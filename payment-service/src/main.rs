@@ -34,39 +34,31 @@ fn main() -> ExitCode {
     let args = Args::parse();
     args.runtime.check_crash_actor(Role::Consumer);
     let kafka = args.kafka.clone();
-    common::service::run(
-        "payment-service",
-        kafka,
-        args.runtime.clone(),
-        |mut service| async move {
-            let (orders, payments) = (&args.kafka.order_topic, &args.kafka.payment_topic);
-            service
-                .prepare_topics(&[orders.clone(), payments.clone(), dead_letter_topic(orders)])
-                .await?;
-            let (brokers, topic) = (args.kafka.brokers.clone(), payments.clone());
-            let paid =
-                actix_rt::task::spawn_blocking(move || ledger::paid_orders(&brokers, &topic))
-                    .await
-                    .map_err(|e| format!("rebuilding the paid orders failed: {e}"))??;
+    common::service::run("payment-service", kafka, args.runtime.clone(), |mut service| async move {
+        let (orders, payments) = (&args.kafka.order_topic, &args.kafka.payment_topic);
+        service.prepare_topics(&[orders.clone(), payments.clone(), dead_letter_topic(orders)]).await?;
+        let (brokers, topic) = (args.kafka.brokers.clone(), payments.clone());
+        let paid = actix_rt::task::spawn_blocking(move || ledger::paid_orders(&brokers, &topic))
+            .await
+            .map_err(|e| format!("rebuilding the paid orders failed: {e}"))??;
 
-            let producer = service.start_producer()?;
-            let stats = service.supervision.stats.clone();
-            let payment = service.supervise(PaymentActor::new(
-                paid,
-                args.decline_rate,
-                args.runtime.seed,
-                payments,
-                producer.clone().recipient(),
-                stats,
-            ));
-            service.start_consumer(
-                &args.group_id,
-                orders,
-                &[Status::Created],
-                payment.recipient(),
-                producer.recipient(),
-            )?;
-            Ok(service)
-        },
-    )
+        let producer = service.start_producer()?;
+        let stats = service.supervision.stats.clone();
+        let payment = service.supervise(PaymentActor::new(
+            paid,
+            args.decline_rate,
+            args.runtime.seed,
+            payments,
+            producer.clone().recipient(),
+            stats,
+        ));
+        service.start_consumer(
+            &args.group_id,
+            orders,
+            &[Status::Created],
+            payment.recipient(),
+            producer.recipient(),
+        )?;
+        Ok(service)
+    })
 }

@@ -36,14 +36,7 @@ impl PaymentActor {
         producer: Recipient<Publish>,
         stats: Arc<Stats>,
     ) -> Self {
-        PaymentActor {
-            paid,
-            decline_rate,
-            seed,
-            payment_topic: payment_topic.to_string(),
-            producer,
-            stats,
-        }
+        PaymentActor { paid, decline_rate, seed, payment_topic: payment_topic.to_string(), producer, stats }
     }
 }
 
@@ -67,12 +60,8 @@ impl Worker for PaymentActor {
         let payment = charge(event, self.decline_rate, self.seed);
         self.paid.insert(event.order_id);
         self.stats.processed();
-        let publish = Publish::event(
-            &self.payment_topic,
-            &payment,
-            ticket.clone(),
-            Some("✅ Payment Event Sent"),
-        );
+        let publish =
+            Publish::event(&self.payment_topic, &payment, ticket.clone(), Some("✅ Payment Event Sent"));
         self.producer.do_send(publish);
         Ok(())
     }
@@ -88,13 +77,8 @@ fn charge(order: &OrderEvent, decline_rate: f64, seed: u64) -> OrderEvent {
     let draw = splitmix64(order.order_id ^ seed);
     let declined = (draw as f64 / u64::MAX as f64) < decline_rate;
     OrderEvent {
-        status: if declined {
-            Status::PaymentFailed
-        } else {
-            Status::PaymentSuccessful
-        },
-        reason: declined
-            .then(|| DECLINE_REASONS[(draw % DECLINE_REASONS.len() as u64) as usize].to_string()),
+        status: if declined { Status::PaymentFailed } else { Status::PaymentSuccessful },
+        reason: declined.then(|| DECLINE_REASONS[(draw % DECLINE_REASONS.len() as u64) as usize].to_string()),
         ..order.clone()
     }
 }
@@ -130,18 +114,10 @@ mod tests {
     #[test]
     fn declines_about_the_asked_share_and_repeatably() {
         let first = decisions(0.25);
-        let declined = first
-            .iter()
-            .filter(|&&s| s == Status::PaymentFailed)
-            .count();
-        assert!(
-            (400..600).contains(&declined),
-            "{declined} of 2000 declined at 25%"
-        );
+        let declined = first.iter().filter(|&&s| s == Status::PaymentFailed).count();
+        assert!((400..600).contains(&declined), "{declined} of 2000 declined at 25%");
         assert_eq!(first, decisions(0.25));
-        assert!(decisions(0.0)
-            .iter()
-            .all(|&s| s == Status::PaymentSuccessful));
+        assert!(decisions(0.0).iter().all(|&s| s == Status::PaymentSuccessful));
         assert!(decisions(1.0).iter().all(|&s| s == Status::PaymentFailed));
     }
 }
