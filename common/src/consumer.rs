@@ -1,21 +1,26 @@
 //! The consumer actor: reads a topic, hands valid events to the domain actor,
 //! dead-letters the rest, and stores each offset once its event is done.
 //!
-//! Reading happens in a small task beside the actor (`poll_records`), which takes
-//! an in-flight slot before each record: back-pressure. The actor itself only
+//! Reading happens in a small task on a thread of its own (`poll_records`), which
+//! takes an in-flight slot for each record: back-pressure. The actor itself only
 //! decides what a record is and tracks offsets, so restarting it is instant and
 //! the Kafka client (and its group membership) lives on.
+//!
+//! Rebalances: librdkafka runs its callback on the reader thread. Before the
+//! partitions go, the callback waits until every event in flight is done (the
+//! actors keep working on the main thread) and commits, so the next owner
+//! starts exactly where this one stopped: nothing is lost or done twice.
 
 use crate::event::{OrderEvent, Status};
 use crate::fault::Role;
 use crate::in_flight::InFlight;
-use crate::kafka::{dead_letter_topic, KafkaContext};
+use crate::kafka::{dead_letter_topic, KafkaContext, RebalanceHooks};
 use crate::messages::{Completed, Origin, Process, Publish, Ticket};
 use crate::offsets::OffsetTracker;
 use crate::shutdown::Shutdown;
 use crate::stats::Stats;
 use crate::supervisor::{Supervised, Supervision, Worker};
-use actix::{Addr, AsyncContext, Context, Message, Recipient};
+use actix::{Addr, Arbiter, AsyncContext, Context, Message, Recipient};
 use log::{debug, info, warn};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Message as _, OwnedMessage};
@@ -27,10 +32,22 @@ use std::time::{Duration, Instant};
 #[rtype(result = "()")]
 pub struct Received(pub OwnedMessage);
 
+/// The partitions were taken away, after the events in flight were finished.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Revoked;
+
 /// Everything the consumer actor handles.
 pub enum ConsumerInput {
     Received(OwnedMessage),
     Completed(Origin),
+    Revoked,
+}
+
+impl From<Revoked> for ConsumerInput {
+    fn from(_: Revoked) -> Self {
+        ConsumerInput::Revoked
+    }
 }
 
 impl From<Received> for ConsumerInput {
@@ -67,6 +84,11 @@ pub struct ConsumerSetup {
     pub dead_letters: Recipient<Publish>,
     pub in_flight: InFlight,
     pub service: &'static str,
+    /// How long a rebalance waits for the events in flight.
+    pub drain_timeout: Duration,
+    /// Runs after each assignment, before its records are read (payment-service
+    /// refreshes its ledger there).
+    pub after_assign: Box<dyn Fn() + Send + Sync>,
 }
 
 impl ConsumerActor {
@@ -84,12 +106,28 @@ impl ConsumerActor {
             service: setup.service,
         };
         let addr = Supervised::start(actor, supervision);
-        actix_rt::spawn(poll_records(
-            setup.client,
-            addr.clone(),
-            setup.in_flight,
-            supervision.shutdown.clone(),
-        ));
+        let (in_flight, drain, actor) = (setup.in_flight.clone(), setup.drain_timeout, addr.clone());
+        let shutdown = supervision.shutdown.clone();
+        setup.client.context().set_rebalance_hooks(RebalanceHooks {
+            before_revoke: Box::new(move || {
+                // At shutdown the service has drained already (or given up on a crash loop).
+                if !shutdown.is_triggered() && !in_flight.drained_blocking(drain) {
+                    warn!(
+                        target: Self::NAME,
+                        "{} events still in flight after {} s: the next owner of their partitions redoes them",
+                        in_flight.count(),
+                        drain.as_secs()
+                    );
+                }
+                actor.do_send(Revoked);
+            }),
+            after_assign: setup.after_assign,
+        });
+        // The reader gets a thread of its own: the rebalance callback blocks it
+        // while the actors, on this thread, finish the events in flight.
+        let reader = Arbiter::new();
+        let (client, shutdown) = (setup.client, supervision.shutdown.clone());
+        reader.spawn(poll_records(client, addr.clone(), setup.in_flight, shutdown));
         addr
     }
 
@@ -151,6 +189,12 @@ impl Worker for ConsumerActor {
         match input {
             ConsumerInput::Received(message) => self.received(message, ctx.address().recipient()),
             ConsumerInput::Completed(origin) => self.completed(*origin),
+            ConsumerInput::Revoked => {
+                let unfinished = self.offsets.forget_all();
+                for _ in 0..unfinished {
+                    self.in_flight.release();
+                }
+            }
         }
         Ok(())
     }
@@ -162,11 +206,18 @@ impl Worker for ConsumerActor {
                 None => format!("a record ({}@{})", message.partition(), message.offset()),
             },
             ConsumerInput::Completed(origin) => format!("the completion of {origin:?}"),
+            ConsumerInput::Revoked => "the revocation of its partitions".to_string(),
         }
+    }
+
+    fn is_event(input: &ConsumerInput) -> bool {
+        matches!(input, ConsumerInput::Received(_))
     }
 }
 
-/// Feeds the actor: one in-flight slot per record, until shutdown.
+/// Feeds the actor: one in-flight slot per record, until shutdown. The slot is
+/// taken after the record is read, so a rebalance callback (which runs inside
+/// `recv`) sees only the slots of events really in flight.
 async fn poll_records(
     client: Arc<StreamConsumer<KafkaContext>>,
     actor: Addr<Supervised<ConsumerActor>>,
@@ -175,28 +226,25 @@ async fn poll_records(
 ) {
     let mut last_complaint: Option<Instant> = None;
     loop {
-        tokio::select! {
-            biased;
-            _ = shutdown.triggered() => break,
-            () = in_flight.reserve() => {}
-        }
         let record = tokio::select! {
             biased;
-            _ = shutdown.triggered() => {
-                in_flight.release();
-                break;
-            }
+            _ = shutdown.triggered() => break,
             record = client.recv() => record,
         };
-        match record {
-            Ok(message) => actor.do_send(Received(message.detach())),
+        let message = match record {
+            Ok(message) => message.detach(),
             Err(e) => {
-                in_flight.release();
                 if last_complaint.is_none_or(|at| at.elapsed() > Duration::from_secs(5)) {
                     warn!(target: ConsumerActor::NAME, "cannot read: {e} (retrying)");
                     last_complaint = Some(Instant::now());
                 }
+                continue;
             }
+        };
+        tokio::select! {
+            biased;
+            _ = shutdown.triggered() => break, // the record is not ours yet: it stays uncommitted
+            () = in_flight.reserve() => actor.do_send(Received(message)),
         }
     }
     info!(target: ConsumerActor::NAME, "stopped taking new events");

@@ -9,13 +9,13 @@ use crate::config::KafkaArgs;
 use log::{debug, info, warn};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::BorrowedMessage;
 use rdkafka::producer::FutureProducer;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Partitions of every topic we create.
@@ -35,14 +35,37 @@ pub fn dead_letter_topic(topic: &str) -> String {
 
 /// Receives librdkafka's logs and errors: broker trouble becomes one WARN line
 /// every few seconds at most (it retries on its own), the rest goes to debug.
+/// A consumer's context also runs its [`RebalanceHooks`].
 pub struct KafkaContext {
     brokers: String,
     last_complaint: Mutex<Option<Instant>>,
+    rebalance_hooks: OnceLock<RebalanceHooks>,
+}
+
+/// What a consumer does around a rebalance; installed once its actors exist.
+/// Both run on the consumer's reader thread, which reads no record meanwhile.
+pub struct RebalanceHooks {
+    /// Before partitions are taken away: finish the events in flight, so their
+    /// offsets are committed and the next owner starts where this one stopped.
+    pub before_revoke: Box<dyn Fn() + Send + Sync>,
+    /// After partitions are assigned, before any of their records is read.
+    pub after_assign: Box<dyn Fn() + Send + Sync>,
 }
 
 impl KafkaContext {
     fn new(brokers: &str) -> Self {
-        KafkaContext { brokers: brokers.to_string(), last_complaint: Mutex::new(None) }
+        KafkaContext {
+            brokers: brokers.to_string(),
+            last_complaint: Mutex::new(None),
+            rebalance_hooks: OnceLock::new(),
+        }
+    }
+
+    /// Installs the consumer's rebalance hooks (once).
+    pub fn set_rebalance_hooks(&self, hooks: RebalanceHooks) {
+        if self.rebalance_hooks.set(hooks).is_err() {
+            warn!(target: "kafka", "rebalance hooks are already installed; keeping the first ones");
+        }
     }
 
     fn complain(&self, what: &str) {
@@ -74,6 +97,18 @@ impl ClientContext for KafkaContext {
 }
 
 impl ConsumerContext for KafkaContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(partitions) = rebalance else { return };
+        info!(target: "kafka", "{} partitions revoked: finishing the events in flight", partitions.count());
+        if let Some(hooks) = self.rebalance_hooks.get() {
+            (hooks.before_revoke)();
+        }
+        match consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => self.complain(&format!("cannot commit before the rebalance: {e}")),
+        }
+    }
+
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(partitions) => {
@@ -83,10 +118,11 @@ impl ConsumerContext for KafkaContext {
                     .map(|e| format!("{}[{}]", e.topic(), e.partition()))
                     .collect();
                 info!(target: "kafka", "partitions assigned: {}", list.join(" "));
+                if let Some(hooks) = self.rebalance_hooks.get() {
+                    (hooks.after_assign)();
+                }
             }
-            Rebalance::Revoke(partitions) => {
-                info!(target: "kafka", "{} partitions revoked", partitions.count());
-            }
+            Rebalance::Revoke(_) => {}
             Rebalance::Error(e) => self.complain(&format!("rebalance failed: {e}")),
         }
     }

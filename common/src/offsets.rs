@@ -48,10 +48,11 @@ impl OffsetTracker {
         Some(None)
     }
 
-    /// The partition was taken away (rebalance): forget it. Returns how many of
-    /// its events were still pending; their completions will be ignored.
-    pub fn forget(&mut self, partition: i32) -> usize {
-        self.partitions.remove(&partition).map_or(0, |p| p.pending.len())
+    /// Every partition was taken away (an eager rebalance): forget them all.
+    /// Returns how many events were still pending; their completions will be
+    /// ignored, and their records read again by whoever gets the partition.
+    pub fn forget_all(&mut self) -> usize {
+        self.partitions.drain().map(|(_, p)| p.pending.len()).sum()
     }
 }
 
@@ -92,13 +93,14 @@ mod tests {
     }
 
     #[test]
-    fn forgetting_a_partition_reports_its_pending_events() {
+    fn forgetting_reports_the_pending_events() {
         let mut t = OffsetTracker::default();
         t.begin(3, 1);
         t.begin(3, 2);
+        t.begin(4, 7);
         t.complete(3, 1);
-        assert_eq!(t.forget(3), 1);
+        assert_eq!(t.forget_all(), 2);
         assert_eq!(t.complete(3, 2), None);
-        assert_eq!(t.forget(3), 0);
+        assert_eq!(t.forget_all(), 0);
     }
 }

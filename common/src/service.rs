@@ -93,7 +93,8 @@ impl Service {
         Ok(self.supervise(ProducerActor::new(producer)))
     }
 
-    /// Starts the consumer actor on `topic` in `group`, feeding `domain`.
+    /// Starts the consumer actor on `topic` in `group`, feeding `domain`;
+    /// `after_assign` runs after each rebalance, before new records are read.
     pub fn start_consumer(
         &mut self,
         group: &str,
@@ -101,6 +102,7 @@ impl Service {
         accepted: &'static [Status],
         domain: Recipient<Process>,
         dead_letters: Recipient<Publish>,
+        after_assign: Box<dyn Fn() + Send + Sync>,
     ) -> Result<(), String> {
         let client = kafka::consumer(&self.kafka, self.name, group, topic)?;
         self.consumer = Some(client.clone());
@@ -112,6 +114,8 @@ impl Service {
             dead_letters,
             in_flight: self.in_flight.clone(),
             service: self.name,
+            drain_timeout: Duration::from_secs(self.runtime.drain_timeout_secs),
+            after_assign,
         };
         ConsumerActor::start(setup, &self.supervision);
         Ok(())

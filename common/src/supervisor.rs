@@ -44,6 +44,12 @@ pub trait Worker: Sized + Unpin + 'static {
     /// Names the input for crash lines, e.g. "order 1042".
     fn describe(input: &Self::Input) -> String;
 
+    /// Whether the input is an event, as opposed to bookkeeping (an
+    /// acknowledgement, a rebalance): injected faults strike events only.
+    fn is_event(_input: &Self::Input) -> bool {
+        true
+    }
+
     /// Called before each restart: drop state that the crash may have left
     /// half-changed. State that must outlive crashes (idempotency ledgers) stays.
     fn reset(&mut self) {}
@@ -107,7 +113,7 @@ impl<W: Worker> Supervised<W> {
         if self.escalated {
             return; // the service is shutting down; the event stays uncommitted
         }
-        let (worker, fault) = (&mut self.worker, &mut self.fault);
+        let (worker, fault) = (&mut self.worker, self.fault.as_mut().filter(|_| W::is_event(&input)));
         let outcome = catch_panic(|| {
             if let Some(fault) = fault {
                 fault.strike()?;

@@ -43,6 +43,7 @@ fn main() -> ExitCode {
             accepted,
             notification.recipient(),
             producer.recipient(),
+            Box::new(|| {}), // no ledger: see notification.rs for the email guarantee
         )?;
         Ok(service)
     })

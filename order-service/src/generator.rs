@@ -124,6 +124,10 @@ impl Worker for OrderGenerator {
             GeneratorInput::Acknowledged(origin) => format!("the acknowledgement of {origin:?}"),
         }
     }
+
+    fn is_event(input: &GeneratorInput) -> bool {
+        matches!(input, GeneratorInput::Tick)
+    }
 }
 
 /// Paces the generator: `rate` orders per second (0 = as fast as the in-flight

@@ -1,6 +1,9 @@
 //! payment-service: consumes `order_created` events from `order_topic`, pays each
 //! order once, and publishes the outcome to `payment_topic`.
 //!
+//! After each partition assignment the ledger (`ledger.rs`) reads `payment_topic`,
+//! so orders paid before a crash or by another instance are not paid again.
+//!
 //! ConsumerActor --Process--> PaymentActor --Publish--> ProducerActor --Completed--> ConsumerActor
 
 mod ledger;
@@ -37,27 +40,28 @@ fn main() -> ExitCode {
     common::service::run("payment-service", kafka, args.runtime.clone(), |mut service| async move {
         let (orders, payments) = (&args.kafka.order_topic, &args.kafka.payment_topic);
         service.prepare_topics(&[orders.clone(), payments.clone(), dead_letter_topic(orders)]).await?;
-        let (brokers, topic) = (args.kafka.brokers.clone(), payments.clone());
-        let paid = actix_rt::task::spawn_blocking(move || ledger::paid_orders(&brokers, &topic))
-            .await
-            .map_err(|e| format!("rebuilding the paid orders failed: {e}"))??;
-
         let producer = service.start_producer()?;
-        let stats = service.supervision.stats.clone();
         let payment = service.supervise(PaymentActor::new(
-            paid,
             args.decline_rate,
             args.runtime.seed,
             payments,
             producer.clone().recipient(),
-            stats,
+            service.supervision.stats.clone(),
         ));
+        let refresh_ledger = ledger::refresh_after_assign(
+            args.kafka.brokers.clone(),
+            payments.clone(),
+            payment.clone().recipient(),
+            service.supervision.shutdown.clone(),
+        );
+        let accepted = &[Status::Created];
         service.start_consumer(
             &args.group_id,
             orders,
-            &[Status::Created],
+            accepted,
             payment.recipient(),
             producer.recipient(),
+            refresh_ledger,
         )?;
         Ok(service)
     })

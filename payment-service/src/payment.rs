@@ -2,9 +2,10 @@
 //!
 //! Idempotent by order id: an order seen again (redelivered after a crash, or
 //! read twice from Kafka) is acknowledged without a second payment event. The
-//! set of paid orders starts from what `payment_topic` already holds
-//! (see `ledger.rs`), so this also holds across restarts of the process.
+//! ledger adds what `payment_topic` already holds after every assignment (see
+//! `ledger.rs`), so this also holds across restarts and between instances.
 
+use crate::ledger::PaidOrders;
 use actix::{Context, Recipient};
 use common::event::{OrderEvent, Status};
 use common::fault::Role;
@@ -18,6 +19,24 @@ use std::sync::Arc;
 /// Why a declined payment was declined (chosen per order, repeatably).
 const DECLINE_REASONS: [&str; 3] = ["card declined", "insufficient funds", "card expired"];
 
+/// What the payment actor handles: orders, and the ledger's paid orders.
+pub enum PaymentInput {
+    Order(Process),
+    Paid(HashSet<u64>),
+}
+
+impl From<Process> for PaymentInput {
+    fn from(process: Process) -> Self {
+        PaymentInput::Order(process)
+    }
+}
+
+impl From<PaidOrders> for PaymentInput {
+    fn from(PaidOrders(paid): PaidOrders) -> Self {
+        PaymentInput::Paid(paid)
+    }
+}
+
 pub struct PaymentActor {
     paid: HashSet<u64>,
     decline_rate: f64,
@@ -29,27 +48,36 @@ pub struct PaymentActor {
 
 impl PaymentActor {
     pub fn new(
-        paid: HashSet<u64>,
         decline_rate: f64,
         seed: u64,
         payment_topic: &str,
         producer: Recipient<Publish>,
         stats: Arc<Stats>,
     ) -> Self {
-        PaymentActor { paid, decline_rate, seed, payment_topic: payment_topic.to_string(), producer, stats }
+        PaymentActor {
+            paid: HashSet::new(),
+            decline_rate,
+            seed,
+            payment_topic: payment_topic.to_string(),
+            producer,
+            stats,
+        }
     }
 }
 
 impl Worker for PaymentActor {
-    type Input = Process;
+    type Input = PaymentInput;
     const NAME: &'static str = "PaymentActor";
     const ROLE: Role = Role::Domain;
 
-    fn handle(
-        &mut self,
-        Process { event, ticket }: &Process,
-        _: &mut Context<Supervised<Self>>,
-    ) -> Result<(), String> {
+    fn handle(&mut self, input: &PaymentInput, _: &mut Context<Supervised<Self>>) -> Result<(), String> {
+        let Process { event, ticket } = match input {
+            PaymentInput::Order(process) => process,
+            PaymentInput::Paid(paid) => {
+                self.paid.extend(paid);
+                return Ok(());
+            }
+        };
         info!(target: Self::NAME, "🧾 Received Order {event}");
         if self.paid.contains(&event.order_id) {
             info!(target: Self::NAME, "🔁 Order {} is already paid: duplicate ignored", event.order_id);
@@ -66,8 +94,15 @@ impl Worker for PaymentActor {
         Ok(())
     }
 
-    fn describe(process: &Process) -> String {
-        format!("order {}", process.event.order_id)
+    fn describe(input: &PaymentInput) -> String {
+        match input {
+            PaymentInput::Order(process) => format!("order {}", process.event.order_id),
+            PaymentInput::Paid(paid) => format!("the {} paid orders from the ledger", paid.len()),
+        }
+    }
+
+    fn is_event(input: &PaymentInput) -> bool {
+        matches!(input, PaymentInput::Order(_))
     }
 }
 
