@@ -1,1 +1,119 @@
-fn main() {}
+//! `cargo run --release -p bench -- [flags]`: the pipeline against its ceiling.
+//!
+//! On one broker (the embedded Tansu on a free port, or `--brokers`), in one run:
+//!
+//! 1. ceiling throughput and pipeline throughput: `--orders` orders at unlimited
+//!    rate, first order created to last order notified;
+//! 2. ceiling latency and pipeline latency: `--rate` orders/s for `--latency-secs`,
+//!    p50/p99/max of notified time − `created_at_ms`;
+//! 3. each service's peak RSS (VmHWM) in the pipeline's throughput run.
+//!
+//! Each run starts with warm-up orders that are not measured (`--warmup-orders`,
+//! `--warmup-secs`): they take the start-up costs, which are the same for both
+//! sides (a fresh idempotent producer waits ~1 s for its producer id).
+//! Every run uses topics and consumer groups of its own. Prints one table and
+//! writes the same figures as JSON (`--json`, default `target/bench.json`).
+//! Missed targets are reported, never an exit code.
+
+mod ceiling;
+mod cli;
+mod clients;
+mod logline;
+mod measure;
+mod memory;
+mod pipeline;
+mod report;
+
+use clap::Parser;
+use cli::{Args, Plan};
+use measure::{after_warmup, latency, now_ms, throughput};
+use report::{Figures, Report};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let plan = Plan::from_args(Args::parse());
+    match run(plan) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(plan: Plan) -> Result<(), String> {
+    let broker = match plan.brokers {
+        Some(_) => None,
+        None => Some(harness::Broker::start()),
+    };
+    let brokers = match (&plan.brokers, &broker) {
+        (Some(address), _) => address.clone(),
+        (None, Some(broker)) => broker.address.clone(),
+        (None, None) => unreachable!("a broker was started"),
+    };
+    eprintln!("bench: broker at {brokers}");
+    let run_id = now_ms();
+    let ceiling_setup = |phase: &str| ceiling::Setup {
+        brokers: brokers.clone(),
+        orders_topic: format!("ceiling_orders_{phase}_{run_id}"),
+        payments_topic: format!("ceiling_payments_{phase}_{run_id}"),
+        group: format!("ceiling_{phase}_{run_id}"),
+        fetch_wait_ms: plan.fetch_wait_ms,
+        max_in_flight: plan.max_in_flight,
+        timeout: plan.timeout,
+    };
+    let pipeline_setup = |phase: &str| pipeline::Setup {
+        brokers: brokers.clone(),
+        order_topic: format!("bench_orders_{phase}_{run_id}"),
+        payment_topic: format!("bench_payments_{phase}_{run_id}"),
+        group: format!("bench_{phase}_{run_id}"),
+        fetch_wait_ms: plan.fetch_wait_ms,
+        max_in_flight: plan.max_in_flight,
+        rust_log: plan.service_log.clone(),
+        extra_args: plan.service_args.clone(),
+        timeout: plan.timeout,
+    };
+    let (n, rate, m) = (plan.orders, plan.rate, plan.latency_orders());
+    let (warm_n, warm_m) = (plan.warmup_orders, plan.latency_warmup());
+
+    eprintln!("bench: ceiling throughput, {warm_n} + {n} orders at unlimited rate");
+    let samples = ceiling::run(&ceiling_setup("throughput"), warm_n + n, None)?;
+    let ceiling_throughput = throughput(&after_warmup(samples, warm_n))?;
+    eprintln!("bench:   {ceiling_throughput:.0} orders/s");
+
+    eprintln!("bench: pipeline throughput, {warm_n} + {n} orders at unlimited rate");
+    let measured = pipeline::run(&pipeline_setup("throughput"), warm_n + n, 0.0)?;
+    let pipeline_throughput = throughput(&after_warmup(measured.samples, warm_n))?;
+    eprintln!("bench:   {pipeline_throughput:.0} orders/s");
+    let peak_rss_mib = measured.peak_rss_kib.map(|kib| kib as f64 / 1024.0);
+
+    eprintln!("bench: ceiling latency, {warm_m} + {m} orders at {rate}/s");
+    let samples = ceiling::run(&ceiling_setup("latency"), warm_m + m, Some(rate))?;
+    let ceiling_latency = latency(&after_warmup(samples, warm_m))?;
+    eprintln!("bench:   {ceiling_latency:?}");
+
+    eprintln!("bench: pipeline latency, {warm_m} + {m} orders at {rate}/s");
+    let samples = pipeline::run(&pipeline_setup("latency"), warm_m + m, rate)?.samples;
+    let pipeline_latency = latency(&after_warmup(samples, warm_m))?;
+    eprintln!("bench:   {pipeline_latency:?}");
+    let embedded = broker.is_some();
+    drop(broker);
+
+    let report = Report {
+        plan,
+        brokers,
+        embedded,
+        ceiling: Figures { throughput: ceiling_throughput, latency: ceiling_latency },
+        pipeline: Figures { throughput: pipeline_throughput, latency: pipeline_latency },
+        peak_rss_mib,
+    };
+    print!("{}", report.table());
+    let json = serde_json::to_string_pretty(&report.json()).expect("JSON values always serialize");
+    let path = &report.plan.json;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    std::fs::write(path, json + "\n").map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    println!("\nJSON: {}", path.display());
+    Ok(())
+}

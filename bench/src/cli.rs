@@ -1,0 +1,125 @@
+//! The benchmark's flags, and the plan they make (with `--smoke` applied).
+
+use clap::Parser;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Measures the order pipeline against bare rdkafka on the same broker:
+/// throughput, end-to-end latency at a fixed rate, and each service's peak memory.
+#[derive(Parser, Debug)]
+#[command(version)]
+pub struct Args {
+    /// Use this broker (host:port) instead of starting the embedded Tansu one.
+    #[arg(long)]
+    pub brokers: Option<String>,
+    /// Orders in each throughput run (offered at unlimited rate).
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub orders: u64,
+    /// Offered rate of the latency runs, in orders per second.
+    #[arg(long, default_value_t = 1000.0, value_parser = positive)]
+    pub rate: f64,
+    /// Length of each latency run, in seconds.
+    #[arg(long, default_value_t = 10.0, value_parser = positive)]
+    pub latency_secs: f64,
+    /// Orders made before each throughput run's measured ones, and not measured:
+    /// they take the start-up costs (e.g. the idempotent producer's ~1 s PID wait).
+    #[arg(long, default_value_t = 2000)]
+    pub warmup_orders: u64,
+    /// Seconds at `--rate` before each latency run's measured orders, not measured.
+    #[arg(long, default_value_t = 2.0, value_parser = non_negative)]
+    pub warmup_secs: f64,
+    /// The consumers' fetch.wait.max.ms, the same for ceiling and pipeline.
+    #[arg(long, default_value_t = 10)]
+    pub fetch_wait_ms: u32,
+    /// Events in flight at most, per service and per ceiling stage.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_in_flight: u32,
+    /// RUST_LOG of the services. The benchmark needs NotificationActor's lines
+    /// (to time each order), OrderGenerator's and kafka's (to know when to start).
+    #[arg(long, default_value = "warn,NotificationActor=info,OrderGenerator=info,kafka=info")]
+    pub service_log: String,
+    /// One more flag for every service, e.g. --service-arg=--drain-timeout-secs=5 (repeatable).
+    #[arg(long = "service-arg", allow_hyphen_values = true)]
+    pub service_args: Vec<String>,
+    /// Longest wait for one run to finish, in seconds.
+    #[arg(long, default_value_t = 120)]
+    pub timeout_secs: u64,
+    /// Tiny run (200 orders; 200 orders/s for 1 s; warm-ups of 50 orders and
+    /// 0.25 s) to check that everything works. Overrides those flags.
+    #[arg(long)]
+    pub smoke: bool,
+    /// Where to write the figures as JSON [default: target/bench.json in the workspace].
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+fn non_negative(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
+        _ => Err(format!("{text:?} is not a number of seconds")),
+    }
+}
+
+fn positive(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err(format!("{text:?} is not a positive number")),
+    }
+}
+
+/// What one benchmark run does.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub brokers: Option<String>,
+    pub orders: u64,
+    pub rate: f64,
+    pub latency_secs: f64,
+    pub warmup_orders: u64,
+    pub warmup_secs: f64,
+    pub fetch_wait_ms: u32,
+    pub max_in_flight: u32,
+    pub service_log: String,
+    pub service_args: Vec<String>,
+    pub timeout: Duration,
+    pub smoke: bool,
+    pub json: PathBuf,
+}
+
+impl Plan {
+    pub fn from_args(args: Args) -> Plan {
+        let (orders, rate, latency_secs, warmup_orders, warmup_secs) = if args.smoke {
+            (200, 200.0, 1.0, 50, 0.25)
+        } else {
+            (args.orders, args.rate, args.latency_secs, args.warmup_orders, args.warmup_secs)
+        };
+        let json = args.json.unwrap_or_else(|| {
+            let bench = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+            bench.parent().unwrap_or(bench).join("target/bench.json")
+        });
+        Plan {
+            brokers: args.brokers,
+            orders,
+            rate,
+            latency_secs,
+            warmup_orders,
+            warmup_secs,
+            fetch_wait_ms: args.fetch_wait_ms,
+            max_in_flight: args.max_in_flight,
+            service_log: args.service_log,
+            service_args: args.service_args,
+            timeout: Duration::from_secs(args.timeout_secs),
+            smoke: args.smoke,
+            json,
+        }
+    }
+
+    /// Orders in each latency run.
+    pub fn latency_orders(&self) -> u64 {
+        ((self.rate * self.latency_secs).round() as u64).max(1)
+    }
+
+    /// Warm-up orders before each latency run's measured ones.
+    pub fn latency_warmup(&self) -> u64 {
+        (self.rate * self.warmup_secs).round() as u64
+    }
+}

@@ -1,0 +1,64 @@
+//! Reads the services' log lines: when a line was written (its UTC timestamp,
+//! `2026-11-25T19:34:12.112Z`) and which order a notification line is about.
+
+/// The time a log line was written, in ms since the Unix epoch.
+pub fn timestamp_ms(line: &str) -> Option<u64> {
+    let text = line.split(' ').next()?;
+    let b = text.as_bytes();
+    let shape = b.len() == 24
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':'
+        && b[19] == b'.'
+        && b[23] == b'Z';
+    if !shape {
+        return None;
+    }
+    let field = |from: usize, to: usize| text[from..to].parse::<i64>().ok();
+    let days = days_from_civil(field(0, 4)?, field(5, 7)?, field(8, 10)?);
+    let secs = ((days * 24 + field(11, 13)?) * 60 + field(14, 16)?) * 60 + field(17, 19)?;
+    u64::try_from(secs * 1000 + field(20, 23)?).ok()
+}
+
+/// The order id after `marker` in `line`, e.g. after "Payment Successful for Order ".
+pub fn order_after(line: &str, marker: &str) -> Option<u64> {
+    let rest = line.split(marker).nth(1)?;
+    let end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_utc_timestamps() {
+        assert_eq!(timestamp_ms("1970-01-01T00:00:00.000Z INFO x"), Some(0));
+        assert_eq!(timestamp_ms("2000-03-01T00:00:00.007Z INFO"), Some(951_868_800_007));
+        assert_eq!(
+            timestamp_ms("2026-11-25T19:34:12.112Z INFO  notification-service"),
+            Some(1_795_635_252_112)
+        );
+        assert_eq!(timestamp_ms("not a time"), None);
+    }
+
+    #[test]
+    fn finds_the_order_id() {
+        let line = "2026-11-25T19:34:12.112Z INFO  notification-service NotificationActor: \
+                    ✅ Payment Successful for Order 1002 (User 95)";
+        assert_eq!(order_after(line, harness::NOTIFIED), Some(1002));
+        assert_eq!(order_after("nothing here", harness::NOTIFIED), None);
+    }
+}

@@ -1,0 +1,39 @@
+//! The benchmark in smoke mode, end to end: it completes and writes every figure.
+//! No timing is asserted: this machine's speed is not what the test is about.
+
+use serde_json::Value;
+use std::process::Command;
+
+#[test]
+fn smoke_benchmark_completes_and_writes_every_figure() {
+    let json = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-smoke.json");
+    let _ = std::fs::remove_file(&json);
+    let output = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .arg("--smoke")
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("cannot run the bench binary");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "bench --smoke failed ({}):\n{stdout}\n{stderr}", output.status);
+    assert!(stdout.contains("throughput (orders/s)"), "no table printed:\n{stdout}");
+
+    let text = std::fs::read_to_string(&json).unwrap_or_else(|e| panic!("no {}: {e}", json.display()));
+    let figures: Value = serde_json::from_str(&text).expect("the JSON is valid");
+    let mut keys = vec!["/ratio/throughput".to_string(), "/ratio/p99".to_string()];
+    for side in ["ceiling", "pipeline"] {
+        keys.push(format!("/{side}/throughput_per_s"));
+        keys.extend(["p50", "p99", "max"].map(|p| format!("/{side}/latency_ms/{p}")));
+    }
+    for service in ["order-service", "payment-service", "notification-service"] {
+        keys.push(format!("/pipeline/peak_rss_mib/{service}"));
+    }
+    for key in keys {
+        let value = figures.pointer(&key).and_then(Value::as_f64);
+        assert!(value.is_some_and(|v| v > 0.0), "{key} is {value:?}, not a positive number, in:\n{text}");
+    }
+    for key in ["/targets/throughput_at_least_0_8_of_ceiling", "/targets/p99_at_most_1_5_of_ceiling"] {
+        assert!(figures.pointer(key).is_some_and(Value::is_boolean), "{key} missing in:\n{text}");
+    }
+}
