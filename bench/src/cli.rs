@@ -23,6 +23,8 @@ pub struct Args {
     pub latency_secs: f64,
     /// Orders made before each throughput run's measured ones, and not measured:
     /// they take the start-up costs (e.g. the idempotent producer's ~1 s PID wait).
+    /// Keep it above --max-in-flight, so the measured orders are made after the
+    /// first acknowledgements.
     #[arg(long, default_value_t = 2000)]
     pub warmup_orders: u64,
     /// Seconds at `--rate` before each latency run's measured orders, not measured.

@@ -52,6 +52,7 @@ fn run(plan: Plan) -> Result<(), String> {
         (None, None) => unreachable!("a broker was started"),
     };
     eprintln!("bench: broker at {brokers}");
+    let load_at_start = report::load_average();
     let run_id = now_ms();
     let ceiling_setup = |phase: &str| ceiling::Setup {
         brokers: brokers.clone(),
@@ -75,6 +76,13 @@ fn run(plan: Plan) -> Result<(), String> {
     };
     let (n, rate, m) = (plan.orders, plan.rate, plan.latency_orders());
     let (warm_n, warm_m) = (plan.warmup_orders, plan.latency_warmup());
+    if warm_n <= u64::from(plan.max_in_flight) && !plan.smoke {
+        eprintln!(
+            "bench: warning: --warmup-orders {warm_n} is not above --max-in-flight {}: the first measured \
+             orders are made before the first acknowledgement, so start-up costs count",
+            plan.max_in_flight
+        );
+    }
 
     eprintln!("bench: ceiling throughput, {warm_n} + {n} orders at unlimited rate");
     let samples = ceiling::run(&ceiling_setup("throughput"), warm_n + n, None)?;
@@ -103,6 +111,7 @@ fn run(plan: Plan) -> Result<(), String> {
         plan,
         brokers,
         embedded,
+        load: [load_at_start, report::load_average()],
         ceiling: Figures { throughput: ceiling_throughput, latency: ceiling_latency },
         pipeline: Figures { throughput: pipeline_throughput, latency: pipeline_latency },
         peak_rss_mib,

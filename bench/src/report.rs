@@ -14,6 +14,12 @@ pub const P99_MULTIPLE: f64 = 1.5;
 /// Each service's peak RSS must stay below this.
 pub const RSS_LIMIT_MIB: f64 = 64.0;
 
+/// The 1-minute load average (0 if unknown).
+pub fn load_average() -> f64 {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split(' ').next().and_then(|l| l.parse().ok()).unwrap_or(0.0)
+}
+
 /// The latency figures, by name.
 type Pick = fn(&Latency) -> f64;
 const LATENCIES: [(&str, Pick); 3] = [("p50", |l| l.p50), ("p99", |l| l.p99), ("max", |l| l.max)];
@@ -29,6 +35,8 @@ pub struct Report {
     pub plan: Plan,
     pub brokers: String,
     pub embedded: bool,
+    /// The 1-minute load average at the start and at the end: how busy the machine was.
+    pub load: [f64; 2],
     pub ceiling: Figures,
     pub pipeline: Figures,
     /// Peak RSS of each service in the throughput run, MiB, in [`SERVICES`] order.
@@ -67,6 +75,12 @@ impl Report {
             out,
             "broker {} ({broker}); fetch.wait.max.ms = {}; max in flight = {}",
             self.brokers, plan.fetch_wait_ms, plan.max_in_flight
+        );
+        let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+        let _ = writeln!(
+            out,
+            "machine: {cpus} CPUs, 1-minute load average {:.2} at start, {:.2} at end",
+            self.load[0], self.load[1]
         );
         let _ = writeln!(
             out,
@@ -145,6 +159,8 @@ impl Report {
             "settings": {
                 "brokers": self.brokers,
                 "embedded_broker": self.embedded,
+                "cpus": std::thread::available_parallelism().map_or(0, |n| n.get()),
+                "load_average_1m": { "start": self.load[0], "end": self.load[1] },
                 "smoke": plan.smoke,
                 "throughput_orders": plan.orders,
                 "latency_rate_per_s": plan.rate,
