@@ -50,6 +50,9 @@ pub struct Args {
     /// 0.25 s) to check that everything works. Overrides those flags.
     #[arg(long)]
     pub smoke: bool,
+    /// Also write each run's measured samples (order_id,created_ms,done_ms) as CSV here.
+    #[arg(long)]
+    pub samples_dir: Option<PathBuf>,
     /// Where to write the figures as JSON [default: target/bench.json in the workspace].
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -85,6 +88,7 @@ pub struct Plan {
     pub timeout: Duration,
     pub smoke: bool,
     pub json: PathBuf,
+    pub samples_dir: Option<PathBuf>,
 }
 
 impl Plan {
@@ -112,6 +116,7 @@ impl Plan {
             timeout: Duration::from_secs(args.timeout_secs),
             smoke: args.smoke,
             json,
+            samples_dir: args.samples_dir,
         }
     }
 

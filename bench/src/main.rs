@@ -20,13 +20,13 @@ mod cli;
 mod clients;
 mod logline;
 mod measure;
-mod memory;
 mod pipeline;
+mod process;
 mod report;
 
 use clap::Parser;
 use cli::{Args, Plan};
-use measure::{after_warmup, latency, now_ms, throughput};
+use measure::{after_warmup, latency, now_ms, throughput, write_csv, Sample};
 use report::{Figures, Report};
 use std::process::ExitCode;
 
@@ -74,6 +74,14 @@ fn run(plan: Plan) -> Result<(), String> {
         extra_args: plan.service_args.clone(),
         timeout: plan.timeout,
     };
+    // The measured samples of a run, kept as CSV too with --samples-dir.
+    let measured = |name: &str, samples, warmup| -> Result<Vec<Sample>, String> {
+        let samples = after_warmup(samples, warmup);
+        if let Some(dir) = &plan.samples_dir {
+            write_csv(&dir.join(format!("{name}.csv")), &samples)?;
+        }
+        Ok(samples)
+    };
     let (n, rate, m) = (plan.orders, plan.rate, plan.latency_orders());
     let (warm_n, warm_m) = (plan.warmup_orders, plan.latency_warmup());
     if warm_n <= u64::from(plan.max_in_flight) && !plan.smoke {
@@ -85,24 +93,28 @@ fn run(plan: Plan) -> Result<(), String> {
     }
 
     eprintln!("bench: ceiling throughput, {warm_n} + {n} orders at unlimited rate");
+    let cpu_before = process::own_cpu_ms()?;
     let samples = ceiling::run(&ceiling_setup("throughput"), warm_n + n, None)?;
-    let ceiling_throughput = throughput(&after_warmup(samples, warm_n))?;
+    let ceiling_cpu_ms = process::own_cpu_ms()?.saturating_sub(cpu_before);
+    let ceiling_throughput = throughput(&measured("ceiling_throughput", samples, warm_n)?)?;
     eprintln!("bench:   {ceiling_throughput:.0} orders/s");
 
     eprintln!("bench: pipeline throughput, {warm_n} + {n} orders at unlimited rate");
-    let measured = pipeline::run(&pipeline_setup("throughput"), warm_n + n, 0.0)?;
-    let pipeline_throughput = throughput(&after_warmup(measured.samples, warm_n))?;
+    let run = pipeline::run(&pipeline_setup("throughput"), warm_n + n, 0.0)?;
+    let pipeline_throughput = throughput(&measured("pipeline_throughput", run.samples, warm_n)?)?;
     eprintln!("bench:   {pipeline_throughput:.0} orders/s");
-    let peak_rss_mib = measured.peak_rss_kib.map(|kib| kib as f64 / 1024.0);
+    let peak_rss_mib = run.usage.map(|u| u.peak_rss_kib as f64 / 1024.0);
+    let per_1000 = |cpu_ms: u64| cpu_ms as f64 * 1000.0 / (warm_n + n) as f64;
+    let cpu_per_1000 = (per_1000(ceiling_cpu_ms), run.usage.map(|u| per_1000(u.cpu_ms)));
 
     eprintln!("bench: ceiling latency, {warm_m} + {m} orders at {rate}/s");
     let samples = ceiling::run(&ceiling_setup("latency"), warm_m + m, Some(rate))?;
-    let ceiling_latency = latency(&after_warmup(samples, warm_m))?;
+    let ceiling_latency = latency(&measured("ceiling_latency", samples, warm_m)?)?;
     eprintln!("bench:   {ceiling_latency:?}");
 
     eprintln!("bench: pipeline latency, {warm_m} + {m} orders at {rate}/s");
     let samples = pipeline::run(&pipeline_setup("latency"), warm_m + m, rate)?.samples;
-    let pipeline_latency = latency(&after_warmup(samples, warm_m))?;
+    let pipeline_latency = latency(&measured("pipeline_latency", samples, warm_m)?)?;
     eprintln!("bench:   {pipeline_latency:?}");
     let embedded = broker.is_some();
     drop(broker);
@@ -115,6 +127,7 @@ fn run(plan: Plan) -> Result<(), String> {
         ceiling: Figures { throughput: ceiling_throughput, latency: ceiling_latency },
         pipeline: Figures { throughput: pipeline_throughput, latency: pipeline_latency },
         peak_rss_mib,
+        cpu_per_1000,
     };
     print!("{}", report.table());
     let json = serde_json::to_string_pretty(&report.json()).expect("JSON values always serialize");

@@ -30,6 +30,18 @@ pub fn after_warmup(mut samples: Vec<Sample>, warmup: u64) -> Vec<Sample> {
     samples.split_off((warmup as usize).min(samples.len()))
 }
 
+/// Writes `samples` as CSV (order_id,created_ms,done_ms), sorted by order id.
+pub fn write_csv(path: &std::path::Path, samples: &[Sample]) -> Result<(), String> {
+    let mut text = String::from("order_id,created_ms,done_ms\n");
+    for s in samples {
+        text += &format!("{},{},{}\n", s.order_id, s.created_ms, s.done_ms);
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
 /// Orders per second from the first order created to the last one done.
 pub fn throughput(samples: &[Sample]) -> Result<f64, String> {
     let first = samples.iter().map(|s| s.created_ms).min();

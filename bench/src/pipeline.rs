@@ -7,7 +7,7 @@
 
 use crate::logline::{order_after, timestamp_ms};
 use crate::measure::Sample;
-use crate::memory::PeakWatch;
+use crate::process::{Usage, Watch};
 use harness::{Service, NOTIFIED};
 use rdkafka::Message;
 use std::cell::Cell;
@@ -40,8 +40,8 @@ pub struct Setup {
 /// What one run of the pipeline measured.
 pub struct Measured {
     pub samples: Vec<Sample>,
-    /// Peak RSS (VmHWM) of each service in KiB, in [`SERVICES`] order.
-    pub peak_rss_kib: [u64; 3],
+    /// Each service's peak RSS and CPU time, in [`SERVICES`] order.
+    pub usage: [Usage; 3],
 }
 
 /// Sends `count` orders through the services at `rate` per second (0 = unlimited).
@@ -72,11 +72,11 @@ pub fn run(setup: &Setup, count: u64, rate: f64) -> Result<Measured, String> {
             lines.iter().any(|l| l.contains(ASSIGNED))
         });
     }
-    let watches = [PeakWatch::start(payment.pid()), PeakWatch::start(notification.pid())];
+    let watches = [Watch::start(payment.pid()), Watch::start(notification.pid())];
 
     let amount = ["--count".to_string(), count.to_string(), "--rate".to_string(), rate.to_string()];
     let mut orders = start("order-service", &amount);
-    let orders_watch = PeakWatch::start(orders.pid());
+    let orders_watch = Watch::start(orders.pid());
     let acknowledged = format!("all {count} orders are acknowledged");
     orders.wait_until("every order is acknowledged", setup.timeout, |lines| {
         lines.iter().rev().any(|l| l.contains(&acknowledged))
@@ -86,7 +86,7 @@ pub fn run(setup: &Setup, count: u64, rate: f64) -> Result<Measured, String> {
     if !status.success() {
         return Err(format!("order-service exited with {status}"));
     }
-    let orders_peak = orders_watch.finish()?;
+    let orders_usage = orders_watch.finish()?;
 
     // Counts notifications incrementally: the condition is checked at every new line.
     let seen = Cell::new((0usize, 0u64));
@@ -97,13 +97,13 @@ pub fn run(setup: &Setup, count: u64, rate: f64) -> Result<Measured, String> {
         notified >= count
     });
     let [payment_watch, notification_watch] = watches;
-    let payment_peak = payment_watch.finish()?;
+    let payment_usage = payment_watch.finish()?;
     payment.stop_gracefully(STOP_TIMEOUT);
-    let notification_peak = notification_watch.finish()?;
+    let notification_usage = notification_watch.finish()?;
     notification.stop_gracefully(STOP_TIMEOUT);
 
     let samples = samples(&notification.lines(), &created_times(setup)?)?;
-    Ok(Measured { samples, peak_rss_kib: [orders_peak, payment_peak, notification_peak] })
+    Ok(Measured { samples, usage: [orders_usage, payment_usage, notification_usage] })
 }
 
 /// Each order's `created_at_ms`, from the payment events on the payment topic.

@@ -41,6 +41,9 @@ pub struct Report {
     pub pipeline: Figures,
     /// Peak RSS of each service in the throughput run, MiB, in [`SERVICES`] order.
     pub peak_rss_mib: [f64; 3],
+    /// CPU ms per 1000 orders in the throughput runs, whole process lives: the
+    /// ceiling's process, and each service in [`SERVICES`] order.
+    pub cpu_per_1000: (f64, [f64; 3]),
 }
 
 impl Report {
@@ -113,7 +116,7 @@ impl Report {
             "throughput (orders/s)",
             &format!("{:.0}", self.ceiling.throughput),
             &format!("{:.0}", self.pipeline.throughput),
-            &format!("{:.2}", self.throughput_ratio()),
+            &format!("{:.3}", self.throughput_ratio()),
             &format!(">= {THROUGHPUT_SHARE} x ceiling"),
             verdict(self.throughput_passes()),
         ]);
@@ -127,6 +130,19 @@ impl Report {
                 &if p99 { format!("<= {P99_MULTIPLE} x ceiling") } else { String::new() },
                 if p99 { verdict(self.p99_passes()) } else { "" },
             ]);
+        }
+        let (ceiling_cpu, services_cpu) = self.cpu_per_1000;
+        let pipeline_cpu: f64 = services_cpu.iter().sum();
+        row([
+            "CPU ms per 1000 orders",
+            &format!("{ceiling_cpu:.0}"),
+            &format!("{pipeline_cpu:.0}"),
+            &format!("{:.2}", pipeline_cpu / ceiling_cpu),
+            "(throughput run)",
+            "",
+        ]);
+        for (service, cpu) in SERVICES.iter().zip(services_cpu) {
+            row([&format!("  of which {service}"), "-", &format!("{cpu:.0}"), "", "", ""]);
         }
         for (service, mib) in SERVICES.iter().zip(self.peak_rss_mib) {
             row([
@@ -155,6 +171,9 @@ impl Report {
             .zip(self.peak_rss_mib)
             .map(|(service, mib)| (service.to_string(), json!(Self::rss_passes(mib))))
             .collect();
+        let (ceiling_cpu, services_cpu) = self.cpu_per_1000;
+        let cpu: serde_json::Map<String, Value> =
+            SERVICES.iter().zip(services_cpu).map(|(service, ms)| (service.to_string(), json!(ms))).collect();
         json!({
             "settings": {
                 "brokers": self.brokers,
@@ -176,11 +195,13 @@ impl Report {
             "ceiling": {
                 "throughput_per_s": self.ceiling.throughput,
                 "latency_ms": latency(&self.ceiling.latency),
+                "cpu_ms_per_1000_orders": ceiling_cpu,
             },
             "pipeline": {
                 "throughput_per_s": self.pipeline.throughput,
                 "latency_ms": latency(&self.pipeline.latency),
                 "peak_rss_mib": rss,
+                "cpu_ms_per_1000_orders": cpu,
             },
             "ratio": {
                 "throughput": self.throughput_ratio(),
