@@ -12,7 +12,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// The workspace root (this crate sits one level below it).
@@ -152,7 +152,7 @@ impl Service {
             for reader in readers {
                 let _ = reader.join();
             }
-            closer.lines.lock().unwrap().1 = true;
+            closer.lines.lock().unwrap_or_else(PoisonError::into_inner).1 = true;
             closer.changed.notify_all();
         });
         Service { name: name.to_string(), child, output }
@@ -165,21 +165,28 @@ impl Service {
 
     /// Every line printed so far.
     pub fn lines(&self) -> Vec<String> {
-        self.output.lines.lock().unwrap().0.clone()
+        self.output.lines.lock().unwrap_or_else(PoisonError::into_inner).0.clone()
     }
 
     /// Waits until `done` holds for the lines printed so far; panics after `timeout`
     /// or if the process ends first, showing the last lines.
     pub fn wait_until(&self, what: &str, timeout: Duration, done: impl Fn(&[String]) -> bool) {
         let deadline = Instant::now() + timeout;
-        let mut state = self.output.lines.lock().unwrap();
+        let mut state = self.output.lines.lock().unwrap_or_else(PoisonError::into_inner);
         while !done(&state.0) {
             let now = Instant::now();
             if state.1 || now >= deadline {
                 let why = if state.1 { "exited" } else { "timed out" };
-                panic!("{} {why} before {what}; its last lines:\n{}", self.name, tail(&state.0));
+                let last_lines = tail(&state.0);
+                drop(state); // release the lock before panicking, so Drop can still read the lines
+                panic!("{} {why} before {what}; its last lines:\n{last_lines}", self.name);
             }
-            state = self.output.changed.wait_timeout(state, deadline - now).unwrap().0;
+            state = self
+                .output
+                .changed
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
     }
 
@@ -201,9 +208,12 @@ impl Service {
     }
 
     fn wait_until_closed(&self, timeout: Duration) {
-        let state = self.output.lines.lock().unwrap();
-        let (state, result) =
-            self.output.changed.wait_timeout_while(state, timeout, |(_, closed)| !*closed).unwrap();
+        let state = self.output.lines.lock().unwrap_or_else(PoisonError::into_inner);
+        let (state, result) = self
+            .output
+            .changed
+            .wait_timeout_while(state, timeout, |(_, closed)| !*closed)
+            .unwrap_or_else(PoisonError::into_inner);
         assert!(
             !result.timed_out(),
             "{} did not exit within {timeout:?}; its last lines:\n{}",
@@ -241,7 +251,7 @@ fn read_lines(reader: Box<dyn Read + Send>, output: Arc<Output>) -> std::thread:
     std::thread::spawn(move || {
         for line in BufReader::new(reader).lines() {
             let Ok(line) = line else { break };
-            output.lines.lock().unwrap().0.push(line);
+            output.lines.lock().unwrap_or_else(PoisonError::into_inner).0.push(line);
             output.changed.notify_all();
         }
     })
@@ -296,16 +306,45 @@ pub fn assert_exactly_once(counts: &BTreeMap<u64, usize>, ids: std::ops::RangeIn
     );
 }
 
+/// One record read back from a topic.
+#[derive(Debug)]
+pub struct Record {
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Every record `topic` holds now.
+pub fn records_on_topic(broker: &Broker, topic: &str) -> Vec<Record> {
+    use rdkafka::message::{Headers, Message};
+    let mut records = Vec::new();
+    common::kafka::read_to_end(&broker.address, topic, |record| {
+        let headers = record.headers().map_or_else(BTreeMap::new, |headers| {
+            headers
+                .iter()
+                .map(|h| {
+                    (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())
+                })
+                .collect()
+        });
+        records.push(Record {
+            key: record.key().map(<[u8]>::to_vec),
+            payload: record.payload().unwrap_or_default().to_vec(),
+            headers,
+        });
+    })
+    .unwrap_or_else(|e| panic!("{topic} is not readable: {e}"));
+    records
+}
+
 /// How many payment events `payment_topic` holds for each order id.
 pub fn payments_on_topic(broker: &Broker) -> BTreeMap<u64, usize> {
-    use rdkafka::Message;
     let mut counts = BTreeMap::new();
-    common::kafka::read_to_end(&broker.address, "payment_topic", |record| {
-        let payment: serde_json::Value = serde_json::from_slice(record.payload().unwrap_or_default())
-            .expect("payment_topic holds JSON events");
+    for record in records_on_topic(broker, "payment_topic") {
+        let payment: serde_json::Value =
+            serde_json::from_slice(&record.payload).expect("payment_topic holds JSON events");
         *counts.entry(payment["order_id"].as_u64().expect("an order id")).or_default() += 1;
-    })
-    .expect("payment_topic is readable");
+    }
     counts
 }
 
