@@ -18,6 +18,11 @@ pub struct KafkaArgs {
     /// How long to wait for the broker at start before giving up (0 = forever).
     #[arg(long, default_value_t = 15)]
     pub broker_wait_secs: u64,
+    /// A stable name for this instance in its consumer group (Kafka's static
+    /// membership): restarted with the same id, a killed instance takes its
+    /// partitions back at once instead of after the session timeout.
+    #[arg(long)]
+    pub instance_id: Option<String>,
     /// The consumer's fetch long-poll, in ms: the per-hop latency floor on brokers
     /// (like Tansu) whose fetch does not return early when data arrives.
     #[arg(long, default_value_t = 10)]

@@ -173,6 +173,9 @@ pub fn consumer(
         // a killed member's partitions move on after 10 s instead of 45
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "1000");
+    if let Some(instance) = &kafka.instance_id {
+        config.set("group.instance.id", instance);
+    }
     let consumer: StreamConsumer<KafkaContext> = create(&config, kafka)?;
     rdkafka::consumer::Consumer::subscribe(&consumer, &[topic])
         .map_err(|e| format!("cannot subscribe to {topic}: {e}"))?;

@@ -56,33 +56,36 @@ fn a_ten_second_broker_outage_loses_nothing() {
 fn a_killed_payment_service_resumes_without_paying_twice() {
     let broker = Broker::start();
     let mut notification = Service::start("notification-service", &broker, &[]);
-    let mut payment = Service::start("payment-service", &broker, &[]);
+    let mut payment = Service::start("payment-service", &broker, &["--instance-id", "payment-1"]);
     let mut orders = Service::start("order-service", &broker, &["--count", "1500", "--rate", "150"]);
     notification.wait_until("300 notifications", MINUTE, notified_at_least(300));
 
     payment.kill();
-    let payment = Service::start("payment-service", &broker, &[]);
+    let payment = Service::start("payment-service", &broker, &["--instance-id", "payment-1"]);
     finish(&broker, &mut orders, &mut [payment], &mut notification, 1500);
 }
 
+/// With Apache Kafka, the survivors would also take over a SIGKILLed member's
+/// partitions after the session timeout. Tansu 0.6 does not (it keeps handing
+/// out the old assignment), so this test makes the second instance leave with
+/// Ctrl-C; the SIGKILL case is the test above, with a static instance id.
 #[test]
-fn instances_joining_and_dying_mid_stream_pay_each_order_once() {
+fn instances_joining_and_leaving_mid_stream_pay_each_order_once() {
     let broker = Broker::start();
     let mut notification = Service::start("notification-service", &broker, &[]);
-    let mut first = Service::start("payment-service", &broker, &[]);
+    let first = Service::start("payment-service", &broker, &[]);
     let mut orders = Service::start("order-service", &broker, &["--count", "2000", "--rate", "150"]);
     notification.wait_until("300 notifications", MINUTE, notified_at_least(300));
 
     // A second instance joins: the first finishes its events in flight and hands over.
-    let second = Service::start("payment-service", &broker, &[]);
+    let mut second = Service::start("payment-service", &broker, &[]);
     second.wait_until("the second instance pays", MINUTE, |lines| {
         lines.iter().any(|l| l.contains("✅ Payment Event Sent"))
     });
-    assert!(first.lines().iter().any(|l| l.contains("partitions revoked")), "no hand-over");
-    // The first dies without a word. Tansu 0.6 then gives the survivor back only
-    // the partitions it had (Apache Kafka would give it all), so, as a process
-    // supervisor would, start a replacement: its join re-forms the group.
-    first.kill();
-    let replacement = Service::start("payment-service", &broker, &[]);
-    finish(&broker, &mut orders, &mut [second, replacement], &mut notification, 2000);
+    assert!(first.lines().iter().any(|l| l.contains("partitions revoked")), "no hand-over to the second");
+    // It leaves mid-stream: its partitions come back to the first.
+    second.stop_gracefully(MINUTE);
+    let paid_by_second = count_orders(&second.lines(), "✅ Payment Event Sent: {\"order_id\":");
+    assert!(!paid_by_second.is_empty());
+    finish(&broker, &mut orders, &mut [first], &mut notification, 2000);
 }
