@@ -10,9 +10,10 @@
 //! records in flight like the services, instead of one at a time); the sink
 //! reads the payments and notes when each order arrived.
 
-use crate::clients::{self, BenchContext};
+use crate::clients;
 use crate::measure::{now_ms, Sample};
 use common::event::{OrderEvent, Status};
+use common::kafka::KafkaContext;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
@@ -49,15 +50,15 @@ pub fn run(setup: &Setup, count: u64, rate: Option<f64>) -> Result<Vec<Sample>, 
 }
 
 async fn flow(setup: &Setup, count: u64, rate: Option<f64>) -> Result<Vec<Sample>, String> {
-    let (brokers, orders, payments) = (&setup.brokers, &setup.orders_topic, &setup.payments_topic);
-    clients::create_topics(brokers, &[orders, payments]).await?;
-    let wait = setup.fetch_wait_ms;
+    let (orders, payments) = (&setup.orders_topic, &setup.payments_topic);
+    let kafka = clients::settings(&setup.brokers, setup.fetch_wait_ms)?;
+    clients::create_topics(&kafka, &[orders.clone(), payments.clone()]).await?;
     let pass_group = format!("{}_passthrough", setup.group);
     let sink_group = format!("{}_sink", setup.group);
-    let (pass_in, pass_ready) = clients::consumer(brokers, "passthrough", &pass_group, orders, wait)?;
-    let (sink_in, sink_ready) = clients::consumer(brokers, "sink", &sink_group, payments, wait)?;
-    let pass_out = clients::producer(brokers, "passthrough")?;
-    let source_out = clients::producer(brokers, "source")?;
+    let (pass_in, pass_ready) = clients::consumer(&kafka, "passthrough", &pass_group, orders)?;
+    let (sink_in, sink_ready) = clients::consumer(&kafka, "sink", &sink_group, payments)?;
+    let pass_out = clients::producer(&kafka, "passthrough")?;
+    let source_out = clients::producer(&kafka, "source")?;
 
     let (failed, mut failures) = mpsc::unbounded_channel();
     let in_flight = setup.max_in_flight as usize;
@@ -107,7 +108,7 @@ async fn joined(mut ready: watch::Receiver<bool>, who: &str) -> Result<(), Strin
 /// Makes `count` orders, like order-service's generator: an in-flight slot per
 /// order, freed once the broker has it.
 async fn source(
-    producer: FutureProducer<BenchContext>,
+    producer: FutureProducer<KafkaContext>,
     topic: String,
     count: u64,
     rate: Option<f64>,
@@ -163,8 +164,8 @@ struct Pending {
 /// Reads orders, produces payments; one task per input partition stores offsets
 /// in order as deliveries complete.
 async fn passthrough(
-    consumer: Arc<StreamConsumer<BenchContext>>,
-    producer: FutureProducer<BenchContext>,
+    consumer: Arc<StreamConsumer<KafkaContext>>,
+    producer: FutureProducer<KafkaContext>,
     out_topic: String,
     in_flight: Arc<Semaphore>,
     failed: mpsc::UnboundedSender<String>,
@@ -209,7 +210,7 @@ async fn passthrough(
 
 /// Stores each offset of one partition once its payment is delivered, in order.
 async fn store_offsets(
-    consumer: Arc<StreamConsumer<BenchContext>>,
+    consumer: Arc<StreamConsumer<KafkaContext>>,
     topic: String,
     partition: i32,
     mut pending: mpsc::UnboundedReceiver<Pending>,
@@ -233,7 +234,7 @@ async fn store_offsets(
 
 /// Reads payments until every order has arrived once; notes when each did.
 async fn sink(
-    consumer: Arc<StreamConsumer<BenchContext>>,
+    consumer: Arc<StreamConsumer<KafkaContext>>,
     count: u64,
     received: Arc<AtomicU64>,
 ) -> Vec<Sample> {

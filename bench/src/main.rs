@@ -31,6 +31,8 @@ use report::{Figures, Report};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // The ceiling's Kafka clients complain through `log` (RUST_LOG of this process).
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let plan = Plan::from_args(Args::parse());
     match run(plan) {
         Ok(()) => ExitCode::SUCCESS,

@@ -76,7 +76,8 @@ impl Report {
         let _ = writeln!(out, "\nOrder pipeline benchmark{}", if plan.smoke { " (smoke)" } else { "" });
         let _ = writeln!(
             out,
-            "broker {} ({broker}); fetch.wait.max.ms = {}; max in flight = {}",
+            "broker {} ({broker}); fetch.wait.max.ms = {}; max in flight = {}; both sides use the \
+             client settings of common::kafka",
             self.brokers, plan.fetch_wait_ms, plan.max_in_flight
         );
         let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
