@@ -36,15 +36,20 @@ pub struct Broker {
 
 impl Broker {
     pub fn start() -> Broker {
-        let port = free_port();
-        let dir = std::env::temp_dir().join(format!("pipeline-harness-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("cannot create a temporary folder for the broker");
-        let mut broker = Broker { address: format!("127.0.0.1:{port}"), port, dir, child: None };
+        let mut broker = Broker::stopped();
         broker.restart();
         broker
     }
 
-    /// Starts the broker again on the same port and storage (after `stop`).
+    /// A broker with a free port and storage, not running yet: `restart` starts it.
+    pub fn stopped() -> Broker {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("pipeline-harness-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("cannot create a temporary folder for the broker");
+        Broker { address: format!("127.0.0.1:{port}"), port, dir, child: None }
+    }
+
+    /// Starts the broker (again) on its port and storage.
     pub fn restart(&mut self) {
         let tansu = std::env::var_os("TANSU_BIN")
             .map(PathBuf::from)

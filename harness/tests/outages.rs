@@ -53,6 +53,20 @@ fn a_ten_second_broker_outage_loses_nothing() {
 }
 
 #[test]
+fn services_started_before_the_broker_wait_for_it_when_told_to() {
+    let mut broker = Broker::stopped();
+    let wait = ["--broker-wait-secs", "0"];
+    let mut notification = Service::start("notification-service", &broker, &wait);
+    let mut payment = Service::start("payment-service", &broker, &wait);
+    payment.wait_until("payment-service notices the broker is missing", MINUTE, |lines| {
+        lines.iter().any(|l| l.contains("still waiting for the Kafka broker"))
+    });
+    broker.restart();
+    let mut orders = Service::start("order-service", &broker, &["--count", "100", "--rate", "0"]);
+    finish(&broker, &mut orders, std::slice::from_mut(&mut payment), &mut notification, 100);
+}
+
+#[test]
 fn a_killed_payment_service_resumes_without_paying_twice() {
     let broker = Broker::start();
     let mut notification = Service::start("notification-service", &broker, &[]);
