@@ -12,6 +12,7 @@
 use crate::config::{KafkaArgs, RuntimeArgs};
 use crate::consumer::{ConsumerActor, ConsumerSetup};
 use crate::event::Status;
+use crate::fault::Role;
 use crate::in_flight::InFlight;
 use crate::kafka::{self, KafkaContext};
 use crate::messages::{Process, Publish};
@@ -42,13 +43,22 @@ pub struct Service {
     consumer: Option<Arc<StreamConsumer<KafkaContext>>>,
 }
 
-/// Runs the service `name` until shutdown. `start` checks the broker, creates
-/// topics and starts the actors; its error ends the service with exit code 1.
-pub fn run<F, Fut>(name: &'static str, kafka: KafkaArgs, runtime: RuntimeArgs, start: F) -> ExitCode
+/// Runs the service `name`, whose events come from a `source` actor (consumer
+/// or generator), until shutdown. `start` checks the broker, creates topics and
+/// starts the actors; its error ends the service with exit code 1.
+pub fn run<F, Fut>(
+    name: &'static str,
+    source: Role,
+    kafka: &KafkaArgs,
+    runtime: &RuntimeArgs,
+    start: F,
+) -> ExitCode
 where
     F: FnOnce(Service) -> Fut,
     Fut: Future<Output = Result<Service, String>>,
 {
+    runtime.check_crash_actor(source);
+    let (kafka, runtime) = (kafka.clone(), runtime.clone());
     crate::logging::init(name);
     let shutdown = Shutdown::default();
     if let Err(e) = shutdown.trigger_on_ctrl_c() {

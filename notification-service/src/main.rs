@@ -28,23 +28,27 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    args.runtime.check_crash_actor(Role::Consumer);
-    let kafka = args.kafka.clone();
-    common::service::run("notification-service", kafka, args.runtime.clone(), |mut service| async move {
-        let payments = &args.kafka.payment_topic;
-        service.prepare_topics(&[payments.clone(), dead_letter_topic(payments)]).await?;
-        let producer = service.start_producer()?;
-        let notification = service.supervise(NotificationActor::new(service.supervision.stats.clone()));
-        let accepted = &[Status::PaymentSuccessful, Status::PaymentFailed];
-        service.start_consumer(
-            &args.group_id,
-            payments,
-            accepted,
-            notification.recipient(),
-            producer.recipient(),
-            Box::new(|| {}), // no ledger: see notification.rs for the email guarantee
-        )?;
-        Ok(service)
-    })
+    let args = &Args::parse();
+    common::service::run(
+        "notification-service",
+        Role::Consumer,
+        &args.kafka,
+        &args.runtime,
+        |mut service| async move {
+            let payments = &args.kafka.payment_topic;
+            service.prepare_topics(&[payments.clone(), dead_letter_topic(payments)]).await?;
+            let producer = service.start_producer()?;
+            let notification = service.supervise(NotificationActor::new(service.supervision.stats.clone()));
+            let accepted = &[Status::PaymentSuccessful, Status::PaymentFailed];
+            service.start_consumer(
+                &args.group_id,
+                payments,
+                accepted,
+                notification.recipient(),
+                producer.recipient(),
+                Box::new(|| {}), // no ledger: see notification.rs for the email guarantee
+            )?;
+            Ok(service)
+        },
+    )
 }

@@ -39,24 +39,28 @@ fn rate(text: &str) -> Result<f64, String> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    args.runtime.check_crash_actor(Role::Generator);
-    let kafka = args.kafka.clone();
-    common::service::run("order-service", kafka, args.runtime.clone(), |mut service| async move {
-        service.prepare_topics(&[args.kafka.order_topic.clone()]).await?;
-        let producer = service.start_producer()?;
-        let orders = service.supervise(OrderActor::new(&args.kafka.order_topic, producer.recipient()));
-        let generator = service.supervise(OrderGenerator::new(GeneratorSetup {
-            start_id: args.start_id,
-            seed: args.runtime.seed,
-            count: args.count,
-            orders: orders.recipient(),
-            in_flight: service.in_flight.clone(),
-            stats: service.supervision.stats.clone(),
-            shutdown: service.supervision.shutdown.clone(),
-        }));
-        let (in_flight, shutdown) = (service.in_flight.clone(), service.supervision.shutdown.clone());
-        actix_rt::spawn(generator::drive(generator, args.rate, args.count, in_flight, shutdown));
-        Ok(service)
-    })
+    let args = &Args::parse();
+    common::service::run(
+        "order-service",
+        Role::Generator,
+        &args.kafka,
+        &args.runtime,
+        |mut service| async move {
+            service.prepare_topics(&[args.kafka.order_topic.clone()]).await?;
+            let producer = service.start_producer()?;
+            let orders = service.supervise(OrderActor::new(&args.kafka.order_topic, producer.recipient()));
+            let generator = service.supervise(OrderGenerator::new(GeneratorSetup {
+                start_id: args.start_id,
+                seed: args.runtime.seed,
+                count: args.count,
+                orders: orders.recipient(),
+                in_flight: service.in_flight.clone(),
+                stats: service.supervision.stats.clone(),
+                shutdown: service.supervision.shutdown.clone(),
+            }));
+            let (in_flight, shutdown) = (service.in_flight.clone(), service.supervision.shutdown.clone());
+            actix_rt::spawn(generator::drive(generator, args.rate, args.count, in_flight, shutdown));
+            Ok(service)
+        },
+    )
 }

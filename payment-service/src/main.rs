@@ -34,35 +34,39 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    args.runtime.check_crash_actor(Role::Consumer);
-    let kafka = args.kafka.clone();
-    common::service::run("payment-service", kafka, args.runtime.clone(), |mut service| async move {
-        let (orders, payments) = (&args.kafka.order_topic, &args.kafka.payment_topic);
-        service.prepare_topics(&[orders.clone(), payments.clone(), dead_letter_topic(orders)]).await?;
-        let producer = service.start_producer()?;
-        let payment = service.supervise(PaymentActor::new(
-            args.decline_rate,
-            args.runtime.seed,
-            payments,
-            producer.clone().recipient(),
-            service.supervision.stats.clone(),
-        ));
-        let refresh_ledger = ledger::refresh_after_assign(
-            args.kafka.brokers.clone(),
-            payments.clone(),
-            payment.clone().recipient(),
-            service.supervision.shutdown.clone(),
-        );
-        let accepted = &[Status::Created];
-        service.start_consumer(
-            &args.group_id,
-            orders,
-            accepted,
-            payment.recipient(),
-            producer.recipient(),
-            refresh_ledger,
-        )?;
-        Ok(service)
-    })
+    let args = &Args::parse();
+    common::service::run(
+        "payment-service",
+        Role::Consumer,
+        &args.kafka,
+        &args.runtime,
+        |mut service| async move {
+            let (orders, payments) = (&args.kafka.order_topic, &args.kafka.payment_topic);
+            service.prepare_topics(&[orders.clone(), payments.clone(), dead_letter_topic(orders)]).await?;
+            let producer = service.start_producer()?;
+            let payment = service.supervise(PaymentActor::new(
+                args.decline_rate,
+                args.runtime.seed,
+                payments,
+                producer.clone().recipient(),
+                service.supervision.stats.clone(),
+            ));
+            let refresh_ledger = ledger::refresh_after_assign(
+                args.kafka.brokers.clone(),
+                payments.clone(),
+                payment.clone().recipient(),
+                service.supervision.shutdown.clone(),
+            );
+            let accepted = &[Status::Created];
+            service.start_consumer(
+                &args.group_id,
+                orders,
+                accepted,
+                payment.recipient(),
+                producer.recipient(),
+                refresh_ledger,
+            )?;
+            Ok(service)
+        },
+    )
 }
