@@ -150,6 +150,10 @@ pub fn producer(kafka: &KafkaArgs, service: &str) -> Result<FutureProducer<Kafka
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "5")
+        // One request in flight per broker: with idempotence and more, librdkafka
+        // 2.12 busy-polls while it waits for a slow broker's answer (measured with
+        // the benchmark: 98 -> 7 CPU ms per 1000 orders in order-service).
+        .set("max.in.flight.requests.per.connection", "1")
         // librdkafka retries a delivery on its own this long; then we retry it.
         .set("message.timeout.ms", "300000");
     create(&config, kafka)
