@@ -104,11 +104,6 @@ impl<W: Worker> Supervised<W> {
         })
     }
 
-    /// The worker, for futures it spawned on the actor's context.
-    pub fn worker(&mut self) -> &mut W {
-        &mut self.worker
-    }
-
     fn run(&mut self, input: W::Input, ctx: &mut Context<Self>) {
         if self.escalated {
             return; // the service is shutting down; the event stays uncommitted

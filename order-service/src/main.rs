@@ -46,7 +46,7 @@ fn main() -> ExitCode {
         &args.kafka,
         &args.runtime,
         |mut service| async move {
-            service.prepare_topics(&[args.kafka.order_topic.clone()]).await?;
+            service.prepare_topics(std::slice::from_ref(&args.kafka.order_topic)).await?;
             let producer = service.start_producer()?;
             let orders = service.supervise(OrderActor::new(&args.kafka.order_topic, producer.recipient()));
             let generator = service.supervise(OrderGenerator::new(GeneratorSetup {
