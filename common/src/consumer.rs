@@ -111,7 +111,11 @@ impl ConsumerActor {
         setup.client.context().set_rebalance_hooks(RebalanceHooks {
             before_revoke: Box::new(move || {
                 // At shutdown the service has drained already (or given up on a crash loop).
-                if !shutdown.is_triggered() && !in_flight.drained_blocking(drain) {
+                let finishing = if shutdown.is_triggered() { 0 } else { in_flight.count() };
+                if finishing > 0 {
+                    info!(target: Self::NAME, "finishing {finishing} events in flight before the hand-over");
+                }
+                if finishing > 0 && !in_flight.drained_blocking(drain) {
                     warn!(
                         target: Self::NAME,
                         "{} events still in flight after {} s: the next owner of their partitions redoes them",

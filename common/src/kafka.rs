@@ -99,7 +99,7 @@ impl ClientContext for KafkaContext {
 impl ConsumerContext for KafkaContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let Rebalance::Revoke(partitions) = rebalance else { return };
-        info!(target: "kafka", "{} partitions revoked: finishing the events in flight", partitions.count());
+        info!(target: "kafka", "{} partitions revoked", partitions.count());
         if let Some(hooks) = self.rebalance_hooks.get() {
             (hooks.before_revoke)();
         }

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 /// Why the service is shutting down.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Reason {
-    /// Ctrl-C or SIGINT/SIGTERM.
+    /// Ctrl-C, SIGTERM or SIGHUP.
     Interrupted,
     /// The service did all it was asked to (order-service `--count`).
     Finished,
@@ -42,7 +42,7 @@ impl Default for Shutdown {
 }
 
 impl Shutdown {
-    /// Routes Ctrl-C (SIGINT, and SIGTERM) to this signal. A second Ctrl-C exits at
+    /// Routes Ctrl-C (SIGINT), SIGTERM and SIGHUP to this signal. A second Ctrl-C exits at
     /// once, for when a graceful shutdown is stuck (nothing committed is lost).
     pub fn trigger_on_ctrl_c(&self) -> Result<(), ctrlc::Error> {
         let shutdown = self.clone();
