@@ -16,7 +16,7 @@ pub struct KafkaArgs {
     #[arg(long, default_value = "payment_topic")]
     pub payment_topic: String,
     /// How long to wait for the broker at start before giving up (0 = forever).
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(..=86_400))]
     pub broker_wait_secs: u64,
     /// A stable name for this instance in its consumer group (Kafka's static
     /// membership): restarted with the same id, a killed instance takes its
@@ -51,25 +51,25 @@ pub struct RuntimeArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// First restart delay after a crash, in ms; doubles per crash in a row.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(..=3_600_000))]
     pub restart_backoff_ms: u64,
     /// Longest restart delay, in ms.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(..=3_600_000))]
     pub restart_backoff_max_ms: u64,
     /// Restarts tolerated within --restart-window-secs with no successful event in
     /// between; one more is a crash loop, and the service shuts down (exit 1).
     #[arg(long, default_value_t = 10)]
     pub max_restarts: u32,
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(..=86_400))]
     pub restart_window_secs: u64,
     /// Log the counters every N seconds (0 = only at shutdown).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(..=86_400))]
     pub stats_interval: u64,
     /// Events in flight at most (read but not yet done): the back-pressure bound.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_in_flight: u32,
-    /// How long a graceful shutdown waits for in-flight events, in seconds.
-    #[arg(long, default_value_t = 10)]
+    /// How long a graceful shutdown (or a rebalance) waits for in-flight events, in seconds.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(..=3600))]
     pub drain_timeout_secs: u64,
 }
 

@@ -27,6 +27,10 @@ use rdkafka::message::{Message as _, OwnedMessage};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The most of a bad record's bytes a dead letter carries: under librdkafka's
+/// default `message.max.bytes` (1,000,000), with room for the headers.
+const DEAD_LETTER_MAX_BYTES: usize = 900_000;
+
 /// A record read from the topic.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -110,8 +114,8 @@ impl ConsumerActor {
         let shutdown = supervision.shutdown.clone();
         setup.client.context().set_rebalance_hooks(RebalanceHooks {
             before_revoke: Box::new(move || {
-                // At shutdown the service has drained already (or given up on a crash loop).
-                let finishing = if shutdown.is_triggered() { 0 } else { in_flight.count() };
+                // After a crash loop, the events in flight will never finish.
+                let finishing = if shutdown.escalated() { 0 } else { in_flight.count() };
                 if finishing > 0 {
                     info!(target: Self::NAME, "finishing {finishing} events in flight before the hand-over");
                 }
@@ -148,18 +152,24 @@ impl ConsumerActor {
                     self.topic
                 );
                 self.stats.dead_lettered();
-                let dlq = dead_letter_topic(&self.topic);
+                let payload = message.payload().unwrap_or_default();
+                let mut headers = vec![
+                    ("dlq.error", invalid.to_string()),
+                    ("dlq.source.topic", self.topic.clone()),
+                    ("dlq.source.partition", partition.to_string()),
+                    ("dlq.source.offset", offset.to_string()),
+                    ("dlq.service", self.service.to_string()),
+                ];
+                // A record may be larger than our producer may send (1 MB with
+                // headers): keep its head, say so, and the dead letter goes out.
+                if payload.len() > DEAD_LETTER_MAX_BYTES {
+                    headers.push(("dlq.truncated.from.bytes", payload.len().to_string()));
+                }
                 self.dead_letters.do_send(Publish {
-                    topic: dlq,
+                    topic: dead_letter_topic(&self.topic),
                     key: message.key().map(<[u8]>::to_vec),
-                    payload: message.payload().unwrap_or_default().to_vec(),
-                    headers: vec![
-                        ("dlq.error", invalid.to_string()),
-                        ("dlq.source.topic", self.topic.clone()),
-                        ("dlq.source.partition", partition.to_string()),
-                        ("dlq.source.offset", offset.to_string()),
-                        ("dlq.service", self.service.to_string()),
-                    ],
+                    payload: payload[..payload.len().min(DEAD_LETTER_MAX_BYTES)].to_vec(),
+                    headers,
                     ticket,
                     announce: None,
                 });

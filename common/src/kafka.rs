@@ -105,7 +105,9 @@ impl ConsumerContext for KafkaContext {
         }
         match consumer.commit_consumer_state(CommitMode::Sync) {
             Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-            Err(e) => self.complain(&format!("cannot commit before the rebalance: {e}")),
+            Err(e) => {
+                warn!(target: "kafka", "cannot commit before the rebalance ({e}): the next owner redoes the last events")
+            }
         }
     }
 
@@ -123,7 +125,7 @@ impl ConsumerContext for KafkaContext {
                 }
             }
             Rebalance::Revoke(_) => {}
-            Rebalance::Error(e) => self.complain(&format!("rebalance failed: {e}")),
+            Rebalance::Error(e) => warn!(target: "kafka", "rebalance failed: {e}"),
         }
     }
 }
@@ -249,7 +251,11 @@ pub fn read_to_end(brokers: &str, topic: &str, mut each: impl FnMut(&BorrowedMes
         .create()
         .map_err(|e| fail("client", e))?;
     let metadata = consumer.fetch_metadata(Some(topic), READ_TIMEOUT).map_err(|e| fail("metadata", e))?;
-    let partitions = metadata.topics().first().map_or(0, |t| t.partitions().len() as i32);
+    let partitions = match metadata.topics().first() {
+        Some(t) if t.error().is_none() && !t.partitions().is_empty() => t.partitions().len() as i32,
+        Some(t) => return Err(format!("cannot read {topic} from {brokers}: {:?}", t.error())),
+        None => return Err(format!("cannot read {topic} from {brokers}: no such topic")),
+    };
 
     let mut assignment = TopicPartitionList::new();
     let mut end_of: HashMap<i32, i64> = HashMap::new();

@@ -12,8 +12,10 @@ use actix::{Message, Recipient};
 pub enum Origin {
     /// A Kafka record, by partition and offset (the topic is the consumer's).
     Record { partition: i32, offset: i64 },
-    /// An order made by order-service's generator.
-    Generated { order_id: u64 },
+    /// An order, by id: for actors that track completions per order (the
+    /// generator counts acknowledged orders; the payment actor waits for its
+    /// payment events to be acknowledged).
+    Order { order_id: u64 },
 }
 
 /// The source is told: this event's downstream effect is done.

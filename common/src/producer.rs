@@ -14,6 +14,9 @@ use log::{info, warn};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
+/// The pause before publishing a record again whose delivery finally failed.
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub struct ProducerActor {
     producer: FutureProducer<KafkaContext>,
 }
@@ -51,7 +54,8 @@ impl Worker for ProducerActor {
                     publish.ticket.complete();
                 }
                 Ok(Err((e, _))) => {
-                    warn!(target: Self::NAME, "delivery to {} failed ({e}); publishing again", publish.topic);
+                    warn!(target: Self::NAME, "delivery to {} failed ({e}); publishing again in 1 s", publish.topic);
+                    tokio::time::sleep(RETRY_PAUSE).await;
                     retry.do_send(publish);
                 }
                 // The producer is gone: the process is exiting, the event stays uncommitted.

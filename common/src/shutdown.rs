@@ -70,6 +70,11 @@ impl Shutdown {
         self.reason.borrow().is_some()
     }
 
+    /// Whether the shutdown is an escalated crash loop.
+    pub fn escalated(&self) -> bool {
+        matches!(*self.reason.borrow(), Some(Reason::Escalated(_)))
+    }
+
     /// Waits for the signal and returns its reason.
     pub async fn triggered(&self) -> Reason {
         let mut receiver = self.reason.subscribe();
@@ -94,6 +99,7 @@ mod tests {
         });
         shutdown.trigger(Reason::Escalated("PaymentActor".into()));
         shutdown.trigger(Reason::Interrupted);
+        assert!(shutdown.escalated());
         assert_eq!(waiter.await.unwrap(), Reason::Escalated("PaymentActor".into()));
         assert_eq!(shutdown.triggered().await.exit_code(), ExitCode::FAILURE);
     }

@@ -45,7 +45,8 @@ pub trait Worker: Sized + Unpin + 'static {
     fn describe(input: &Self::Input) -> String;
 
     /// Whether the input is an event, as opposed to bookkeeping (an
-    /// acknowledgement, a rebalance): injected faults strike events only.
+    /// acknowledgement, a rebalance): injected faults strike events only, and
+    /// only a handled event proves the actor healthy again.
     fn is_event(_input: &Self::Input) -> bool {
         true
     }
@@ -108,7 +109,8 @@ impl<W: Worker> Supervised<W> {
         if self.escalated {
             return; // the service is shutting down; the event stays uncommitted
         }
-        let (worker, fault) = (&mut self.worker, self.fault.as_mut().filter(|_| W::is_event(&input)));
+        let is_event = W::is_event(&input);
+        let (worker, fault) = (&mut self.worker, self.fault.as_mut().filter(|_| is_event));
         let outcome = catch_panic(|| {
             if let Some(fault) = fault {
                 fault.strike()?;
@@ -116,7 +118,8 @@ impl<W: Worker> Supervised<W> {
             worker.handle(&input, ctx)
         });
         match outcome {
-            Ok(()) => self.policy.record_success(),
+            Ok(()) if is_event => self.policy.record_success(),
+            Ok(()) => {}
             Err(cause) => self.crashed(input, cause, ctx),
         }
     }

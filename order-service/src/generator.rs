@@ -101,7 +101,7 @@ impl Worker for OrderGenerator {
         match input {
             GeneratorInput::Tick => {
                 let event = self.new_order();
-                let origin = Origin::Generated { order_id: event.order_id };
+                let origin = Origin::Order { order_id: event.order_id };
                 let ticket = Ticket::new(origin, ctx.address().recipient());
                 self.orders.do_send(Process { event, ticket });
             }

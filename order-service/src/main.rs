@@ -25,7 +25,7 @@ struct Args {
     #[arg(long, default_value_t = 1.0, value_parser = rate)]
     rate: f64,
     /// Stop after this many orders are acknowledged by the broker (default: run until Ctrl-C).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     count: Option<u64>,
     #[command(flatten)]
     runtime: RuntimeArgs,
@@ -33,8 +33,10 @@ struct Args {
 
 fn rate(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
-        Ok(r) if r.is_finite() && r >= 0.0 => Ok(r),
-        _ => Err(format!("{text:?} is not a rate: give orders per second, like 1 or 500 (0 = unlimited)")),
+        Ok(r) if r == 0.0 || (0.001..=1_000_000.0).contains(&r) => Ok(r),
+        _ => Err(format!(
+            "{text:?} is not a rate: give orders per second from 0.001 to 1000000, like 1 or 500 (0 = unlimited)"
+        )),
     }
 }
 

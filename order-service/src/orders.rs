@@ -1,24 +1,24 @@
-//! The order actor: publishes each new order to `order_topic`, once.
+//! The order actor: announces each new order and publishes it to `order_topic`.
 //!
-//! Idempotent by order id, like every domain actor: an order handed to it
-//! again after a crash is acknowledged without a second `order_created` event.
+//! It keeps no set of published ids: an order reaches it again only if the
+//! actor crashed before publishing it (faults strike before the handler runs),
+//! and a long-running order-service must not grow with every order. Were an
+//! order ever published twice, payment-service would pay it once.
 
 use actix::{Context, Recipient};
 use common::fault::Role;
 use common::messages::{Process, Publish};
 use common::supervisor::{Supervised, Worker};
 use log::info;
-use std::collections::HashSet;
 
 pub struct OrderActor {
-    published: HashSet<u64>,
     order_topic: String,
     producer: Recipient<Publish>,
 }
 
 impl OrderActor {
     pub fn new(order_topic: &str, producer: Recipient<Publish>) -> Self {
-        OrderActor { published: HashSet::new(), order_topic: order_topic.to_string(), producer }
+        OrderActor { order_topic: order_topic.to_string(), producer }
     }
 }
 
@@ -32,10 +32,6 @@ impl Worker for OrderActor {
         Process { event, ticket }: &Process,
         _: &mut Context<Supervised<Self>>,
     ) -> Result<(), String> {
-        if !self.published.insert(event.order_id) {
-            ticket.complete();
-            return Ok(());
-        }
         info!(target: Self::NAME, "📦 Order Created: {event}");
         self.producer.do_send(Publish::event(&self.order_topic, event, ticket.clone(), None));
         Ok(())

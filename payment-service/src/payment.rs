@@ -1,28 +1,39 @@
 //! The payment actor: charges each order once and publishes the outcome.
 //!
 //! Idempotent by order id: an order seen again (redelivered after a crash, or
-//! read twice from Kafka) is acknowledged without a second payment event. The
-//! ledger adds what `payment_topic` already holds after every assignment (see
-//! `ledger.rs`), so this also holds across restarts and between instances.
+//! read twice from Kafka) gets no second payment event. An order counts as paid
+//! only once the broker has its payment event: a copy that arrives before then
+//! is completed together with the original, never ahead of it, so its offset is
+//! not committed before the payment is safe. The ledger adds what
+//! `payment_topic` already holds after every assignment (see `ledger.rs`), so
+//! this also holds across restarts and between instances.
 
 use crate::ledger::PaidOrders;
-use actix::{Context, Recipient};
+use actix::{AsyncContext, Context, Recipient};
 use common::event::{OrderEvent, Status};
 use common::fault::Role;
-use common::messages::{Process, Publish};
+use common::messages::{Completed, Origin, Process, Publish, Ticket};
 use common::stats::Stats;
 use common::supervisor::{Supervised, Worker};
 use log::info;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// Why a declined payment was declined (chosen per order, repeatably).
 const DECLINE_REASONS: [&str; 3] = ["card declined", "insufficient funds", "card expired"];
 
-/// What the payment actor handles: orders, and the ledger's paid orders.
+/// What the payment actor handles: orders, the ledger's paid orders, and the
+/// broker's acknowledgements of its payment events.
 pub enum PaymentInput {
     Order(Process),
     Paid(HashSet<u64>),
+    Acknowledged(Origin),
+}
+
+impl From<Completed> for PaymentInput {
+    fn from(Completed(origin): Completed) -> Self {
+        PaymentInput::Acknowledged(origin)
+    }
 }
 
 impl From<Process> for PaymentInput {
@@ -38,7 +49,11 @@ impl From<PaidOrders> for PaymentInput {
 }
 
 pub struct PaymentActor {
+    /// Orders whose payment event the broker has (or the ledger found).
     paid: HashSet<u64>,
+    /// Orders whose payment event is on its way, with the tickets of every copy
+    /// of the order that arrived meanwhile (the original first).
+    paying: HashMap<u64, Vec<Ticket>>,
     decline_rate: f64,
     seed: u64,
     payment_topic: String,
@@ -56,6 +71,7 @@ impl PaymentActor {
     ) -> Self {
         PaymentActor {
             paid: HashSet::new(),
+            paying: HashMap::new(),
             decline_rate,
             seed,
             payment_topic: payment_topic.to_string(),
@@ -70,26 +86,38 @@ impl Worker for PaymentActor {
     const NAME: &'static str = "PaymentActor";
     const ROLE: Role = Role::Domain;
 
-    fn handle(&mut self, input: &PaymentInput, _: &mut Context<Supervised<Self>>) -> Result<(), String> {
+    fn handle(&mut self, input: &PaymentInput, ctx: &mut Context<Supervised<Self>>) -> Result<(), String> {
         let Process { event, ticket } = match input {
             PaymentInput::Order(process) => process,
             PaymentInput::Paid(paid) => {
                 self.paid.extend(paid);
                 return Ok(());
             }
+            PaymentInput::Acknowledged(origin) => {
+                if let Origin::Order { order_id } = *origin {
+                    self.paid.insert(order_id);
+                    self.paying.remove(&order_id).into_iter().flatten().for_each(|ticket| ticket.complete());
+                }
+                return Ok(());
+            }
         };
         info!(target: Self::NAME, "🧾 Received Order {event}");
-        if self.paid.contains(&event.order_id) {
-            info!(target: Self::NAME, "🔁 Order {} is already paid: duplicate ignored", event.order_id);
+        let order_id = event.order_id;
+        if self.paid.contains(&order_id) || self.paying.contains_key(&order_id) {
+            info!(target: Self::NAME, "🔁 Order {order_id} is already paid: duplicate ignored");
             self.stats.duplicate_suppressed();
-            ticket.complete();
+            match self.paying.get_mut(&order_id) {
+                Some(waiting) => waiting.push(ticket.clone()), // done when the payment is acknowledged
+                None => ticket.complete(),
+            }
             return Ok(());
         }
         let payment = charge(event, self.decline_rate, self.seed);
-        self.paid.insert(event.order_id);
+        self.paying.insert(order_id, vec![ticket.clone()]);
         self.stats.processed();
+        let acknowledgement = Ticket::new(Origin::Order { order_id }, ctx.address().recipient());
         let publish =
-            Publish::event(&self.payment_topic, &payment, ticket.clone(), Some("✅ Payment Event Sent"));
+            Publish::event(&self.payment_topic, &payment, acknowledgement, Some("✅ Payment Event Sent"));
         self.producer.do_send(publish);
         Ok(())
     }
@@ -98,6 +126,7 @@ impl Worker for PaymentActor {
         match input {
             PaymentInput::Order(process) => format!("order {}", process.event.order_id),
             PaymentInput::Paid(paid) => format!("the {} paid orders from the ledger", paid.len()),
+            PaymentInput::Acknowledged(origin) => format!("the acknowledgement of {origin:?}"),
         }
     }
 
