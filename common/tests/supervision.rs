@@ -115,7 +115,7 @@ async fn a_crash_loop_escalates_to_a_shutdown_naming_the_actor_and_its_error() {
 }
 
 #[actix_rt::test]
-async fn an_injected_fault_is_labelled_and_survived() {
+async fn injected_faults_are_survived_in_order() {
     let mut supervision = supervision(1000);
     supervision.faults = FaultPlan { rate: 0.3, target: Role::Any, mode: CrashMode::Panic, seed: 9 };
     let (worker, mut finished) = flaky(&[]);

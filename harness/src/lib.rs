@@ -289,6 +289,9 @@ pub fn count_orders(lines: &[String], marker: &str) -> BTreeMap<u64, usize> {
 /// The marker of a successful notification.
 pub const NOTIFIED: &str = "✅ Payment Successful for Order ";
 
+/// The marker of a payment event the broker acknowledged (payment-service).
+pub const PAID: &str = "✅ Payment Event Sent: {\"order_id\":";
+
 /// Lines logged at ERROR level.
 pub fn errors(lines: &[String]) -> Vec<&String> {
     lines.iter().filter(|l| l.contains(" ERROR ")).collect()

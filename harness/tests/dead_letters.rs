@@ -72,14 +72,16 @@ fn bad_messages_are_dead_lettered_and_valid_orders_flow_on() {
     notification.stop_gracefully(Duration::from_secs(30));
 
     assert_exactly_once(&count_orders(&notification.lines(), NOTIFIED), 1001..=1000 + VALID, "notifications");
-    let dead = records_on_topic(&broker, "order_topic.dlq");
+    let mut dead = records_on_topic(&broker, "order_topic.dlq");
     assert_eq!(dead.len(), bad_sent.len(), "one dead letter per bad message");
     assert_eq!(counter(&summary(&payment), "dead_lettered"), bad_sent.len() as u64);
     for (key, payload, why) in &bad_sent {
-        let letter = dead
+        // Matched one to one: each dead letter answers for one bad message.
+        let found = dead
             .iter()
-            .find(|d| d.key.as_deref() == key.as_deref().map(str::as_bytes) && &d.payload == payload)
+            .position(|d| d.key.as_deref() == key.as_deref().map(str::as_bytes) && &d.payload == payload)
             .unwrap_or_else(|| panic!("no dead letter for key {key:?} ({why})"));
+        let letter = dead.swap_remove(found);
         let header =
             |name: &str| letter.headers.get(name).unwrap_or_else(|| panic!("no {name} header")).as_str();
         assert!(header("dlq.error").contains(why), "{key:?}: {:?} lacks {why:?}", header("dlq.error"));

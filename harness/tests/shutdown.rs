@@ -2,7 +2,9 @@
 //! interrupted mid-stream and started again, and every order is still paid and
 //! notified exactly once.
 
-use harness::{assert_exactly_once, count_orders, payments_on_topic, Broker, Service, NOTIFIED};
+use harness::{
+    assert_exactly_once, count_orders, counter, payments_on_topic, summary, Broker, Service, NOTIFIED,
+};
 use std::time::Duration;
 
 const ORDERS: u64 = 1000;
@@ -18,7 +20,7 @@ fn interrupting_and_restarting_the_consumers_loses_and_repeats_nothing() {
         count_orders(lines, NOTIFIED).len() >= 200
     });
     payment.stop_gracefully(Duration::from_secs(30));
-    let payment_again = Service::start("payment-service", &broker, &[]);
+    let mut payment_again = Service::start("payment-service", &broker, &[]);
 
     notification.wait_until("500 notifications", Duration::from_secs(120), |lines| {
         count_orders(lines, NOTIFIED).len() >= 500
@@ -33,7 +35,6 @@ fn interrupting_and_restarting_the_consumers_loses_and_repeats_nothing() {
         all.extend_from_slice(lines);
         count_orders(&all, NOTIFIED).len() as u64 >= ORDERS
     });
-    let mut payment_again = payment_again;
     payment_again.stop_gracefully(Duration::from_secs(30));
     notification_again.stop_gracefully(Duration::from_secs(30));
 
@@ -44,5 +45,9 @@ fn interrupting_and_restarting_the_consumers_loses_and_repeats_nothing() {
     assert_exactly_once(&count_orders(&notified, NOTIFIED), ids, "notifications across the restart");
     for service in [&payment, &notification] {
         assert!(service.lines().iter().any(|l| l.contains("stopped taking new events")), "{}", service.name);
+    }
+    // A graceful stop commits everything done: the restarted instances see no order twice.
+    for service in [&payment_again, &notification_again] {
+        assert_eq!(counter(&summary(service), "duplicates_suppressed"), 0, "{} redid orders", service.name);
     }
 }
