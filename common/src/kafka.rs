@@ -43,7 +43,8 @@ pub struct KafkaContext {
 }
 
 /// What a consumer does around a rebalance; installed once its actors exist.
-/// Both run on the consumer's reader thread, which reads no record meanwhile.
+/// Both run on the consumer's reader thread, which reads no record meanwhile
+/// (the revoke at shutdown runs where the consumer is dropped).
 pub struct RebalanceHooks {
     /// Before partitions are taken away: finish the events in flight, so their
     /// offsets are committed and the next owner starts where this one stopped.
@@ -103,11 +104,8 @@ impl ConsumerContext for KafkaContext {
         if let Some(hooks) = self.rebalance_hooks.get() {
             (hooks.before_revoke)();
         }
-        match consumer.commit_consumer_state(CommitMode::Sync) {
-            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-            Err(e) => {
-                warn!(target: "kafka", "cannot commit before the rebalance ({e}): the next owner redoes the last events")
-            }
+        if let Err(e) = commit_stored_offsets(consumer) {
+            warn!(target: "kafka", "cannot commit before the rebalance ({e}): the next owner redoes the last events");
         }
     }
 
@@ -127,6 +125,15 @@ impl ConsumerContext for KafkaContext {
             Rebalance::Revoke(_) => {}
             Rebalance::Error(e) => warn!(target: "kafka", "rebalance failed: {e}"),
         }
+    }
+}
+
+/// Commits the offsets stored so far, synchronously. Nothing stored since the
+/// last commit is not an error.
+pub fn commit_stored_offsets<C: ConsumerContext>(consumer: &impl Consumer<C>) -> Result<(), KafkaError> {
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => Ok(()),
+        result => result,
     }
 }
 

@@ -22,7 +22,7 @@ use crate::stats::Stats;
 use crate::supervisor::{Supervised, Supervision, Worker};
 use actix::{Addr, Recipient};
 use log::{error, info, warn};
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, Producer};
 use std::future::Future;
 use std::process::ExitCode;
@@ -170,11 +170,8 @@ impl Service {
             );
         }
         if let Some(consumer) = &self.consumer {
-            match consumer.commit_consumer_state(CommitMode::Sync) {
+            match kafka::commit_stored_offsets(consumer.as_ref()) {
                 Ok(()) => info!(target: "service", "offsets committed"),
-                Err(rdkafka::error::KafkaError::ConsumerCommit(
-                    rdkafka::types::RDKafkaErrorCode::NoOffset,
-                )) => {}
                 Err(e) => {
                     warn!(target: "service", "cannot commit offsets ({e}): the last events will be redelivered")
                 }
