@@ -9,7 +9,8 @@
 //! Rebalances: librdkafka runs its callback on the reader thread. Before the
 //! partitions go, the callback waits until every event in flight is done (the
 //! actors keep working on the main thread) and commits, so the next owner
-//! starts exactly where this one stopped: nothing is lost or done twice.
+//! starts exactly where this one stopped (unless the wait times out: then it
+//! redoes the unfinished events).
 
 use crate::event::{OrderEvent, Status};
 use crate::fault::Role;

@@ -2,7 +2,7 @@
 //!
 //! The first trigger wins and names the reason: Ctrl-C (exit 0), the work being
 //! finished (`--count`, exit 0), or a supervisor escalating a crash loop (exit 1).
-//! On the signal, sources stop taking new events; `Service::run` then drains what
+//! On the signal, sources stop taking new events; `service::run` then drains what
 //! is in flight, commits, flushes and exits with the reason's code.
 
 use std::process::ExitCode;
