@@ -96,10 +96,59 @@ fn bad_messages_are_dead_lettered_and_valid_orders_flow_on() {
 }
 
 fn send(producer: &BaseProducer, key: Option<&str>, payload: &[u8]) {
-    let mut record = BaseRecord::<str, [u8]>::to("order_topic").payload(payload);
+    send_to(producer, "order_topic", key, payload);
+}
+
+fn send_to(producer: &BaseProducer, topic: &str, key: Option<&str>, payload: &[u8]) {
+    let mut record = BaseRecord::<str, [u8]>::to(topic).payload(payload);
     if let Some(key) = key {
         record = record.key(key);
     }
     producer.send(record).map_err(|(e, _)| e).expect("the test producer's queue has room");
     producer.poll(Duration::ZERO);
+}
+
+#[test]
+fn notification_service_dead_letters_bad_payment_events_too() {
+    let broker = Broker::start();
+    let mut notification = Service::start("notification-service", &broker, &[]);
+    notification.wait_until("notification-service joins", Duration::from_secs(60), |lines| {
+        lines.iter().any(|l| l.contains("partitions assigned"))
+    });
+    let producer: BaseProducer =
+        ClientConfig::new().set("bootstrap.servers", &broker.address).create().expect("a test producer");
+    let bad: [(&[u8], &str); 3] = [
+        (b"{}", "missing field"),
+        (
+            br#"{"order_id": 7, "user_id": 1, "amount": 3.5, "status": "created"}"#,
+            "unexpected status Created",
+        ),
+        (b"", "empty payload"),
+    ];
+    for id in 1001..=1020u64 {
+        let paid =
+            format!(r#"{{"order_id": {id}, "user_id": 3, "amount": 9.5, "status": "payment_successful"}}"#);
+        send_to(&producer, "payment_topic", Some(&id.to_string()), paid.as_bytes());
+        let (payload, _) = bad[id as usize % bad.len()];
+        send_to(&producer, "payment_topic", Some(&format!("bad-{id}")), payload);
+    }
+    producer.flush(Duration::from_secs(30)).expect("the test producer flushes");
+
+    notification.wait_until("every payment is notified", Duration::from_secs(60), |lines| {
+        count_orders(lines, NOTIFIED).len() >= 20
+    });
+    notification.stop_gracefully(Duration::from_secs(30));
+    assert_exactly_once(&count_orders(&notification.lines(), NOTIFIED), 1001..=1020, "notifications");
+    let dead = records_on_topic(&broker, "payment_topic.dlq");
+    assert_eq!(dead.len(), 20, "one dead letter per bad payment event");
+    for letter in &dead {
+        let id: usize = String::from_utf8_lossy(letter.key.as_deref().expect("keyed"))["bad-".len()..]
+            .parse()
+            .expect("a bad-N key");
+        let (payload, why) = bad[id % bad.len()];
+        assert_eq!(letter.payload, payload);
+        assert!(letter.headers["dlq.error"].contains(why), "{:?} lacks {why:?}", letter.headers["dlq.error"]);
+        assert_eq!(letter.headers["dlq.source.topic"], "payment_topic");
+        assert_eq!(letter.headers["dlq.service"], "notification-service");
+    }
 }
