@@ -26,7 +26,7 @@ use log::{debug, info, warn};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Message as _, OwnedMessage};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The most of a bad record's bytes a dead letter carries: under librdkafka's
 /// default `message.max.bytes` (1,000,000), with room for the headers.
@@ -239,26 +239,26 @@ async fn poll_records(
     in_flight: InFlight,
     shutdown: Shutdown,
 ) {
-    let mut last_complaint: Option<Instant> = None;
+    // One shutdown future for the whole loop, polled by reference: no new
+    // subscription per record.
+    let stop = shutdown.triggered();
+    tokio::pin!(stop);
     loop {
         let record = tokio::select! {
             biased;
-            _ = shutdown.triggered() => break,
+            _ = &mut stop => break,
             record = client.recv() => record,
         };
         let message = match record {
             Ok(message) => message.detach(),
             Err(e) => {
-                if last_complaint.is_none_or(|at| at.elapsed() > Duration::from_secs(5)) {
-                    warn!(target: ConsumerActor::NAME, "cannot read: {e} (retrying)");
-                    last_complaint = Some(Instant::now());
-                }
+                client.context().complain(&format!("cannot read: {e}"));
                 continue;
             }
         };
         tokio::select! {
             biased;
-            _ = shutdown.triggered() => break, // the record is not ours yet: it stays uncommitted
+            _ = &mut stop => break, // the record is not ours yet: it stays uncommitted
             () = in_flight.reserve() => actor.do_send(Received(message)),
         }
     }

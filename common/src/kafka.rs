@@ -69,7 +69,9 @@ impl KafkaContext {
         }
     }
 
-    fn complain(&self, what: &str) {
+    /// Logs broker trouble as one WARN line every few seconds at most (librdkafka
+    /// retries on its own); the rest goes to debug.
+    pub fn complain(&self, what: &str) {
         let mut last = self.last_complaint.lock().unwrap_or_else(|p| p.into_inner());
         if last.is_some_and(|at| at.elapsed() < COMPLAINT_INTERVAL) {
             debug!(target: "kafka", "{what}");
@@ -220,10 +222,7 @@ pub async fn prepare(kafka: &KafkaArgs, service: &str, topics: &[String]) -> Res
 }
 
 async fn wait_for_broker(admin: &Arc<AdminClient<KafkaContext>>, kafka: &KafkaArgs) -> Result<(), String> {
-    let attempt = match kafka.broker_wait() {
-        Some(limit) => limit,
-        None => Duration::from_secs(5),
-    };
+    let attempt = kafka.broker_wait().unwrap_or(Duration::from_secs(5));
     loop {
         let client = admin.clone();
         let metadata =

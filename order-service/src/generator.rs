@@ -141,16 +141,18 @@ pub async fn drive(
 ) {
     let mut pace = (rate > 0.0).then(|| tokio::time::interval(Duration::from_secs_f64(1.0 / rate)));
     let mut issued = 0;
+    let stop = shutdown.triggered();
+    tokio::pin!(stop);
     while count.is_none_or(|n| issued < n) {
         tokio::select! {
             biased;
-            _ = shutdown.triggered() => return,
+            _ = &mut stop => return,
             () = in_flight.reserve() => {}
         }
         if let Some(pace) = &mut pace {
             tokio::select! {
                 biased;
-                _ = shutdown.triggered() => return in_flight.release(),
+                _ = &mut stop => return in_flight.release(),
                 _ = pace.tick() => {}
             }
         }
