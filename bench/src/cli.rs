@@ -9,7 +9,7 @@ use std::time::Duration;
 #[derive(Parser, Debug)]
 #[command(version)]
 pub struct Args {
-    /// Use this broker (host:port) instead of starting the embedded Tansu one.
+    /// Use this broker (host:port) instead of starting the embedded Nisshi one.
     #[arg(long)]
     pub brokers: Option<String>,
     /// Orders in each throughput run (offered at unlimited rate).

@@ -1,6 +1,6 @@
 //! `cargo run --release -p bench -- [flags]`: the pipeline against its ceiling.
 //!
-//! On one broker (the embedded Tansu on a free port, or `--brokers`), in one run:
+//! On one broker (the embedded Nisshi on a free port, or `--brokers`), in one run:
 //!
 //! 1. ceiling throughput and pipeline throughput: `--orders` orders at unlimited
 //!    rate, first order created to last order notified;

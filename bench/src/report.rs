@@ -72,7 +72,7 @@ impl Report {
         let plan = &self.plan;
         let verdict = |pass: bool| if pass { "PASS" } else { "FAIL" };
         let mut out = String::new();
-        let broker = if self.embedded { "embedded Tansu" } else { "given" };
+        let broker = if self.embedded { "embedded Nisshi" } else { "given" };
         let _ = writeln!(out, "\nOrder pipeline benchmark{}", if plan.smoke { " (smoke)" } else { "" });
         let _ = writeln!(
             out,

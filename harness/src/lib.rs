@@ -1,5 +1,5 @@
 //! Runs the real thing for the end-to-end tests (in `tests/`) and the benchmark:
-//! a Tansu broker on a free port, the real service binaries, and the log lines
+//! a Nisshi broker on a free port, the real service binaries, and the log lines
 //! they print.
 //!
 //! Nothing here sleeps in place of an event: callers wait for log lines (with a
@@ -25,7 +25,7 @@ fn binaries() -> PathBuf {
     workspace().join(if cfg!(debug_assertions) { "target/debug" } else { "target/release" })
 }
 
-/// A Tansu broker on a free port of 127.0.0.1, with durable sqlite storage in a
+/// A Nisshi broker on a free port of 127.0.0.1, with durable sqlite storage in a
 /// fresh temporary folder. Killed on drop.
 pub struct Broker {
     pub address: String,
@@ -51,24 +51,29 @@ impl Broker {
 
     /// Starts the broker (again) on its port and storage.
     pub fn restart(&mut self) {
-        let tansu = std::env::var_os("TANSU_BIN")
+        let nisshi = std::env::var_os("NISSHI_BIN")
             .map(PathBuf::from)
-            .unwrap_or_else(|| workspace().join(".tools/bin/tansu"));
+            .unwrap_or_else(|| workspace().join(".tools/bin/nisshi"));
         assert!(
-            tansu.exists(),
-            "the Tansu broker is not installed at {}: run ./scripts/install-tansu (./scripts/test does it)",
-            tansu.display()
+            nisshi.exists(),
+            "the Nisshi broker is not installed at {}: run ./scripts/install-nisshi (./scripts/test does it)",
+            nisshi.display()
         );
-        let log = std::fs::File::create(self.dir.join("tansu.log")).expect("cannot create the broker log");
+        // Appended to, so a restarted broker's log follows the previous run's.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("cannot create the broker log");
         let url = format!("tcp://{}", self.address);
-        let mut child = Command::new(&tansu)
+        let mut child = Command::new(&nisshi)
             .current_dir(&self.dir) // the sqlite path is relative to it
             .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-            .args(["--storage-engine", "sqlite://tansu.db"])
+            .args(["--storage-engine", "sqlite://nisshi.db"])
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", tansu.display()));
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", nisshi.display()));
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             if let Ok(Some(status)) = child.try_wait() {
@@ -80,22 +85,44 @@ impl Broker {
         self.child = Some(child);
     }
 
-    /// Kills the broker (as an outage would); its storage stays.
-    pub fn stop(&mut self) {
+    /// Kills the broker with SIGKILL (a crash, or a pulled plug); its storage stays.
+    pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 
+    /// Stops the broker with SIGTERM (what Ctrl-C, systemd or Docker send) and
+    /// waits for it to exit; its storage stays. Panics if it outlives `timeout`.
+    pub fn terminate(&mut self, timeout: Duration) {
+        let Some(mut child) = self.child.take() else { return };
+        signal(&child, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + timeout;
+        while child.try_wait().expect("cannot wait for the broker").is_none() {
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                panic!("the broker did not exit within {timeout:?} of SIGTERM:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20)); // no exit event to wait on with a deadline
+        }
+    }
+
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("tansu.log")).unwrap_or_default()
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.join("nisshi.log")
     }
 }
 
 impl Drop for Broker {
+    /// Kills the broker, keeps its log in `target/e2e-logs/<test>.broker.log`
+    /// and removes its storage.
     fn drop(&mut self) {
-        self.stop();
+        self.kill();
+        keep_log("broker", &self.log());
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -245,11 +272,16 @@ impl Drop for Service {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let dir = workspace().join("target/e2e-logs");
-        let test = std::thread::current().name().unwrap_or("test").replace("::", ".");
-        let file = dir.join(format!("{test}.{}.{}.log", self.name, self.child.id()));
-        let _ = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(file, self.lines().join("\n")));
+        keep_log(&format!("{}.{}", self.name, self.child.id()), &self.lines().join("\n"));
     }
+}
+
+/// Writes `text` to `target/e2e-logs/<test>.<what>.log`, for reading after a run.
+fn keep_log(what: &str, text: &str) {
+    let dir = workspace().join("target/e2e-logs");
+    let test = std::thread::current().name().unwrap_or("test").replace("::", ".");
+    let file = dir.join(format!("{test}.{what}.log"));
+    let _ = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(file, text));
 }
 
 fn read_lines(reader: Box<dyn Read + Send>, output: Arc<Output>) -> std::thread::JoinHandle<()> {
@@ -299,8 +331,23 @@ pub fn errors(lines: &[String]) -> Vec<&String> {
 
 /// Asserts every order in `ids` appears exactly once in `counts`, and nothing else.
 pub fn assert_exactly_once(counts: &BTreeMap<u64, usize>, ids: std::ops::RangeInclusive<u64>, what: &str) {
+    assert_every_order(counts, ids, what, false);
+}
+
+/// Asserts every order in `ids` appears in `counts`, maybe more than once, and
+/// nothing else (emails across a SIGKILL are at-least-once).
+pub fn assert_at_least_once(counts: &BTreeMap<u64, usize>, ids: std::ops::RangeInclusive<u64>, what: &str) {
+    assert_every_order(counts, ids, what, true);
+}
+
+fn assert_every_order(
+    counts: &BTreeMap<u64, usize>,
+    ids: std::ops::RangeInclusive<u64>,
+    what: &str,
+    repeats_allowed: bool,
+) {
     let missing: Vec<u64> = ids.clone().filter(|id| !counts.contains_key(id)).collect();
-    let repeated: Vec<(&u64, &usize)> = counts.iter().filter(|(_, &n)| n > 1).collect();
+    let repeated: Vec<(&u64, &usize)> = counts.iter().filter(|(_, &n)| n > 1 && !repeats_allowed).collect();
     let strangers: Vec<&u64> = counts.keys().filter(|id| !ids.contains(id)).collect();
     assert!(
         missing.is_empty() && repeated.is_empty() && strangers.is_empty(),
