@@ -12,6 +12,7 @@
 //! starts exactly where this one stopped (unless the wait times out: then it
 //! redoes the unfinished events).
 
+use crate::error::ActorError;
 use crate::event::{OrderEvent, Status};
 use crate::fault::Role;
 use crate::in_flight::InFlight;
@@ -200,7 +201,11 @@ impl Worker for ConsumerActor {
     const NAME: &'static str = "ConsumerActor";
     const ROLE: Role = Role::Consumer;
 
-    fn handle(&mut self, input: &ConsumerInput, ctx: &mut Context<Supervised<Self>>) -> Result<(), String> {
+    fn handle(
+        &mut self,
+        input: &ConsumerInput,
+        ctx: &mut Context<Supervised<Self>>,
+    ) -> Result<(), ActorError> {
         match input {
             ConsumerInput::Received(message) => self.received(message, ctx.address().recipient()),
             ConsumerInput::Completed(origin) => self.completed(*origin),

@@ -5,6 +5,7 @@
 //! probability P: by panicking, or by returning an error. Injected faults are
 //! labelled as such in the crash lines. Without the flags nothing is injected.
 
+use crate::error::ActorError;
 use clap::ValueEnum;
 use rand::{rngs::SmallRng, Rng, SeedableRng};
 
@@ -73,13 +74,13 @@ pub const INJECTED_PANIC: &str = "injected fault: panic";
 
 impl Fault {
     /// Maybe fails, as configured: panics with [`InjectedPanic`] or returns an error.
-    pub fn strike(&mut self) -> Result<(), String> {
+    pub fn strike(&mut self) -> Result<(), ActorError> {
         if !self.rng.gen_bool(self.rate) {
             return Ok(());
         }
         match self.mode {
             CrashMode::Panic => std::panic::panic_any(InjectedPanic),
-            CrashMode::Error => Err(INJECTED_ERROR.to_string()),
+            CrashMode::Error => Err(ActorError::Crashed(INJECTED_ERROR.to_string())),
         }
     }
 }

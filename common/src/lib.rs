@@ -7,10 +7,11 @@
 //! [`supervisor::Supervised`], which restarts it after a panic or an error.
 //!
 //! Read in this order: [`event`], [`messages`], [`consumer`], [`producer`],
-//! [`supervisor`] (with [`restart_policy`] and [`fault`]), [`service`].
+//! [`supervisor`] (with [`error`], [`restart_policy`] and [`fault`]), [`service`].
 
 pub mod config;
 pub mod consumer;
+pub mod error;
 pub mod event;
 pub mod fault;
 pub mod in_flight;

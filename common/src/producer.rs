@@ -2,20 +2,44 @@
 //! the broker has acknowledged its record.
 //!
 //! The delivery wait runs as its own task, not on the actor, so a crash and
-//! restart of the actor never loses an acknowledgement. A record the broker
-//! finally refuses is published again: its event is never completed without it.
+//! restart of the actor never loses an acknowledgement. A record whose delivery
+//! failed comes back to the actor as [`Undelivered`]: published again if the
+//! failure was transient (its event is never completed without it), escalated if
+//! the broker refuses it for good (see `error.rs`).
 
+use crate::error::{ActorError, Kind};
 use crate::fault::Role;
 use crate::kafka::KafkaContext;
 use crate::messages::Publish;
 use crate::supervisor::{Supervised, Worker};
-use actix::{AsyncContext, Context};
+use actix::{AsyncContext, Context, Message};
 use log::{info, warn};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
-/// The pause before publishing a record again whose delivery finally failed.
-const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
+/// A record librdkafka gave up delivering, and why.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Undelivered(pub Publish, pub KafkaError);
+
+/// Everything the producer actor handles.
+pub enum ProducerInput {
+    Publish(Publish),
+    Undelivered(Publish, KafkaError),
+}
+
+impl From<Publish> for ProducerInput {
+    fn from(publish: Publish) -> Self {
+        ProducerInput::Publish(publish)
+    }
+}
+
+impl From<Undelivered> for ProducerInput {
+    fn from(Undelivered(publish, error): Undelivered) -> Self {
+        ProducerInput::Undelivered(publish, error)
+    }
+}
 
 pub struct ProducerActor {
     producer: FutureProducer<KafkaContext>,
@@ -25,14 +49,9 @@ impl ProducerActor {
     pub fn new(producer: FutureProducer<KafkaContext>) -> Self {
         ProducerActor { producer }
     }
-}
 
-impl Worker for ProducerActor {
-    type Input = Publish;
-    const NAME: &'static str = "ProducerActor";
-    const ROLE: Role = Role::Producer;
-
-    fn handle(&mut self, publish: &Publish, ctx: &mut Context<Supervised<Self>>) -> Result<(), String> {
+    /// Hands `publish` to librdkafka and waits for its delivery in a task of its own.
+    fn publish(&self, publish: &Publish, ctx: &mut Context<Supervised<Self>>) -> Result<(), ActorError> {
         let headers = publish.headers.iter().fold(OwnedHeaders::new(), |headers, (key, value)| {
             headers.insert(Header { key, value: Some(value.as_str()) })
         });
@@ -43,8 +62,8 @@ impl Worker for ProducerActor {
         let delivery = self
             .producer
             .send_result(record)
-            .map_err(|(e, _)| format!("cannot queue a record for {}: {e}", publish.topic))?;
-        let (publish, retry) = (publish.clone(), ctx.address());
+            .map_err(|(cause, _)| ActorError::publishing(&publish.topic, cause))?;
+        let (publish, actor) = (publish.clone(), ctx.address());
         actix_rt::spawn(async move {
             match delivery.await {
                 Ok(Ok(_)) => {
@@ -53,19 +72,41 @@ impl Worker for ProducerActor {
                     }
                     publish.ticket.complete();
                 }
-                Ok(Err((e, _))) => {
-                    warn!(target: Self::NAME, "delivery to {} failed ({e}); publishing again in 1 s", publish.topic);
-                    tokio::time::sleep(RETRY_PAUSE).await;
-                    retry.do_send(publish);
-                }
+                Ok(Err((cause, _))) => actor.do_send(Undelivered(publish, cause)),
                 // The producer is gone: the process is exiting, the event stays uncommitted.
                 Err(_canceled) => {}
             }
         });
         Ok(())
     }
+}
 
-    fn describe(publish: &Publish) -> String {
+impl Worker for ProducerActor {
+    type Input = ProducerInput;
+    const NAME: &'static str = "ProducerActor";
+    const ROLE: Role = Role::Producer;
+
+    fn handle(
+        &mut self,
+        input: &ProducerInput,
+        ctx: &mut Context<Supervised<Self>>,
+    ) -> Result<(), ActorError> {
+        match input {
+            ProducerInput::Publish(publish) => self.publish(publish, ctx),
+            ProducerInput::Undelivered(publish, cause) => {
+                let failure = ActorError::publishing(&publish.topic, cause.clone());
+                if failure.kind() == Kind::Permanent {
+                    return Err(failure);
+                }
+                // librdkafka retried for message.timeout.ms already: publish anew.
+                warn!(target: Self::NAME, "delivery to {} failed ({cause}); publishing again", publish.topic);
+                self.publish(publish, ctx)
+            }
+        }
+    }
+
+    fn describe(input: &ProducerInput) -> String {
+        let (ProducerInput::Publish(publish) | ProducerInput::Undelivered(publish, _)) = input;
         match &publish.key {
             Some(key) => format!("a record for {} (key {})", publish.topic, String::from_utf8_lossy(key)),
             None => format!("a record for {}", publish.topic),

@@ -4,7 +4,8 @@
 //! doubles the delay before the next restart (with jitter, so actors that fail
 //! together do not restart in lockstep), a successfully handled event forgets the
 //! failures, and more than `max_restarts` failures inside `window` with no success
-//! in between is a crash loop, which the supervisor escalates.
+//! in between is a crash loop, which the supervisor escalates. Transient
+//! failures (see `error.rs`) back off the same way but never make a crash loop.
 //!
 //! This file is pure policy: no actors, no clocks of its own, so it is unit-tested.
 
@@ -48,16 +49,26 @@ pub struct RestartPolicy {
     /// Failures since the last successful event, oldest first.
     recent_failures: Vec<Instant>,
     total_restarts: u64,
+    /// Transient failures since the last successful event.
+    transient_in_a_row: u32,
 }
 
 impl RestartPolicy {
     pub fn new(limits: RestartLimits) -> Self {
-        RestartPolicy { limits, recent_failures: Vec::new(), total_restarts: 0 }
+        RestartPolicy { limits, recent_failures: Vec::new(), total_restarts: 0, transient_in_a_row: 0 }
     }
 
     /// An event was handled: the actor is healthy again.
     pub fn record_success(&mut self) {
         self.recent_failures.clear();
+        self.transient_in_a_row = 0;
+    }
+
+    /// A transient failure: how long to wait before trying the input again.
+    /// However many come in a row, they are no crash loop.
+    pub fn record_transient(&mut self, rng: &mut impl Rng) -> Duration {
+        self.transient_in_a_row = self.transient_in_a_row.saturating_add(1);
+        self.backoff(self.transient_in_a_row, rng)
     }
 
     /// The actor failed at `now`; decides its fate. `rng` supplies the jitter.
@@ -159,6 +170,18 @@ mod tests {
             let verdict = policy.record_failure(start + ms(600 * i), &mut rng);
             assert!(matches!(verdict, Verdict::Restart { .. }), "failure {i}: {verdict:?}");
         }
+    }
+
+    #[test]
+    fn transient_failures_back_off_and_never_escalate() {
+        let mut policy = RestartPolicy::new(RestartLimits::default());
+        let mut rng = StdRng::seed_from_u64(5);
+        let now = Instant::now();
+        let backoffs: Vec<Duration> = (0..100).map(|_| policy.record_transient(&mut rng)).collect();
+        assert!(backoffs[0] <= ms(10) && backoffs[99] >= ms(500), "{backoffs:?}");
+        assert!(matches!(policy.record_failure(now, &mut rng), Verdict::Restart { restart: 1, .. }));
+        policy.record_success();
+        assert!(policy.record_transient(&mut rng) <= ms(10), "a success resets the backoff");
     }
 
     #[test]

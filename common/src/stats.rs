@@ -13,6 +13,7 @@ pub struct Stats {
     processed: AtomicU64,
     restarts: AtomicU64,
     redeliveries: AtomicU64,
+    retries: AtomicU64,
     duplicates_suppressed: AtomicU64,
     dead_lettered: AtomicU64,
     crashes: Mutex<BTreeMap<&'static str, u64>>,
@@ -30,6 +31,10 @@ impl Stats {
     pub fn redelivered(&self) {
         self.redeliveries.fetch_add(1, Relaxed);
     }
+    /// An input that failed transiently was tried again (see `error.rs`).
+    pub fn retried(&self) {
+        self.retries.fetch_add(1, Relaxed);
+    }
     /// An event for an order already handled was recognised and skipped.
     pub fn duplicate_suppressed(&self) {
         self.duplicates_suppressed.fetch_add(1, Relaxed);
@@ -41,13 +46,13 @@ impl Stats {
         *self.crashes.lock().unwrap_or_else(|p| p.into_inner()).entry(actor).or_default() += 1;
     }
 
-    /// `processed=2000 crashes=3 (ConsumerActor=1 PaymentActor=2) restarts=3 ...`
+    /// `processed=2000 crashes=3 (ConsumerActor=1 PaymentActor=2) restarts=3 ... retries=0`
     pub fn summary(&self) -> String {
         let crashes = self.crashes.lock().unwrap_or_else(|p| p.into_inner());
         let total: u64 = crashes.values().sum();
         let per_actor: Vec<String> = crashes.iter().map(|(actor, n)| format!("{actor}={n}")).collect();
         format!(
-            "processed={} crashes={} ({}) restarts={} redeliveries={} duplicates_suppressed={} dead_lettered={}",
+            "processed={} crashes={} ({}) restarts={} redeliveries={} duplicates_suppressed={} dead_lettered={} retries={}",
             self.processed.load(Relaxed),
             total,
             per_actor.join(" "),
@@ -55,6 +60,7 @@ impl Stats {
             self.redeliveries.load(Relaxed),
             self.duplicates_suppressed.load(Relaxed),
             self.dead_lettered.load(Relaxed),
+            self.retries.load(Relaxed),
         )
     }
 }
@@ -75,10 +81,11 @@ mod tests {
         stats.redelivered();
         stats.duplicate_suppressed();
         stats.dead_lettered();
+        stats.retried();
         assert_eq!(
             stats.summary(),
             "processed=2 crashes=3 (ConsumerActor=1 PaymentActor=2) restarts=1 redeliveries=1 \
-             duplicates_suppressed=1 dead_lettered=1"
+             duplicates_suppressed=1 dead_lettered=1 retries=1"
         );
     }
 }

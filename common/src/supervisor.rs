@@ -4,17 +4,21 @@
 //! actor under `actix::Supervisor`. actix restarts an actor only when it stops,
 //! never after a panic, and has no backoff or limit, so `Supervised` adds them:
 //!
-//! - a handler's error, or panic (caught with `catch_unwind`), stops the actor;
-//!   actix restarts it with its mailbox intact and [`Worker::reset`] clears what
-//!   the worker keeps for the event at hand;
+//! - a crash (a panic, caught with `catch_unwind`, or an [`ActorError`] of the
+//!   crash kind) stops the actor; actix restarts it with its mailbox intact and
+//!   [`Worker::reset`] clears what the worker keeps for the event at hand;
 //! - after a backoff from the [`RestartPolicy`], the event that was being handled
 //!   is handed to the actor again before anything else in its mailbox;
 //! - a crash loop (more failures in a row than the policy allows) is escalated:
-//!   the service shuts down and exits non-zero, naming the actor and its error.
+//!   the service shuts down and exits non-zero, naming the actor and its error;
+//! - a transient error is no crash: the same input is tried again after a
+//!   backoff, without a restart, and never makes a crash loop;
+//! - a permanent error is escalated at once: trying again cannot help.
 //!
 //! The Kafka clients live outside the actors (behind `Arc`s), so a restart costs
 //! no reconnect and no consumer-group rebalance.
 
+use crate::error::{ActorError, Kind};
 use crate::fault::{Fault, FaultPlan, InjectedPanic, Role, INJECTED_PANIC};
 use crate::restart_policy::{RestartLimits, RestartPolicy, Verdict};
 use crate::shutdown::{Reason, Shutdown};
@@ -37,9 +41,9 @@ pub trait Worker: Sized + Unpin + 'static {
     /// Which `--crash-actor` choice hits this actor.
     const ROLE: Role;
 
-    /// Handles one input. An `Err` (or a panic) is a crash: the actor restarts and
-    /// the same input is handed to it again, so the work must be safe to redo.
-    fn handle(&mut self, input: &Self::Input, ctx: &mut Context<Supervised<Self>>) -> Result<(), String>;
+    /// Handles one input. A panic or an error is handed to it again later (see
+    /// the module's doc for when), so the work must be safe to redo.
+    fn handle(&mut self, input: &Self::Input, ctx: &mut Context<Supervised<Self>>) -> Result<(), ActorError>;
 
     /// Names the input for crash lines, e.g. "order 1042".
     fn describe(input: &Self::Input) -> String;
@@ -120,11 +124,42 @@ impl<W: Worker> Supervised<W> {
         match outcome {
             Ok(()) if is_event => self.policy.record_success(),
             Ok(()) => {}
-            Err(cause) => self.crashed(input, cause, ctx),
+            Err(error) => match error.kind() {
+                Kind::Transient => self.retry_later(input, error, ctx),
+                Kind::Permanent => {
+                    let what = W::describe(&input);
+                    self.escalate(format!("{} cannot go on: {error} (while handling {what})", W::NAME));
+                }
+                Kind::Crash => self.crashed(input, error, ctx),
+            },
         }
     }
 
-    fn crashed(&mut self, input: W::Input, cause: String, ctx: &mut Context<Self>) {
+    /// Tries `input` again after a backoff, without a restart: the actor is sound,
+    /// the world was not ready. The mailbox waits meanwhile, keeping the order.
+    fn retry_later(&mut self, input: W::Input, error: ActorError, ctx: &mut Context<Self>) {
+        let backoff = self.policy.record_transient(&mut self.jitter);
+        warn!(
+            target: "supervisor",
+            "{}: {error} while handling {}; trying again in {} ms",
+            W::NAME,
+            W::describe(&input),
+            backoff.as_millis()
+        );
+        ctx.wait(actix::clock::sleep(backoff).into_actor(self).map(move |(), act, ctx| {
+            act.stats.retried();
+            act.run(input, ctx);
+        }));
+    }
+
+    /// Stops the service: this actor cannot go on. It handles nothing more.
+    fn escalate(&mut self, why: String) {
+        error!(target: "supervisor", "{why}; shutting the service down");
+        self.escalated = true;
+        self.shutdown.trigger(Reason::Escalated(why));
+    }
+
+    fn crashed(&mut self, input: W::Input, cause: ActorError, ctx: &mut Context<Self>) {
         self.stats.crashed(W::NAME);
         let what = W::describe(&input);
         match self.policy.record_failure(Instant::now(), &mut self.jitter) {
@@ -146,9 +181,7 @@ impl<W: Worker> Supervised<W> {
                     W::NAME,
                     within.as_secs_f64()
                 );
-                error!(target: "supervisor", "{why}; shutting the service down");
-                self.escalated = true;
-                self.shutdown.trigger(Reason::Escalated(why));
+                self.escalate(why);
             }
         }
     }
@@ -194,12 +227,13 @@ thread_local! {
 }
 
 /// Runs `f`, turning a panic into an `Err` with the panic's message and place.
-fn catch_panic(f: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+fn catch_panic(f: impl FnOnce() -> Result<(), ActorError>) -> Result<(), ActorError> {
     IN_HANDLER.with(|flag| flag.set(true));
     let outcome = panic::catch_unwind(AssertUnwindSafe(f));
     IN_HANDLER.with(|flag| flag.set(false));
     outcome.unwrap_or_else(|_| {
-        Err(PANIC_CAUSE.with(|cause| cause.borrow_mut().take()).unwrap_or_else(|| "panic".into()))
+        let cause = PANIC_CAUSE.with(|cause| cause.borrow_mut().take());
+        Err(ActorError::Crashed(cause.unwrap_or_else(|| "panic".into())))
     })
 }
 

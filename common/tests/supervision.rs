@@ -1,11 +1,13 @@
 //! Supervision, black-box: real actix actors that fail, restart and escalate.
 
 use actix::{Context, Message};
+use common::error::ActorError;
 use common::fault::{CrashMode, FaultPlan, Role};
 use common::restart_policy::RestartLimits;
 use common::shutdown::{Reason, Shutdown};
 use common::stats::Stats;
 use common::supervisor::{Supervised, Supervision, Worker};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +23,10 @@ enum Failing {
     Errors(u32),
     Panics(u32),
     Always,
+    /// Transiently, the first n attempts.
+    Unavailable(u32),
+    /// Permanently.
+    Refused,
 }
 
 struct Flaky {
@@ -35,13 +41,22 @@ impl Worker for Flaky {
     const NAME: &'static str = "FlakyActor";
     const ROLE: Role = Role::Domain;
 
-    fn handle(&mut self, &Job(id): &Job, _: &mut Context<Supervised<Self>>) -> Result<(), String> {
+    fn handle(&mut self, &Job(id): &Job, _: &mut Context<Supervised<Self>>) -> Result<(), ActorError> {
         let attempt = self.attempts.entry(id).or_default();
         *attempt += 1;
         match self.plan.get(&id) {
-            Some(Failing::Errors(n)) if *attempt <= *n => return Err(format!("job {id} failed")),
+            Some(Failing::Errors(n)) if *attempt <= *n => {
+                return Err(ActorError::Crashed(format!("job {id} failed")))
+            }
             Some(Failing::Panics(n)) if *attempt <= *n => panic!("boom in job {id}"),
-            Some(Failing::Always) => return Err("broken for good".into()),
+            Some(Failing::Always) => return Err(ActorError::Crashed("broken for good".into())),
+            Some(Failing::Unavailable(n)) if *attempt <= *n => {
+                return Err(ActorError::Unavailable(format!("job {id} cannot run yet")))
+            }
+            Some(Failing::Refused) => {
+                let cause = KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge);
+                return Err(ActorError::publishing("jobs", cause));
+            }
             _ => {}
         }
         self.done.send(id * 1000 + self.resets).expect("the test listens");
@@ -95,7 +110,8 @@ async fn a_crashed_job_is_redelivered_first_and_everything_is_handled_once_in_or
     assert_eq!(handled[19] % 1000, 3, "three resets in all");
     assert_eq!(
         supervision.stats.summary(),
-        "processed=0 crashes=3 (FlakyActor=3) restarts=3 redeliveries=3 duplicates_suppressed=0 dead_lettered=0"
+        "processed=0 crashes=3 (FlakyActor=3) restarts=3 redeliveries=3 duplicates_suppressed=0 dead_lettered=0 \
+         retries=0"
     );
     assert!(!supervision.shutdown.is_triggered());
 }
@@ -112,6 +128,40 @@ async fn a_crash_loop_escalates_to_a_shutdown_naming_the_actor_and_its_error() {
     assert!(why.contains("FlakyActor is crash-looping: 4 crashes"), "{why}");
     assert!(why.contains("last error: broken for good while handling job 1"), "{why}");
     assert!(supervision.stats.summary().contains("crashes=4 (FlakyActor=4) restarts=3"));
+}
+
+#[actix_rt::test]
+async fn transient_failures_are_retried_in_place_and_never_escalate() {
+    let supervision = supervision(3);
+    let (worker, mut finished) = flaky(&[(2, Failing::Unavailable(20))]);
+    let actor = Supervised::start(worker, &supervision);
+    for id in 0..5 {
+        actor.do_send(Job(id));
+    }
+    for expected in 0..5 {
+        // id * 1000 + resets: in order, and never restarted.
+        assert_eq!(finished.recv().await.expect("the actor lives"), expected * 1000);
+    }
+    assert!(!supervision.shutdown.is_triggered(), "20 transient failures are no crash loop");
+    let summary = supervision.stats.summary();
+    assert!(summary.contains("crashes=0 () restarts=0") && summary.ends_with("retries=20"), "{summary}");
+}
+
+#[actix_rt::test]
+async fn a_permanent_failure_escalates_at_once_with_its_fix() {
+    let supervision = supervision(10);
+    let (worker, _finished) = flaky(&[(1, Failing::Refused)]);
+    let actor = Supervised::start(worker, &supervision);
+    actor.do_send(Job(1));
+    let Reason::Escalated(why) = supervision.shutdown.triggered().await else {
+        panic!("expected an escalation");
+    };
+    assert!(why.starts_with("FlakyActor cannot go on: cannot publish to jobs"), "{why}");
+    assert!(why.contains("max.message.bytes") && why.contains("while handling job 1"), "{why}");
+    assert!(
+        supervision.stats.summary().contains("crashes=0 () restarts=0"),
+        "no restart: retrying cannot help"
+    );
 }
 
 #[actix_rt::test]

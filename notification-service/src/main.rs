@@ -4,13 +4,15 @@
 //! ConsumerActor --Process--> NotificationActor --Completed--> ConsumerActor
 //! (its ProducerActor only writes dead letters)
 
+mod email;
 mod notification;
 
 use clap::Parser;
-use common::config::{KafkaArgs, RuntimeArgs};
+use common::config::{probability, KafkaArgs, RuntimeArgs};
 use common::event::Status;
 use common::fault::Role;
 use common::kafka::dead_letter_topic;
+use email::Mailer;
 use notification::NotificationActor;
 use std::process::ExitCode;
 
@@ -23,6 +25,10 @@ struct Args {
     /// Consumer group: instances in the same group share the payments.
     #[arg(long, default_value = "notification-service")]
     group_id: String,
+    /// Share of email sends (0..=1) the mail server refuses, to see a failed send
+    /// retried: the email is marked sent only once it went out.
+    #[arg(long, default_value_t = 0.0, value_parser = probability)]
+    email_failure_rate: f64,
     #[command(flatten)]
     runtime: RuntimeArgs,
 }
@@ -38,7 +44,10 @@ fn main() -> ExitCode {
             let payments = &args.kafka.payment_topic;
             service.prepare_topics(&[payments.clone(), dead_letter_topic(payments)]).await?;
             let producer = service.start_producer()?;
-            let notification = service.supervise(NotificationActor::new(service.supervision.stats.clone()));
+            let notification = service.supervise(NotificationActor::new(
+                Mailer::new(args.email_failure_rate, args.runtime.seed),
+                service.supervision.stats.clone(),
+            ));
             let accepted = &[Status::PaymentSuccessful, Status::PaymentFailed];
             service.start_consumer(
                 &args.group_id,

@@ -4,8 +4,9 @@
 //! a crash, or read twice from Kafka) sends no second email. Across a SIGKILL the
 //! guarantee is at-least-once: see the README.
 
+use crate::email::Mailer;
 use actix::Context;
-use common::event::Status;
+use common::error::ActorError;
 use common::fault::Role;
 use common::messages::Process;
 use common::stats::Stats;
@@ -15,13 +16,16 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 pub struct NotificationActor {
+    /// Orders whose email went out; an order joins only after its send succeeded,
+    /// so a failed send is retried, not taken for a duplicate.
     notified: HashSet<u64>,
+    mailer: Mailer,
     stats: Arc<Stats>,
 }
 
 impl NotificationActor {
-    pub fn new(stats: Arc<Stats>) -> Self {
-        NotificationActor { notified: HashSet::new(), stats }
+    pub fn new(mailer: Mailer, stats: Arc<Stats>) -> Self {
+        NotificationActor { notified: HashSet::new(), mailer, stats }
     }
 }
 
@@ -34,18 +38,13 @@ impl Worker for NotificationActor {
         &mut self,
         Process { event, ticket }: &Process,
         _: &mut Context<Supervised<Self>>,
-    ) -> Result<(), String> {
-        if !self.notified.insert(event.order_id) {
+    ) -> Result<(), ActorError> {
+        if self.notified.contains(&event.order_id) {
             info!(target: Self::NAME, "🔁 Order {} was already notified: duplicate ignored", event.order_id);
             self.stats.duplicate_suppressed();
-        } else if event.status == Status::PaymentSuccessful {
-            info!(target: Self::NAME, "✅ Payment Successful for Order {} (User {})", event.order_id, event.user_id);
-            info!(target: Self::NAME, "📨 Email sent to customer confirming successful order.");
-            self.stats.processed();
         } else {
-            let reason = event.reason.as_deref().unwrap_or("no reason given");
-            info!(target: Self::NAME, "❌ Payment Failed for Order {} (User {}): {reason}", event.order_id, event.user_id);
-            info!(target: Self::NAME, "📨 Email sent to customer explaining the failed payment ({reason}).");
+            self.mailer.send(event)?; // not sent: the supervisor tries it again later
+            self.notified.insert(event.order_id);
             self.stats.processed();
         }
         ticket.complete();

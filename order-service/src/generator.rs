@@ -7,6 +7,7 @@
 //! order is on `order_topic`. With `--count N`, the service finishes after N acks.
 
 use actix::{Addr, AsyncContext, Context, Message, Recipient};
+use common::error::ActorError;
 use common::event::{OrderEvent, Status};
 use common::fault::Role;
 use common::in_flight::InFlight;
@@ -97,7 +98,7 @@ impl Worker for OrderGenerator {
     const NAME: &'static str = "OrderGenerator";
     const ROLE: Role = Role::Generator;
 
-    fn handle(&mut self, input: &GeneratorInput, ctx: &mut Context<Supervised<Self>>) -> Result<(), String> {
+    fn handle(&mut self, input: &GeneratorInput, ctx: &mut Context<Supervised<Self>>) -> Result<(), ActorError> {
         match input {
             GeneratorInput::Tick => {
                 let event = self.new_order();

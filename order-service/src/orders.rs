@@ -6,6 +6,7 @@
 //! order ever published twice, payment-service would pay it once.
 
 use actix::{Context, Recipient};
+use common::error::ActorError;
 use common::fault::Role;
 use common::messages::{Process, Publish};
 use common::supervisor::{Supervised, Worker};
@@ -31,7 +32,7 @@ impl Worker for OrderActor {
         &mut self,
         Process { event, ticket }: &Process,
         _: &mut Context<Supervised<Self>>,
-    ) -> Result<(), String> {
+    ) -> Result<(), ActorError> {
         info!(target: Self::NAME, "📦 Order Created: {event}");
         self.producer.do_send(Publish::event(&self.order_topic, event, ticket.clone(), None));
         Ok(())

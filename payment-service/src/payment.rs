@@ -10,6 +10,7 @@
 
 use crate::ledger::PaidOrders;
 use actix::{AsyncContext, Context, Recipient};
+use common::error::ActorError;
 use common::event::{OrderEvent, Status};
 use common::fault::Role;
 use common::messages::{Completed, Origin, Process, Publish, Ticket};
@@ -86,7 +87,11 @@ impl Worker for PaymentActor {
     const NAME: &'static str = "PaymentActor";
     const ROLE: Role = Role::Domain;
 
-    fn handle(&mut self, input: &PaymentInput, ctx: &mut Context<Supervised<Self>>) -> Result<(), String> {
+    fn handle(
+        &mut self,
+        input: &PaymentInput,
+        ctx: &mut Context<Supervised<Self>>,
+    ) -> Result<(), ActorError> {
         let Process { event, ticket } = match input {
             PaymentInput::Order(process) => process,
             PaymentInput::Paid(paid) => {
