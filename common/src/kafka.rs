@@ -246,7 +246,29 @@ async fn wait_for_broker(admin: &Arc<AdminClient<KafkaContext>>, kafka: &KafkaAr
 
 /// Reads every record of `topic` from its start to its current end, outside any
 /// consumer group, handing each to `each`. Blocking.
-pub fn read_to_end(brokers: &str, topic: &str, mut each: impl FnMut(&BorrowedMessage)) -> Result<(), String> {
+pub fn read_to_end(brokers: &str, topic: &str, each: impl FnMut(&BorrowedMessage)) -> Result<(), String> {
+    read_partitions(brokers, topic, |low, _| low, each)
+}
+
+/// Reads the last `n` records of each partition of `topic` (all of them where it
+/// holds fewer), outside any consumer group, handing each to `each`. Blocking.
+pub fn read_tail(
+    brokers: &str,
+    topic: &str,
+    n: i64,
+    each: impl FnMut(&BorrowedMessage),
+) -> Result<(), String> {
+    read_partitions(brokers, topic, |low, high| (high - n).max(low), each)
+}
+
+/// Reads each partition of `topic` from the offset `from(low, high)` (given its
+/// watermarks) to its current end. Blocking.
+fn read_partitions(
+    brokers: &str,
+    topic: &str,
+    from: impl Fn(i64, i64) -> i64,
+    mut each: impl FnMut(&BorrowedMessage),
+) -> Result<(), String> {
     const READ_TIMEOUT: Duration = Duration::from_secs(15);
     let fail = |what: &str, e: KafkaError| format!("cannot read {topic} from {brokers} ({what}): {e}");
     let consumer: BaseConsumer = ClientConfig::new()
@@ -268,9 +290,10 @@ pub fn read_to_end(brokers: &str, topic: &str, mut each: impl FnMut(&BorrowedMes
     for partition in 0..partitions {
         let (low, high) =
             consumer.fetch_watermarks(topic, partition, READ_TIMEOUT).map_err(|e| fail("watermarks", e))?;
-        if high > low {
+        let start = from(low, high);
+        if high > start {
             assignment
-                .add_partition_offset(topic, partition, Offset::Beginning)
+                .add_partition_offset(topic, partition, Offset::Offset(start))
                 .map_err(|e| fail("assignment", e))?;
             end_of.insert(partition, high);
         }

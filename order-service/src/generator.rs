@@ -2,9 +2,10 @@
 //! second, and counts those the broker has acknowledged.
 //!
 //! A small pacing task (`drive`) sends the actor a `Tick` per order, after taking
-//! an in-flight slot; the actor turns each tick into an order (incrementing id,
-//! random user and amount) for the order actor, and frees the slot once the
-//! order is on `order_topic`. With `--count N`, the service finishes after N acks.
+//! an in-flight slot; the actor turns each tick into an order (the next id of
+//! this instance, see `ids.rs`; random user and amount) for the order actor, and
+//! frees the slot once the order is on `order_topic`. With `--count N`, the
+//! service finishes after N acks.
 
 use actix::{Addr, AsyncContext, Context, Message, Recipient};
 use common::error::ActorError;
@@ -44,6 +45,8 @@ impl From<Completed> for GeneratorInput {
 
 pub struct OrderGenerator {
     next_order_id: u64,
+    /// The gap between this instance's ids (`--instances`).
+    id_step: u64,
     rng: SmallRng,
     orders: Recipient<Process>,
     acknowledged: u64,
@@ -55,7 +58,8 @@ pub struct OrderGenerator {
 
 /// How to build an [`OrderGenerator`].
 pub struct GeneratorSetup {
-    pub start_id: u64,
+    pub first_id: u64,
+    pub id_step: u64,
     pub seed: u64,
     pub count: Option<u64>,
     pub orders: Recipient<Process>,
@@ -67,7 +71,8 @@ pub struct GeneratorSetup {
 impl OrderGenerator {
     pub fn new(setup: GeneratorSetup) -> Self {
         OrderGenerator {
-            next_order_id: setup.start_id,
+            next_order_id: setup.first_id,
+            id_step: setup.id_step,
             rng: SmallRng::seed_from_u64(setup.seed),
             orders: setup.orders,
             acknowledged: 0,
@@ -80,7 +85,7 @@ impl OrderGenerator {
 
     fn new_order(&mut self) -> OrderEvent {
         let order_id = self.next_order_id;
-        self.next_order_id += 1;
+        self.next_order_id += self.id_step;
         let cents: u32 = self.rng.gen_range(100..=50_000);
         OrderEvent {
             order_id,
@@ -98,7 +103,11 @@ impl Worker for OrderGenerator {
     const NAME: &'static str = "OrderGenerator";
     const ROLE: Role = Role::Generator;
 
-    fn handle(&mut self, input: &GeneratorInput, ctx: &mut Context<Supervised<Self>>) -> Result<(), ActorError> {
+    fn handle(
+        &mut self,
+        input: &GeneratorInput,
+        ctx: &mut Context<Supervised<Self>>,
+    ) -> Result<(), ActorError> {
         match input {
             GeneratorInput::Tick => {
                 let event = self.new_order();

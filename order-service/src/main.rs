@@ -3,12 +3,14 @@
 //! drive --Tick--> OrderGenerator --Process--> OrderActor --Publish--> ProducerActor --Completed--> OrderGenerator
 
 mod generator;
+mod ids;
 mod orders;
 
 use clap::Parser;
 use common::config::{KafkaArgs, RuntimeArgs};
 use common::fault::Role;
 use generator::{GeneratorSetup, OrderGenerator};
+use ids::IdClass;
 use orders::OrderActor;
 use std::process::ExitCode;
 
@@ -18,9 +20,17 @@ use std::process::ExitCode;
 struct Args {
     #[command(flatten)]
     kafka: KafkaArgs,
-    /// The first order id; each order gets the next.
-    #[arg(long, default_value_t = 1001)]
-    start_id: u64,
+    /// The first order id (default: the first after the highest order on
+    /// order_topic, or 1001 on an empty topic).
+    #[arg(long)]
+    start_id: Option<u64>,
+    /// How many order-service instances run at once: each makes every N-th id.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    instances: u64,
+    /// This instance's number, from 0 to --instances minus 1: its ids are those
+    /// equal to it modulo --instances, so no two instances make the same id.
+    #[arg(long, default_value_t = 0)]
+    instance: u64,
     /// Orders per second (0 = as fast as the broker takes them).
     #[arg(long, default_value_t = 1.0, value_parser = rate)]
     rate: f64,
@@ -42,17 +52,32 @@ fn rate(text: &str) -> Result<f64, String> {
 
 fn main() -> ExitCode {
     let args = &Args::parse();
+    if args.instance >= args.instances {
+        let message = format!(
+            "--instance {} is not below --instances {}: number the instances from 0\n",
+            args.instance, args.instances
+        );
+        clap::Error::raw(clap::error::ErrorKind::ValueValidation, message).exit();
+    }
+    let class = IdClass { instance: args.instance, instances: args.instances };
     common::service::run(
         "order-service",
         Role::Generator,
         &args.kafka,
         &args.runtime,
         |mut service| async move {
-            service.prepare_topics(std::slice::from_ref(&args.kafka.order_topic)).await?;
+            let topic = &args.kafka.order_topic;
+            service.prepare_topics(std::slice::from_ref(topic)).await?;
+            let (brokers, topic, start_id) = (args.kafka.brokers.clone(), topic.clone(), args.start_id);
+            let first_id =
+                actix_rt::task::spawn_blocking(move || ids::first_id(&brokers, &topic, class, start_id))
+                    .await
+                    .map_err(|e| format!("cannot read where order ids continue: {e}"))??;
             let producer = service.start_producer()?;
             let orders = service.supervise(OrderActor::new(&args.kafka.order_topic, producer.recipient()));
             let generator = service.supervise(OrderGenerator::new(GeneratorSetup {
-                start_id: args.start_id,
+                first_id,
+                id_step: args.instances,
                 seed: args.runtime.seed,
                 count: args.count,
                 orders: orders.recipient(),
