@@ -18,6 +18,12 @@ pub struct KafkaArgs {
     /// How long to wait for the broker at start before giving up (0 = forever).
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(..=86_400))]
     pub broker_wait_secs: u64,
+    /// How long, in ms, a consumer may go without polling before its group hands
+    /// its partitions to others (Kafka's max.poll.interval.ms). It polls on while
+    /// back-pressured, so only a wedged process gets there. At least the session
+    /// timeout, 10000.
+    #[arg(long, default_value_t = 300_000, value_parser = clap::value_parser!(u32).range(10_000..=86_400_000))]
+    pub max_poll_interval_ms: u32,
     /// A stable name for this instance in its consumer group (Kafka's static
     /// membership): restarted with the same id, a killed instance takes its
     /// partitions back at once instead of after the session timeout.

@@ -2,7 +2,9 @@
 //! dead-letters the rest, and stores each offset once its event is done.
 //!
 //! Reading happens in a small task on a thread of its own (`poll_records`), which
-//! takes an in-flight slot for each record: back-pressure. The actor itself only
+//! takes an in-flight slot for each record: back-pressure. With every slot taken,
+//! it pauses its partitions and polls on, so the group never takes it for dead
+//! (`max.poll.interval.ms`) and serves rebalances meanwhile. The actor itself only
 //! decides what a record is and tracks offsets, so restarting it is instant and
 //! the Kafka client (and its group membership) lives on.
 //!
@@ -26,6 +28,7 @@ use actix::{Addr, Arbiter, AsyncContext, Context, Message, Recipient};
 use log::{debug, info, warn};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Message as _, OwnedMessage};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -238,6 +241,10 @@ impl Worker for ConsumerActor {
 /// Feeds the actor: one in-flight slot per record, until shutdown. The slot is
 /// taken after the record is read, so a rebalance callback (which runs inside
 /// `recv`) sees only the slots of events really in flight.
+///
+/// When every slot is taken, the reader pauses its partitions and keeps polling
+/// until one frees: a consumer that stops polling for `max.poll.interval.ms`
+/// is evicted from its group, and its events are redone by another.
 async fn poll_records(
     client: Arc<StreamConsumer<KafkaContext>>,
     actor: Addr<Supervised<ConsumerActor>>,
@@ -248,23 +255,50 @@ async fn poll_records(
     // subscription per record.
     let stop = shutdown.triggered();
     tokio::pin!(stop);
+    // Records read but not yet handed on, for want of a slot: one, normally.
+    let mut waiting = VecDeque::new();
+    let mut paused = false;
     loop {
-        let record = tokio::select! {
-            biased;
-            _ = &mut stop => break,
-            record = client.recv() => record,
-        };
-        let message = match record {
-            Ok(message) => message.detach(),
-            Err(e) => {
-                client.context().complain(&format!("cannot read: {e}"));
+        if let Some(message) = waiting.pop_front() {
+            if in_flight.try_reserve() {
+                actor.do_send(Received(message));
                 continue;
             }
+            waiting.push_front(message);
+        }
+        let back_pressured = !waiting.is_empty();
+        if back_pressured != paused {
+            paused = back_pressured;
+            if paused {
+                debug!(target: ConsumerActor::NAME, "{} events in flight: reading paused", in_flight.count());
+            }
+            client.context().set_paused(client.as_ref(), paused);
+        }
+        let revocations = client.context().revocations();
+        let slot_freed = async {
+            if back_pressured {
+                in_flight.reserve().await;
+                in_flight.release(); // checked, not taken: the loop takes it
+            } else {
+                std::future::pending().await
+            }
         };
-        tokio::select! {
+        let record = tokio::select! {
             biased;
-            _ = &mut stop => break, // the record is not ours yet: it stays uncommitted
-            () = in_flight.reserve() => actor.do_send(Received(message)),
+            _ = &mut stop => break, // what waits is not ours yet: it stays uncommitted
+            () = slot_freed => None,
+            record = client.recv() => Some(record.map(|message| message.detach())),
+        };
+        if client.context().revocations() != revocations {
+            // The partitions were handed over meanwhile: every position went back
+            // to the last commit, so what waited will be read again.
+            waiting.clear();
+        }
+        match record {
+            // While paused, only a record that slipped past the pause.
+            Some(Ok(message)) => waiting.push_back(message),
+            Some(Err(e)) => client.context().complain(&format!("cannot read: {e}")),
+            None => {}
         }
     }
     info!(target: ConsumerActor::NAME, "stopped taking new events");

@@ -27,6 +27,11 @@ impl InFlight {
         self.slots.acquire().await.expect("the in-flight semaphore is never closed").forget();
     }
 
+    /// Takes a free slot if there is one, without waiting.
+    pub fn try_reserve(&self) -> bool {
+        self.slots.try_acquire().map(|slot| slot.forget()).is_ok()
+    }
+
     /// Frees the slot of an event that is done.
     pub fn release(&self) {
         self.slots.add_permits(1);

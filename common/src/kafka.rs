@@ -15,6 +15,7 @@ use rdkafka::message::BorrowedMessage;
 use rdkafka::producer::FutureProducer;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -35,11 +36,17 @@ pub fn dead_letter_topic(topic: &str) -> String {
 
 /// Receives librdkafka's logs and errors: broker trouble becomes one WARN line
 /// every few seconds at most (it retries on its own), the rest goes to debug.
-/// A consumer's context also runs its [`RebalanceHooks`].
+/// A consumer's context also runs its [`RebalanceHooks`] and keeps its
+/// partitions paused while the reader is back-pressured.
 pub struct KafkaContext {
     brokers: String,
     last_complaint: Mutex<Option<Instant>>,
     rebalance_hooks: OnceLock<RebalanceHooks>,
+    /// Set while the reader keeps its partitions paused: a partition assigned
+    /// meanwhile is paused as it comes, before any of its records is fetched.
+    paused: AtomicBool,
+    /// Revocations so far: a record read before one is read again after it.
+    revocations: AtomicU64,
 }
 
 /// What a consumer does around a rebalance; installed once its actors exist.
@@ -59,7 +66,25 @@ impl KafkaContext {
             brokers: brokers.to_string(),
             last_complaint: Mutex::new(None),
             rebalance_hooks: OnceLock::new(),
+            paused: AtomicBool::new(false),
+            revocations: AtomicU64::new(0),
         }
+    }
+
+    /// Pauses (or resumes) fetching for every partition `consumer` holds, and for
+    /// those assigned to it while paused. Polling goes on meanwhile.
+    pub fn set_paused(&self, consumer: &impl Consumer<KafkaContext>, paused: bool) {
+        self.paused.store(paused, SeqCst);
+        let partitions = consumer.assignment();
+        let result = partitions.and_then(|p| if paused { consumer.pause(&p) } else { consumer.resume(&p) });
+        if let Err(e) = result {
+            self.complain(&format!("cannot {} reading: {e}", if paused { "pause" } else { "resume" }));
+        }
+    }
+
+    /// How many times partitions were revoked from this consumer.
+    pub fn revocations(&self) -> u64 {
+        self.revocations.load(SeqCst)
     }
 
     /// Installs the consumer's rebalance hooks (once).
@@ -103,6 +128,7 @@ impl ConsumerContext for KafkaContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let Rebalance::Revoke(partitions) = rebalance else { return };
         info!(target: "kafka", "{} partitions revoked", partitions.count());
+        self.revocations.fetch_add(1, SeqCst);
         if let Some(hooks) = self.rebalance_hooks.get() {
             (hooks.before_revoke)();
         }
@@ -111,7 +137,7 @@ impl ConsumerContext for KafkaContext {
         }
     }
 
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(partitions) => {
                 let list: Vec<String> = partitions
@@ -120,6 +146,11 @@ impl ConsumerContext for KafkaContext {
                     .map(|e| format!("{}[{}]", e.topic(), e.partition()))
                     .collect();
                 info!(target: "kafka", "partitions assigned: {}", list.join(" "));
+                if self.paused.load(SeqCst) {
+                    if let Err(e) = consumer.pause(partitions) {
+                        self.complain(&format!("cannot pause the partitions assigned: {e}"));
+                    }
+                }
                 if let Some(hooks) = self.rebalance_hooks.get() {
                     (hooks.after_assign)();
                 }
@@ -185,6 +216,7 @@ pub fn consumer(
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("fetch.wait.max.ms", kafka.fetch_wait_ms.to_string())
+        .set("max.poll.interval.ms", kafka.max_poll_interval_ms.to_string())
         // a killed member's partitions move on after 10 s instead of 45
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "1000");
