@@ -119,8 +119,9 @@ impl ConsumerActor {
         let shutdown = supervision.shutdown.clone();
         setup.client.context().set_rebalance_hooks(RebalanceHooks {
             before_revoke: Box::new(move || {
-                // After a crash loop, the events in flight will never finish.
-                let finishing = if shutdown.escalated() { 0 } else { in_flight.count() };
+                // At shutdown, the service has drained already (the revocation comes
+                // when the consumer closes): no second wait for what did not finish.
+                let finishing = if shutdown.is_triggered() { 0 } else { in_flight.count() };
                 if finishing > 0 {
                     info!(target: Self::NAME, "finishing {finishing} events in flight before the hand-over");
                 }

@@ -27,10 +27,14 @@ use rdkafka::producer::{FutureProducer, Producer};
 use std::future::Future;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long a crash-looping service waits for in-flight events before exiting.
 const ESCALATION_DRAIN: Duration = Duration::from_secs(2);
+
+/// How long the steps after the drain may take in all: committing, flushing
+/// and closing the Kafka clients. Each waits for the broker, which may be away.
+const TEARDOWN: Duration = Duration::from_secs(5);
 
 /// What a service's startup function gets: its settings and the actor kit.
 pub struct Service {
@@ -169,17 +173,23 @@ impl Service {
                 drain.as_secs()
             );
         }
+        let teardown = Instant::now() + TEARDOWN;
         if let Some(consumer) = &self.consumer {
-            match kafka::commit_stored_offsets(consumer.as_ref()) {
-                Ok(()) => info!(target: "service", "offsets committed"),
-                Err(e) => {
+            let committing = consumer.clone();
+            match within(teardown, move || kafka::commit_stored_offsets(committing.as_ref())).await {
+                Some(Ok(())) => info!(target: "service", "offsets committed"),
+                Some(Err(e)) => {
                     warn!(target: "service", "cannot commit offsets ({e}): the last events will be redelivered")
                 }
+                None => warn!(
+                    target: "service",
+                    "cannot commit offsets: no answer from the broker; the last events will be redelivered"
+                ),
             }
             consumer.unsubscribe();
         }
         if let Some(producer) = &self.producer {
-            if let Err(e) = producer.flush(Duration::from_secs(10)) {
+            if let Err(e) = producer.flush(teardown.saturating_duration_since(Instant::now())) {
                 warn!(target: "service", "cannot flush the producer: {e}");
             }
         }
@@ -187,6 +197,27 @@ impl Service {
         if let Reason::Escalated(why) = &reason {
             error!(target: "service", "exiting with failure: {why}");
         }
+        exit_at(teardown, reason.status());
         reason.exit_code()
     }
+}
+
+/// Runs blocking `work` on a thread of its own and waits for it until `deadline`.
+async fn within<T: Send + 'static>(
+    deadline: Instant,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || done.send(work()));
+    tokio::time::timeout_at(deadline.into(), result).await.ok()?.ok()
+}
+
+/// Exits with `status` at `deadline` if the process has not ended by then:
+/// dropping the Kafka clients closes them (the consumer leaves its group),
+/// which waits for a broker that may be away.
+fn exit_at(deadline: Instant, status: u8) {
+    std::thread::spawn(move || {
+        std::thread::sleep(deadline.saturating_duration_since(Instant::now())); // a deadline, not a wait for an event
+        std::process::exit(status.into());
+    });
 }

@@ -21,11 +21,16 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub fn exit_code(&self) -> ExitCode {
+    /// The process's exit status: 0, or 1 after a crash loop or a permanent error.
+    pub fn status(&self) -> u8 {
         match self {
-            Reason::Interrupted | Reason::Finished => ExitCode::SUCCESS,
-            Reason::Escalated(_) => ExitCode::FAILURE,
+            Reason::Interrupted | Reason::Finished => 0,
+            Reason::Escalated(_) => 1,
         }
+    }
+
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::from(self.status())
     }
 }
 
@@ -70,11 +75,6 @@ impl Shutdown {
         self.reason.borrow().is_some()
     }
 
-    /// Whether the shutdown is an escalated crash loop.
-    pub fn escalated(&self) -> bool {
-        matches!(*self.reason.borrow(), Some(Reason::Escalated(_)))
-    }
-
     /// Waits for the signal and returns its reason.
     pub async fn triggered(&self) -> Reason {
         let mut receiver = self.reason.subscribe();
@@ -99,7 +99,6 @@ mod tests {
         });
         shutdown.trigger(Reason::Escalated("PaymentActor".into()));
         shutdown.trigger(Reason::Interrupted);
-        assert!(shutdown.escalated());
         assert_eq!(waiter.await.unwrap(), Reason::Escalated("PaymentActor".into()));
         assert_eq!(shutdown.triggered().await.exit_code(), ExitCode::FAILURE);
     }

@@ -1,11 +1,11 @@
 //! Ctrl-C in the middle of a stream loses nothing: each consumer service is
 //! interrupted mid-stream and started again, and every order is still paid and
-//! notified exactly once.
+//! notified exactly once. Ctrl-C during a broker outage ends in bounded time.
 
 use harness::{
     assert_exactly_once, count_orders, counter, payments_on_topic, summary, Broker, Service, NOTIFIED,
 };
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const ORDERS: u64 = 1000;
 
@@ -50,4 +50,45 @@ fn interrupting_and_restarting_the_consumers_loses_and_repeats_nothing() {
     for service in [&payment_again, &notification_again] {
         assert_eq!(counter(&summary(service), "duplicates_suppressed"), 0, "{} redid orders", service.name);
     }
+}
+
+/// With the broker gone, each service gives up on the events it cannot finish
+/// after `--drain-timeout-secs` and exits 0 a few seconds later: committing,
+/// flushing and closing its Kafka clients wait for the broker only so long, and
+/// the consumer's closing does not drain a second time.
+#[test]
+fn ctrl_c_during_a_broker_outage_ends_within_the_drain_timeout() {
+    const DRAIN_SECS: u64 = 3;
+    let mut broker = Broker::start();
+    let drain = ["--drain-timeout-secs", "3"];
+    let mut notification = Service::start("notification-service", &broker, &drain);
+    let mut payment = Service::start("payment-service", &broker, &drain);
+    let mut orders =
+        Service::start("order-service", &broker, &["--rate", "100", "--drain-timeout-secs", "3"]);
+    notification.wait_until("100 notifications", Duration::from_secs(60), |lines| {
+        count_orders(lines, NOTIFIED).len() >= 100
+    });
+
+    broker.kill();
+    for service in [&orders, &payment] {
+        service.wait_until("the outage is noticed", Duration::from_secs(30), |lines| {
+            lines.iter().any(|l| l.contains("is unreachable"))
+        });
+    }
+    let interrupted = Instant::now();
+    for service in [&orders, &payment, &notification] {
+        service.interrupt();
+    }
+    for service in [&mut orders, &mut payment, &mut notification] {
+        let status = service.wait_exit(Duration::from_secs(60));
+        let took = interrupted.elapsed();
+        assert!(status.success(), "{} exited with {status}", service.name);
+        // The drain, then at most 5 s for the rest (service::TEARDOWN), and a margin.
+        let bound = Duration::from_secs(DRAIN_SECS + 5 + 2);
+        assert!(took < bound, "{} took {took:?} to stop, more than {bound:?}", service.name);
+        let second_drain = service.lines().iter().any(|l| l.contains("before the hand-over"));
+        assert!(!second_drain, "{} drained again while closing its consumer", service.name);
+    }
+    let gave_up = |l: &String| l.contains("events still in flight after 3 s");
+    assert!(orders.lines().iter().any(gave_up), "order-service had no order in flight: nothing was bounded");
 }
