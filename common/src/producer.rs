@@ -3,9 +3,10 @@
 //!
 //! The delivery wait runs as its own task, not on the actor, so a crash and
 //! restart of the actor never loses an acknowledgement. A record whose delivery
-//! failed comes back to the actor as [`Undelivered`]: published again if the
-//! failure was transient (its event is never completed without it), escalated if
-//! the broker refuses it for good (see `error.rs`).
+//! failed after librdkafka's own retries is published again a second later (its
+//! event is never completed without it), unless the broker refuses it for good:
+//! then it comes back to the actor as [`Refused`], which stops the service (see
+//! `error.rs`) instead of retrying forever.
 
 use crate::error::{ActorError, Kind};
 use crate::fault::Role;
@@ -18,15 +19,18 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
-/// A record librdkafka gave up delivering, and why.
+/// The pause before publishing again a record whose delivery failed.
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A record the broker refuses for good, and its answer.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Undelivered(pub Publish, pub KafkaError);
+pub struct Refused(pub Publish, pub KafkaError);
 
 /// Everything the producer actor handles.
 pub enum ProducerInput {
     Publish(Publish),
-    Undelivered(Publish, KafkaError),
+    Refused(Publish, KafkaError),
 }
 
 impl From<Publish> for ProducerInput {
@@ -35,9 +39,9 @@ impl From<Publish> for ProducerInput {
     }
 }
 
-impl From<Undelivered> for ProducerInput {
-    fn from(Undelivered(publish, error): Undelivered) -> Self {
-        ProducerInput::Undelivered(publish, error)
+impl From<Refused> for ProducerInput {
+    fn from(Refused(publish, cause): Refused) -> Self {
+        ProducerInput::Refused(publish, cause)
     }
 }
 
@@ -72,7 +76,15 @@ impl ProducerActor {
                     }
                     publish.ticket.complete();
                 }
-                Ok(Err((cause, _))) => actor.do_send(Undelivered(publish, cause)),
+                Ok(Err((cause, _))) => {
+                    let failure = ActorError::publishing(&publish.topic, cause.clone());
+                    if failure.kind() == Kind::Permanent {
+                        return actor.do_send(Refused(publish, cause));
+                    }
+                    warn!(target: Self::NAME, "{failure}; publishing again in 1 s");
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                    actor.do_send(publish);
+                }
                 // The producer is gone: the process is exiting, the event stays uncommitted.
                 Err(_canceled) => {}
             }
@@ -93,20 +105,14 @@ impl Worker for ProducerActor {
     ) -> Result<(), ActorError> {
         match input {
             ProducerInput::Publish(publish) => self.publish(publish, ctx),
-            ProducerInput::Undelivered(publish, cause) => {
-                let failure = ActorError::publishing(&publish.topic, cause.clone());
-                if failure.kind() == Kind::Permanent {
-                    return Err(failure);
-                }
-                // librdkafka retried for message.timeout.ms already: publish anew.
-                warn!(target: Self::NAME, "delivery to {} failed ({cause}); publishing again", publish.topic);
-                self.publish(publish, ctx)
+            ProducerInput::Refused(publish, cause) => {
+                Err(ActorError::PublishRefused { topic: publish.topic.clone(), cause: cause.clone() })
             }
         }
     }
 
     fn describe(input: &ProducerInput) -> String {
-        let (ProducerInput::Publish(publish) | ProducerInput::Undelivered(publish, _)) = input;
+        let (ProducerInput::Publish(publish) | ProducerInput::Refused(publish, _)) = input;
         match &publish.key {
             Some(key) => format!("a record for {} (key {})", publish.topic, String::from_utf8_lossy(key)),
             None => format!("a record for {}", publish.topic),
