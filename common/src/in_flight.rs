@@ -96,6 +96,16 @@ mod tests {
         assert_eq!(in_flight.count(), 0);
     }
 
+    #[test]
+    fn try_reserve_takes_a_slot_only_when_one_is_free() {
+        let in_flight = InFlight::new(1);
+        assert!(in_flight.try_reserve());
+        assert!(!in_flight.try_reserve());
+        in_flight.release();
+        assert!(in_flight.try_reserve());
+        assert_eq!(in_flight.count(), 1);
+    }
+
     #[actix_rt::test]
     async fn a_thread_can_wait_for_the_drain() {
         let in_flight = InFlight::new(2);
