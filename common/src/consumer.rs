@@ -32,6 +32,10 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How long the reader waits for a free in-flight slot before it pauses its
+/// partitions (and polls on): far below any `max.poll.interval.ms`.
+const PAUSE_AFTER: Duration = Duration::from_millis(500);
+
 /// The most of a bad record's bytes a dead letter carries: under librdkafka's
 /// default `message.max.bytes` (1,000,000), with room for the headers.
 const DEAD_LETTER_MAX_BYTES: usize = 900_000;
@@ -261,7 +265,16 @@ async fn poll_records(
     let mut paused = false;
     loop {
         if let Some(message) = waiting.pop_front() {
-            if in_flight.try_reserve() {
+            // A slot mostly frees within moments: pause only for a real stall, as
+            // pausing drops the records librdkafka has fetched ahead.
+            let slot = in_flight.try_reserve()
+                || !paused
+                    && tokio::select! {
+                        biased;
+                        _ = &mut stop => break,
+                        slot = tokio::time::timeout(PAUSE_AFTER, in_flight.reserve()) => slot.is_ok(),
+                    };
+            if slot {
                 actor.do_send(Received(message));
                 continue;
             }
