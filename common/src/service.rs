@@ -166,9 +166,15 @@ impl Service {
             }
         };
         if !self.in_flight.drained(drain).await {
+            // A consumer's unfinished events are read again; order-service's
+            // unacknowledged orders are not made again.
+            let fate = match self.consumer {
+                Some(_) => "not committed, they will be redelivered",
+                None => "not acknowledged by the broker, which may or may not have them",
+            };
             warn!(
                 target: "service",
-                "{} events still in flight after {} s: not committed, they will be redelivered",
+                "{} events still in flight after {} s: {fate}",
                 self.in_flight.count(),
                 drain.as_secs()
             );
