@@ -44,7 +44,7 @@ pub fn consumer(
     let (assigned, ready) = watch::channel(false);
     consumer.context().set_rebalance_hooks(RebalanceHooks {
         before_revoke: Box::new(|| {}),
-        after_assign: Box::new(move || {
+        after_assign: Box::new(move |_, _| {
             assigned.send_replace(true);
         }),
     });

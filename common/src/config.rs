@@ -43,6 +43,16 @@ impl KafkaArgs {
     }
 }
 
+/// The idempotency memory of a consumer service (see `recent_ids.rs`).
+#[derive(Args, Clone, Debug)]
+pub struct DedupArgs {
+    /// How many of the most recent order ids are remembered, to recognise a second
+    /// record of an order (about 40 bytes each): a copy that comes after this many
+    /// other orders is handled again.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub dedup_capacity: u64,
+}
+
 /// Supervision limits, fault injection, flow control and counters.
 #[derive(Args, Clone, Debug)]
 pub struct RuntimeArgs {

@@ -26,10 +26,11 @@ use crate::stats::Stats;
 use crate::supervisor::{Supervised, Supervision, Worker};
 use actix::{Addr, Arbiter, AsyncContext, Context, Message, Recipient};
 use log::{debug, info, warn};
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::message::{Message as _, OwnedMessage};
+use rdkafka::TopicPartitionList;
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 /// How long the reader waits for a free in-flight slot before it pauses its
@@ -100,9 +101,15 @@ pub struct ConsumerSetup {
     /// How long a rebalance waits for the events in flight.
     pub drain_timeout: Duration,
     /// Runs after each assignment, before its records are read (payment-service
-    /// refreshes its ledger there).
-    pub after_assign: Box<dyn Fn() + Send + Sync>,
+    /// loads its ledger there).
+    pub prepare: Option<PrepareAssignment>,
 }
+
+/// Work to do after each assignment before any record of the new partitions is
+/// handled, given their numbers. It runs on a thread of its own while those
+/// partitions are paused, so the rebalance callback (and the group) never waits
+/// for it; they resume when it returns.
+pub type PrepareAssignment = Arc<dyn Fn(&[i32]) + Send + Sync>;
 
 impl ConsumerActor {
     /// Starts the actor under supervision, and the task that feeds it records.
@@ -139,7 +146,15 @@ impl ConsumerActor {
                 }
                 actor.do_send(Revoked);
             }),
-            after_assign: setup.after_assign,
+            after_assign: match setup.prepare {
+                Some(prepare) => {
+                    let client = Arc::downgrade(&setup.client);
+                    Box::new(move |consumer, partitions| {
+                        prepare_while_paused(consumer, partitions, prepare.clone(), client.clone());
+                    })
+                }
+                None => Box::new(|_, _| {}),
+            },
         });
         // The reader gets a thread of its own: the rebalance callback blocks it
         // while the actors, on this thread, finish the events in flight.
@@ -177,6 +192,7 @@ impl ConsumerActor {
                 }
                 self.dead_letters.do_send(Publish {
                     topic: dead_letter_topic(&self.topic),
+                    partition: None,
                     key: message.key().map(<[u8]>::to_vec),
                     payload: payload[..payload.len().min(DEAD_LETTER_MAX_BYTES)].to_vec(),
                     headers,
@@ -241,6 +257,26 @@ impl Worker for ConsumerActor {
     fn is_event(input: &ConsumerInput) -> bool {
         matches!(input, ConsumerInput::Received(_))
     }
+}
+
+/// Pauses the newly assigned `partitions` and runs `prepare` on a thread of its
+/// own, then lets them be read (see `KafkaContext::prepared`): the rebalance
+/// callback returns at once.
+fn prepare_while_paused(
+    consumer: &BaseConsumer<KafkaContext>,
+    partitions: &TopicPartitionList,
+    prepare: PrepareAssignment,
+    client: Weak<StreamConsumer<KafkaContext>>,
+) {
+    let numbers: Vec<i32> = partitions.elements().iter().map(|p| p.partition()).collect();
+    let assignment = consumer.context().preparing(consumer, partitions);
+    std::thread::spawn(move || {
+        prepare(&numbers);
+        // Gone: the service is exiting.
+        if let Some(client) = client.upgrade() {
+            client.context().prepared(client.as_ref(), assignment);
+        }
+    });
 }
 
 /// Feeds the actor: one in-flight slot per record, until shutdown. The slot is

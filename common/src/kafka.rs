@@ -15,7 +15,7 @@ use rdkafka::message::BorrowedMessage;
 use rdkafka::producer::FutureProducer;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -37,16 +37,34 @@ pub fn dead_letter_topic(topic: &str) -> String {
 /// Receives librdkafka's logs and errors: broker trouble becomes one WARN line
 /// every few seconds at most (it retries on its own), the rest goes to debug.
 /// A consumer's context also runs its [`RebalanceHooks`] and keeps its
-/// partitions paused while the reader is back-pressured.
+/// partitions paused while the reader is back-pressured or a new assignment is
+/// being prepared.
 pub struct KafkaContext {
     brokers: String,
     last_complaint: Mutex<Option<Instant>>,
     rebalance_hooks: OnceLock<RebalanceHooks>,
-    /// Set while the reader keeps its partitions paused: a partition assigned
-    /// meanwhile is paused as it comes, before any of its records is fetched.
-    paused: AtomicBool,
+    /// Why reading is paused; a partition assigned meanwhile is paused as it
+    /// comes, before any of its records is fetched.
+    gate: Mutex<ReadGate>,
     /// Revocations so far: a record read before one is read again after it.
     revocations: AtomicU64,
+}
+
+/// Why a consumer's partitions are paused: they are read only when nothing holds them.
+#[derive(Default)]
+struct ReadGate {
+    /// The reader has no free in-flight slot.
+    back_pressured: bool,
+    /// The number of the assignment being prepared, if one is.
+    preparing: Option<u64>,
+    /// Assignments prepared so far.
+    assignments: u64,
+}
+
+impl ReadGate {
+    fn closed(&self) -> bool {
+        self.back_pressured || self.preparing.is_some()
+    }
 }
 
 /// What a consumer does around a rebalance; installed once its actors exist.
@@ -56,9 +74,12 @@ pub struct RebalanceHooks {
     /// Before partitions are taken away: finish the events in flight, so their
     /// offsets are committed and the next owner starts where this one stopped.
     pub before_revoke: Box<dyn Fn() + Send + Sync>,
-    /// After partitions are assigned, before any of their records is read.
-    pub after_assign: Box<dyn Fn() + Send + Sync>,
+    /// After partitions are assigned, with the consumer and the new partitions.
+    pub after_assign: Box<AssignHook>,
 }
+
+/// What runs after an assignment, given the consumer and its new partitions.
+pub type AssignHook = dyn Fn(&BaseConsumer<KafkaContext>, &TopicPartitionList) + Send + Sync;
 
 impl KafkaContext {
     fn new(brokers: &str) -> Self {
@@ -66,15 +87,45 @@ impl KafkaContext {
             brokers: brokers.to_string(),
             last_complaint: Mutex::new(None),
             rebalance_hooks: OnceLock::new(),
-            paused: AtomicBool::new(false),
+            gate: Mutex::new(ReadGate::default()),
             revocations: AtomicU64::new(0),
         }
     }
 
-    /// Pauses (or resumes) fetching for every partition `consumer` holds, and for
-    /// those assigned to it while paused. Polling goes on meanwhile.
+    /// Pauses fetching for every partition `consumer` holds while it is
+    /// back-pressured, and for those assigned to it meanwhile; resumes it after,
+    /// unless an assignment is being prepared. Polling goes on meanwhile.
     pub fn set_paused(&self, consumer: &impl Consumer<KafkaContext>, paused: bool) {
-        self.paused.store(paused, SeqCst);
+        let mut gate = self.gate.lock().unwrap_or_else(|p| p.into_inner());
+        gate.back_pressured = paused;
+        self.apply(consumer, &gate);
+    }
+
+    /// Pauses the newly assigned `partitions` while they are prepared; returns the
+    /// number that [`KafkaContext::prepared`] takes.
+    pub fn preparing(&self, consumer: &impl Consumer<KafkaContext>, partitions: &TopicPartitionList) -> u64 {
+        let mut gate = self.gate.lock().unwrap_or_else(|p| p.into_inner());
+        gate.assignments += 1;
+        gate.preparing = Some(gate.assignments);
+        if let Err(e) = consumer.pause(partitions) {
+            self.complain(&format!("cannot pause the partitions assigned: {e}"));
+        }
+        gate.assignments
+    }
+
+    /// The assignment numbered `assignment` is prepared: reading resumes, unless a
+    /// newer one is being prepared or the reader is back-pressured.
+    pub fn prepared(&self, consumer: &impl Consumer<KafkaContext>, assignment: u64) {
+        let mut gate = self.gate.lock().unwrap_or_else(|p| p.into_inner());
+        if gate.preparing == Some(assignment) {
+            gate.preparing = None;
+            self.apply(consumer, &gate);
+        }
+    }
+
+    /// Pauses or resumes every partition `consumer` holds, as `gate` says.
+    fn apply(&self, consumer: &impl Consumer<KafkaContext>, gate: &ReadGate) {
+        let paused = gate.closed();
         let partitions = consumer.assignment();
         let result = partitions.and_then(|p| if paused { consumer.pause(&p) } else { consumer.resume(&p) });
         if let Err(e) = result {
@@ -146,13 +197,13 @@ impl ConsumerContext for KafkaContext {
                     .map(|e| format!("{}[{}]", e.topic(), e.partition()))
                     .collect();
                 info!(target: "kafka", "partitions assigned: {}", list.join(" "));
-                if self.paused.load(SeqCst) {
+                if self.gate.lock().unwrap_or_else(|p| p.into_inner()).closed() {
                     if let Err(e) = consumer.pause(partitions) {
                         self.complain(&format!("cannot pause the partitions assigned: {e}"));
                     }
                 }
                 if let Some(hooks) = self.rebalance_hooks.get() {
-                    (hooks.after_assign)();
+                    (hooks.after_assign)(consumer, partitions);
                 }
             }
             Rebalance::Revoke(_) => {}
@@ -276,6 +327,40 @@ async fn wait_for_broker(admin: &Arc<AdminClient<KafkaContext>>, kafka: &KafkaAr
     }
 }
 
+/// How long a reader waits for metadata, watermarks or the next record.
+const READ_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A client that reads partitions it assigns itself, outside any consumer group's
+/// membership. `group` only names whose committed offsets it may look up.
+pub fn reader(brokers: &str, group: &str) -> Result<BaseConsumer, String> {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group) // never joined: partitions are assigned
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .map_err(|e| format!("cannot create a Kafka reader for {brokers}: {e}"))
+}
+
+/// How many partitions `topic` has. Blocking.
+pub fn partition_count(reader: &BaseConsumer, topic: &str) -> Result<i32, String> {
+    let metadata = reader
+        .fetch_metadata(Some(topic), READ_TIMEOUT)
+        .map_err(|e| format!("cannot read the metadata of {topic}: {e}"))?;
+    match metadata.topics().first() {
+        Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(t.partitions().len() as i32),
+        Some(t) => Err(format!("cannot read the metadata of {topic}: {:?}", t.error())),
+        None => Err(format!("cannot read the metadata of {topic}: no such topic")),
+    }
+}
+
+/// The first and one-past-the-last offsets of `topic[partition]`. Blocking.
+pub fn watermarks(reader: &BaseConsumer, topic: &str, partition: i32) -> Result<(i64, i64), String> {
+    reader
+        .fetch_watermarks(topic, partition, READ_TIMEOUT)
+        .map_err(|e| format!("cannot read the offsets of {topic}[{partition}]: {e}"))
+}
+
 /// Reads every record of `topic` from its start to its current end, outside any
 /// consumer group, handing each to `each`. Blocking.
 pub fn read_to_end(brokers: &str, topic: &str, each: impl FnMut(&BorrowedMessage)) -> Result<(), String> {
@@ -299,48 +384,48 @@ fn read_partitions(
     brokers: &str,
     topic: &str,
     from: impl Fn(i64, i64) -> i64,
+    each: impl FnMut(&BorrowedMessage),
+) -> Result<(), String> {
+    let reader = reader(brokers, "read-to-end")?;
+    let mut ranges = Vec::new();
+    for partition in 0..partition_count(&reader, topic)? {
+        let (low, high) = watermarks(&reader, topic, partition)?;
+        ranges.push((partition, from(low, high), high));
+    }
+    read_ranges(&reader, topic, &ranges, each)
+}
+
+/// Reads the records of `topic` in each `(partition, from, to)`, `from` included
+/// and `to` excluded, handing each to `each`. Blocking.
+pub fn read_ranges(
+    reader: &BaseConsumer,
+    topic: &str,
+    ranges: &[(i32, i64, i64)],
     mut each: impl FnMut(&BorrowedMessage),
 ) -> Result<(), String> {
-    const READ_TIMEOUT: Duration = Duration::from_secs(15);
-    let fail = |what: &str, e: KafkaError| format!("cannot read {topic} from {brokers} ({what}): {e}");
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "read-to-end") // never joined: partitions are assigned
-        .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "10")
-        .create()
-        .map_err(|e| fail("client", e))?;
-    let metadata = consumer.fetch_metadata(Some(topic), READ_TIMEOUT).map_err(|e| fail("metadata", e))?;
-    let partitions = match metadata.topics().first() {
-        Some(t) if t.error().is_none() && !t.partitions().is_empty() => t.partitions().len() as i32,
-        Some(t) => return Err(format!("cannot read {topic} from {brokers}: {:?}", t.error())),
-        None => return Err(format!("cannot read {topic} from {brokers}: no such topic")),
-    };
-
+    let fail = |what: &str, e: KafkaError| format!("cannot read {topic} ({what}): {e}");
     let mut assignment = TopicPartitionList::new();
     let mut end_of: HashMap<i32, i64> = HashMap::new();
-    for partition in 0..partitions {
-        let (low, high) =
-            consumer.fetch_watermarks(topic, partition, READ_TIMEOUT).map_err(|e| fail("watermarks", e))?;
-        let start = from(low, high);
-        if high > start {
-            assignment
-                .add_partition_offset(topic, partition, Offset::Offset(start))
-                .map_err(|e| fail("assignment", e))?;
-            end_of.insert(partition, high);
-        }
+    for &(partition, from, to) in ranges.iter().filter(|(_, from, to)| to > from) {
+        assignment
+            .add_partition_offset(topic, partition, Offset::Offset(from))
+            .map_err(|e| fail("assignment", e))?;
+        end_of.insert(partition, to);
     }
-    consumer.assign(&assignment).map_err(|e| fail("assign", e))?;
+    reader.assign(&assignment).map_err(|e| fail("assign", e))?;
     while !end_of.is_empty() {
-        let message = match consumer.poll(READ_TIMEOUT) {
+        let message = match reader.poll(READ_TIMEOUT) {
             Some(Ok(message)) => message,
             Some(Err(e)) => return Err(fail("read", e)),
             None => {
                 return Err(format!("cannot read {topic}: nothing arrived for {} s", READ_TIMEOUT.as_secs()))
             }
         };
-        each(&message);
-        if end_of.get(&message.partition()).is_some_and(|&end| message.offset() + 1 >= end) {
+        let Some(&end) = end_of.get(&message.partition()) else { continue };
+        if message.offset() < end {
+            each(&message);
+        }
+        if message.offset() + 1 >= end {
             end_of.remove(&message.partition());
         }
     }

@@ -20,6 +20,7 @@ pub mod logging;
 pub mod messages;
 pub mod offsets;
 pub mod producer;
+pub mod recent_ids;
 pub mod restart_policy;
 pub mod service;
 pub mod shutdown;

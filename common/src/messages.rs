@@ -55,6 +55,8 @@ pub struct Process {
 #[rtype(result = "()")]
 pub struct Publish {
     pub topic: String,
+    /// The partition to write to; `None`: the key's (librdkafka's partitioner).
+    pub partition: Option<i32>,
     pub key: Option<Vec<u8>>,
     pub payload: Vec<u8>,
     pub headers: Vec<(&'static str, String)>,
@@ -68,6 +70,7 @@ impl Publish {
     pub fn event(topic: &str, event: &OrderEvent, ticket: Ticket, announce: Option<&'static str>) -> Self {
         Publish {
             topic: topic.to_string(),
+            partition: None,
             key: Some(event.key().into_bytes()),
             payload: event.encode(),
             headers: Vec::new(),

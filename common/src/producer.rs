@@ -63,6 +63,9 @@ impl ProducerActor {
         if let Some(key) = &publish.key {
             record = record.key(key);
         }
+        if let Some(partition) = publish.partition {
+            record = record.partition(partition);
+        }
         let delivery = self
             .producer
             .send_result(record)

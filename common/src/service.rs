@@ -10,7 +10,7 @@
 //!    flush the producer, log the counters, and exit with the reason's code.
 
 use crate::config::{KafkaArgs, RuntimeArgs};
-use crate::consumer::{ConsumerActor, ConsumerSetup};
+use crate::consumer::{ConsumerActor, ConsumerSetup, PrepareAssignment};
 use crate::event::Status;
 use crate::fault::Role;
 use crate::in_flight::InFlight;
@@ -108,7 +108,7 @@ impl Service {
     }
 
     /// Starts the consumer actor on `topic` in `group`, feeding `domain`;
-    /// `after_assign` runs after each rebalance, before new records are read.
+    /// `prepare` runs after each assignment, before its records are handled.
     pub fn start_consumer(
         &mut self,
         group: &str,
@@ -116,7 +116,7 @@ impl Service {
         accepted: &'static [Status],
         domain: Recipient<Process>,
         dead_letters: Recipient<Publish>,
-        after_assign: Box<dyn Fn() + Send + Sync>,
+        prepare: Option<PrepareAssignment>,
     ) -> Result<(), String> {
         let client = kafka::consumer(&self.kafka, self.name, group, topic)?;
         self.consumer = Some(client.clone());
@@ -129,7 +129,7 @@ impl Service {
             in_flight: self.in_flight.clone(),
             service: self.name,
             drain_timeout: Duration::from_secs(self.runtime.drain_timeout_secs),
-            after_assign,
+            prepare,
         };
         ConsumerActor::start(setup, &self.supervision);
         Ok(())

@@ -63,6 +63,7 @@ async fn a_record_refused_for_good_stops_the_service_instead_of_being_retried_fo
 
     producer.do_send(Publish {
         topic: "orders".into(),
+        partition: None,
         key: Some(b"1001".to_vec()),
         payload: b"{}".to_vec(),
         headers: Vec::new(),

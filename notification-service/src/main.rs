@@ -8,7 +8,7 @@ mod email;
 mod notification;
 
 use clap::Parser;
-use common::config::{probability, KafkaArgs, RuntimeArgs};
+use common::config::{probability, DedupArgs, KafkaArgs, RuntimeArgs};
 use common::event::Status;
 use common::fault::Role;
 use common::kafka::dead_letter_topic;
@@ -30,6 +30,8 @@ struct Args {
     #[arg(long, default_value_t = 0.0, value_parser = probability)]
     email_failure_rate: f64,
     #[command(flatten)]
+    dedup: DedupArgs,
+    #[command(flatten)]
     runtime: RuntimeArgs,
 }
 
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
             let producer = service.start_producer()?;
             let notification = service.supervise(NotificationActor::new(
                 Mailer::new(args.email_failure_rate, args.runtime.seed),
+                args.dedup.dedup_capacity as usize,
                 service.supervision.stats.clone(),
             ));
             let accepted = &[Status::PaymentSuccessful, Status::PaymentFailed];
@@ -55,7 +58,7 @@ fn main() -> ExitCode {
                 accepted,
                 notification.recipient(),
                 producer.recipient(),
-                Box::new(|| {}), // no ledger: see notification.rs for the email guarantee
+                None, // no ledger: see notification.rs for the email guarantee
             )?;
             Ok(service)
         },

@@ -1,31 +1,32 @@
 //! The notification actor: "emails" the customer once per order.
 //!
-//! Idempotent by order id within the process: a payment event seen again (after
-//! a crash, or read twice from Kafka) sends no second email. Across a SIGKILL the
-//! guarantee is at-least-once: see the README.
+//! Idempotent by order id within the process, for the last `--dedup-capacity`
+//! orders: a payment event seen again (after a crash, or a second record of it)
+//! sends no second email. Across a SIGKILL the guarantee is at-least-once: see
+//! the README.
 
 use crate::email::Mailer;
 use actix::Context;
 use common::error::ActorError;
 use common::fault::Role;
 use common::messages::Process;
+use common::recent_ids::RecentIds;
 use common::stats::Stats;
 use common::supervisor::{Supervised, Worker};
 use log::info;
-use std::collections::HashSet;
 use std::sync::Arc;
 
 pub struct NotificationActor {
     /// Orders whose email went out; an order joins only after its send succeeded,
     /// so a failed send is retried, not taken for a duplicate.
-    notified: HashSet<u64>,
+    notified: RecentIds,
     mailer: Mailer,
     stats: Arc<Stats>,
 }
 
 impl NotificationActor {
-    pub fn new(mailer: Mailer, stats: Arc<Stats>) -> Self {
-        NotificationActor { notified: HashSet::new(), mailer, stats }
+    pub fn new(mailer: Mailer, dedup_capacity: usize, stats: Arc<Stats>) -> Self {
+        NotificationActor { notified: RecentIds::new(dedup_capacity), mailer, stats }
     }
 }
 
@@ -39,7 +40,7 @@ impl Worker for NotificationActor {
         Process { event, ticket }: &Process,
         _: &mut Context<Supervised<Self>>,
     ) -> Result<(), ActorError> {
-        if self.notified.contains(&event.order_id) {
+        if self.notified.contains(event.order_id) {
             info!(target: Self::NAME, "🔁 Order {} was already notified: duplicate ignored", event.order_id);
             self.stats.duplicate_suppressed();
         } else {

@@ -1,63 +1,231 @@
-//! What payment-service has already decided: rebuilt from `payment_topic` itself.
+//! What payment-service must not pay again after an assignment: the payment
+//! events on `payment_topic` of the orders Kafka can still redeliver.
 //!
-//! Every payment event ever published is on that topic, so reading it from the
-//! start up to its current end gives the orders that must never be paid again:
-//! after this process was killed between publishing a payment and committing
-//! the order's offset, or when another instance paid an order and then died
-//! before committing it. It is read after every partition assignment, before
-//! any order of the new assignment reaches the payment actor.
+//! Kafka redelivers an order only if its offset was not committed, so after an
+//! assignment only the orders from each partition's committed position to its
+//! current end can come again, and of those only the ones whose payment event
+//! is already on `payment_topic` (written by this service before a SIGKILL, or
+//! by another instance) must not be paid twice. The ledger is those, not the
+//! whole history:
+//!
+//! - Each payment event goes to the `payment_topic` partition with the number of
+//!   its order's `order_topic` partition (both topics have the same count: checked
+//!   at start), and carries its order's position in the headers `order.partition`
+//!   and `order.offset`.
+//! - Orders are paid roughly in offset order, so a partition's payments are read
+//!   backwards from its end, a block at a time, until a block whose payments are
+//!   all of committed orders: the rest is older still. A block holds far more than
+//!   the events one instance has in flight, which is how much out of order they
+//!   can be acknowledged.
+//!
+//! If the counts differ, every payment of `payment_topic` is read, as the only
+//! safe choice. Payment events without the headers (from other producers) are
+//! kept, and do not end a partition's reading.
 
 use actix::{Message, Recipient};
 use common::event::{OrderEvent, Status};
-use common::kafka::read_to_end;
+use common::kafka::{self, read_ranges, watermarks};
 use common::shutdown::Shutdown;
 use log::{info, warn};
-use rdkafka::message::Message as _;
-use std::collections::HashSet;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{BorrowedMessage, Headers, Message as _};
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 const PAYMENTS: &[Status] = &[Status::PaymentSuccessful, Status::PaymentFailed];
 
-/// Orders already paid, for the payment actor to add to what it knows.
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
-pub struct PaidOrders(pub HashSet<u64>);
+/// The header of a payment event that names its order's `order_topic` partition.
+pub const ORDER_PARTITION: &str = "order.partition";
+/// The header of a payment event that names its order's offset.
+pub const ORDER_OFFSET: &str = "order.offset";
 
-/// The rebalance hook: after each assignment, read the ledger and hand it to
-/// `payment` (retrying while the broker is away, until shutdown). Blocking.
-pub fn refresh_after_assign(
-    brokers: String,
-    topic: String,
-    payment: Recipient<PaidOrders>,
+/// Payment events read per step backwards: far more than the events one instance
+/// has in flight (`--max-in-flight`, 1,000 by default).
+const BLOCK: i64 = 10_000;
+
+/// Where the service's topics are, and how they map onto each other.
+#[derive(Clone, Debug)]
+pub struct Topics {
+    pub brokers: String,
+    pub group: String,
+    pub orders: String,
+    pub payments: String,
+    /// Payment events go to their order's partition number (same partition counts).
+    pub pinned: bool,
+}
+
+/// The orders already paid among those that can still be redelivered.
+#[derive(Message, Clone, Debug, Default)]
+#[rtype(result = "()")]
+pub struct Ledger {
+    pub paid: HashSet<u64>,
+    /// For each assigned partition with uncommitted orders: its end when the
+    /// ledger was read. Once the payment actor has an order at or past it, that
+    /// partition's redeliveries are over.
+    pub until: HashMap<i32, i64>,
+}
+
+impl Ledger {
+    pub fn contains(&self, order_id: u64) -> bool {
+        self.paid.contains(&order_id)
+    }
+
+    /// The payment actor has the order at `offset` of `partition`: once every
+    /// partition is past its end, the ledger has served and is dropped.
+    pub fn passed(&mut self, partition: i32, offset: i64) {
+        if self.until.get(&partition).is_some_and(|&end| offset >= end) {
+            self.until.remove(&partition);
+            if self.until.is_empty() {
+                *self = Ledger::default();
+            }
+        }
+    }
+}
+
+/// The preparation of each assignment: read the ledger of the `assigned`
+/// partitions and hand it to `payment` (retrying while the broker is away, until
+/// shutdown). Blocking: it runs while those partitions are paused.
+pub fn load_after_assign(
+    topics: Topics,
+    payment: Recipient<Ledger>,
     shutdown: Shutdown,
-) -> Box<dyn Fn() + Send + Sync> {
-    Box::new(move || {
+) -> impl Fn(&[i32]) + Send + Sync {
+    move |assigned| {
         while !shutdown.is_triggered() {
-            match paid_orders(&brokers, &topic) {
-                Ok(paid) => return payment.do_send(PaidOrders(paid)),
+            match load(&topics, assigned) {
+                Ok(ledger) => return payment.do_send(ledger),
                 Err(e) => {
-                    warn!(target: "PaymentActor", "{e}; retrying in 1 s before taking orders");
+                    warn!(target: "PaymentActor", "cannot read the ledger ({e}); retrying in 1 s before taking orders");
                     std::thread::sleep(Duration::from_secs(1)); // a retry pause, not a wait for an event
                 }
             }
         }
-    })
+    }
 }
 
-/// The ids of every order with a payment event on `topic`. Blocking.
-fn paid_orders(brokers: &str, topic: &str) -> Result<HashSet<u64>, String> {
+/// Reads the ledger of the `assigned` partitions of `order_topic`. Blocking.
+fn load(topics: &Topics, assigned: &[i32]) -> Result<Ledger, String> {
     let started = Instant::now();
-    let mut paid = HashSet::new();
-    read_to_end(brokers, topic, |record| {
+    let reader = kafka::reader(&topics.brokers, &topics.group)?;
+    let committed = committed_positions(&reader, &topics.orders, assigned)?;
+    let mut ledger = Ledger::default();
+    // Orders that can come again: from the committed position (or the start) to the end.
+    let mut uncommitted: HashMap<i32, Option<i64>> = HashMap::new();
+    for &partition in assigned {
+        let (_, end) = watermarks(&reader, &topics.orders, partition)?;
+        let from = committed.get(&partition).copied().flatten();
+        if from.is_none_or(|from| from < end) {
+            uncommitted.insert(partition, from);
+            ledger.until.insert(partition, end);
+        }
+    }
+    let mut read = 0;
+    if topics.pinned {
+        for (&partition, &from) in &uncommitted {
+            read += paid_since(&reader, &topics.payments, partition, from, &mut ledger.paid)?;
+        }
+    } else if !uncommitted.is_empty() {
+        read = paid_anywhere(&reader, &topics.payments, &mut ledger.paid)?;
+    }
+    info!(
+        target: "PaymentActor",
+        "{} orders already paid according to {} ({read} payment events read in {} ms; {} of {} partitions with uncommitted orders)",
+        ledger.paid.len(),
+        topics.payments,
+        started.elapsed().as_millis(),
+        uncommitted.len(),
+        assigned.len(),
+    );
+    Ok(ledger)
+}
+
+/// The committed offset of each of `partitions` (`None`: nothing committed yet).
+fn committed_positions(
+    reader: &BaseConsumer,
+    topic: &str,
+    partitions: &[i32],
+) -> Result<HashMap<i32, Option<i64>>, String> {
+    let mut list = TopicPartitionList::new();
+    for &partition in partitions {
+        list.add_partition(topic, partition);
+    }
+    let committed = reader
+        .committed_offsets(list, Duration::from_secs(15))
+        .map_err(|e| format!("cannot read the committed offsets of {topic}: {e}"))?;
+    Ok(committed
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(offset) => (e.partition(), Some(offset)),
+            _ => (e.partition(), None),
+        })
+        .collect())
+}
+
+/// Adds to `paid` the orders of `order_topic[partition]` at or after `from` (all,
+/// if `None`) that have a payment event, reading `payment_topic[partition]`
+/// backwards. Returns how many payment events were read.
+fn paid_since(
+    reader: &BaseConsumer,
+    payments: &str,
+    partition: i32,
+    from: Option<i64>,
+    paid: &mut HashSet<u64>,
+) -> Result<usize, String> {
+    let (first, mut end) = watermarks(reader, payments, partition)?;
+    let mut read = 0;
+    while end > first {
+        let start = (end - BLOCK).max(first);
+        let (mut located, mut in_window) = (false, false);
+        read_ranges(reader, payments, &[(partition, start, end)], |record| {
+            read += 1;
+            let Ok(payment) = OrderEvent::decode(record.payload(), PAYMENTS) else { return };
+            match order_position(record) {
+                Some((p, offset)) if p == partition => {
+                    located = true;
+                    if from.is_none_or(|from| offset >= from) {
+                        in_window = true;
+                        paid.insert(payment.order_id);
+                    }
+                }
+                Some(_) => {} // another partition's order: not one of ours
+                None => {
+                    paid.insert(payment.order_id); // cannot tell how old: kept, to be safe
+                }
+            }
+        })?;
+        if located && !in_window {
+            break; // every payment here is of a committed order, and those before are older
+        }
+        end = start;
+    }
+    Ok(read)
+}
+
+/// Adds to `paid` every order with a payment event anywhere on `payments`.
+fn paid_anywhere(reader: &BaseConsumer, payments: &str, paid: &mut HashSet<u64>) -> Result<usize, String> {
+    let mut ranges = Vec::new();
+    for partition in 0..kafka::partition_count(reader, payments)? {
+        let (first, end) = watermarks(reader, payments, partition)?;
+        ranges.push((partition, first, end));
+    }
+    let mut read = 0;
+    read_ranges(reader, payments, &ranges, |record| {
+        read += 1;
         if let Ok(payment) = OrderEvent::decode(record.payload(), PAYMENTS) {
             paid.insert(payment.order_id);
         }
     })?;
-    info!(
-        target: "PaymentActor",
-        "{} orders already paid according to {topic} (read in {} ms)",
-        paid.len(),
-        started.elapsed().as_millis()
-    );
-    Ok(paid)
+    Ok(read)
+}
+
+/// The `order_topic` partition and offset a payment event names in its headers.
+fn order_position(record: &BorrowedMessage) -> Option<(i32, i64)> {
+    let headers = record.headers()?;
+    let value = |name: &str| {
+        let header = headers.iter().find(|h| h.key == name)?;
+        std::str::from_utf8(header.value?).ok()?.parse::<i64>().ok()
+    };
+    Some((i32::try_from(value(ORDER_PARTITION)?).ok()?, value(ORDER_OFFSET)?))
 }

@@ -4,30 +4,35 @@
 //! read twice from Kafka) gets no second payment event. An order counts as paid
 //! only once the broker has its payment event: a copy that arrives before then
 //! is completed together with the original, never ahead of it, so its offset is
-//! not committed before the payment is safe. The ledger adds what
-//! `payment_topic` already holds after every assignment (see `ledger.rs`), so
-//! this also holds across restarts and between instances.
+//! not committed before the payment is safe. After every assignment the ledger
+//! says which of the orders Kafka can still redeliver are already paid (see
+//! `ledger.rs`), so this also holds across restarts and between instances.
+//!
+//! What it remembers is bounded: the ledger until the orders it covers are
+//! past, and the last `--dedup-capacity` orders it paid (for a second record of
+//! an order, which only another producer writes).
 
-use crate::ledger::PaidOrders;
+use crate::ledger::{Ledger, ORDER_OFFSET, ORDER_PARTITION};
 use actix::{AsyncContext, Context, Recipient};
 use common::error::ActorError;
 use common::event::{OrderEvent, Status};
 use common::fault::Role;
 use common::messages::{Completed, Origin, Process, Publish, Ticket};
+use common::recent_ids::RecentIds;
 use common::stats::Stats;
 use common::supervisor::{Supervised, Worker};
 use log::info;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Why a declined payment was declined (chosen per order, repeatably).
 const DECLINE_REASONS: [&str; 3] = ["card declined", "insufficient funds", "card expired"];
 
-/// What the payment actor handles: orders, the ledger's paid orders, and the
-/// broker's acknowledgements of its payment events.
+/// What the payment actor handles: orders, the ledger of each assignment, and
+/// the broker's acknowledgements of its payment events.
 pub enum PaymentInput {
     Order(Process),
-    Paid(HashSet<u64>),
+    Ledger(Ledger),
     Acknowledged(Origin),
 }
 
@@ -43,41 +48,42 @@ impl From<Process> for PaymentInput {
     }
 }
 
-impl From<PaidOrders> for PaymentInput {
-    fn from(PaidOrders(paid): PaidOrders) -> Self {
-        PaymentInput::Paid(paid)
+impl From<Ledger> for PaymentInput {
+    fn from(ledger: Ledger) -> Self {
+        PaymentInput::Ledger(ledger)
     }
 }
 
+/// How the payment actor is set up.
+pub struct PaymentSetup {
+    pub decline_rate: f64,
+    pub seed: u64,
+    pub payment_topic: String,
+    /// Payment events go to their order's partition number (see `ledger.rs`).
+    pub pinned: bool,
+    pub dedup_capacity: usize,
+    pub producer: Recipient<Publish>,
+    pub stats: Arc<Stats>,
+}
+
 pub struct PaymentActor {
-    /// Orders whose payment event the broker has (or the ledger found).
-    paid: HashSet<u64>,
+    /// Orders already paid that the last assignment can still redeliver.
+    ledger: Ledger,
+    /// The orders this process paid last, whose payment events the broker has.
+    paid: RecentIds,
     /// Orders whose payment event is on its way, with the tickets of every copy
     /// of the order that arrived meanwhile (the original first).
     paying: HashMap<u64, Vec<Ticket>>,
-    decline_rate: f64,
-    seed: u64,
-    payment_topic: String,
-    producer: Recipient<Publish>,
-    stats: Arc<Stats>,
+    setup: PaymentSetup,
 }
 
 impl PaymentActor {
-    pub fn new(
-        decline_rate: f64,
-        seed: u64,
-        payment_topic: &str,
-        producer: Recipient<Publish>,
-        stats: Arc<Stats>,
-    ) -> Self {
+    pub fn new(setup: PaymentSetup) -> Self {
         PaymentActor {
-            paid: HashSet::new(),
+            ledger: Ledger::default(),
+            paid: RecentIds::new(setup.dedup_capacity),
             paying: HashMap::new(),
-            decline_rate,
-            seed,
-            payment_topic: payment_topic.to_string(),
-            producer,
-            stats,
+            setup,
         }
     }
 }
@@ -94,8 +100,8 @@ impl Worker for PaymentActor {
     ) -> Result<(), ActorError> {
         let Process { event, ticket } = match input {
             PaymentInput::Order(process) => process,
-            PaymentInput::Paid(paid) => {
-                self.paid.extend(paid);
+            PaymentInput::Ledger(ledger) => {
+                self.ledger = ledger.clone();
                 return Ok(());
             }
             PaymentInput::Acknowledged(origin) => {
@@ -108,29 +114,49 @@ impl Worker for PaymentActor {
         };
         info!(target: Self::NAME, "🧾 Received Order {event}");
         let order_id = event.order_id;
-        if self.paid.contains(&order_id) || self.paying.contains_key(&order_id) {
+        // Where on order_topic the order is (always known: orders come from the consumer).
+        let position = match ticket.origin {
+            Origin::Record { partition, offset } => Some((partition, offset)),
+            Origin::Order { .. } => None,
+        };
+        if let Some((partition, offset)) = position {
+            self.ledger.passed(partition, offset);
+        }
+        if self.paid.contains(order_id)
+            || self.ledger.contains(order_id)
+            || self.paying.contains_key(&order_id)
+        {
             info!(target: Self::NAME, "🔁 Order {order_id} is already paid: duplicate ignored");
-            self.stats.duplicate_suppressed();
+            self.setup.stats.duplicate_suppressed();
             match self.paying.get_mut(&order_id) {
                 Some(waiting) => waiting.push(ticket.clone()), // done when the payment is acknowledged
                 None => ticket.complete(),
             }
             return Ok(());
         }
-        let payment = charge(event, self.decline_rate, self.seed);
+        let payment = charge(event, self.setup.decline_rate, self.setup.seed);
         self.paying.insert(order_id, vec![ticket.clone()]);
-        self.stats.processed();
+        self.setup.stats.processed();
         let acknowledgement = Ticket::new(Origin::Order { order_id }, ctx.address().recipient());
-        let publish =
-            Publish::event(&self.payment_topic, &payment, acknowledgement, Some("✅ Payment Event Sent"));
-        self.producer.do_send(publish);
+        let mut publish = Publish::event(
+            &self.setup.payment_topic,
+            &payment,
+            acknowledgement,
+            Some("✅ Payment Event Sent"),
+        );
+        if let Some((partition, offset)) = position {
+            publish.partition = self.setup.pinned.then_some(partition);
+            publish.headers =
+                vec![(ORDER_PARTITION, partition.to_string()), (ORDER_OFFSET, offset.to_string())];
+        }
+        self.setup.producer.do_send(publish);
         Ok(())
     }
 
     fn describe(input: &PaymentInput) -> String {
         match input {
             PaymentInput::Order(process) => format!("order {}", process.event.order_id),
-            PaymentInput::Paid(paid) => format!("the {} paid orders from the ledger", paid.len()),
+            PaymentInput::Ledger(ledger) => format!("the ledger of {} paid orders", ledger.paid.len()),
             PaymentInput::Acknowledged(origin) => format!("the acknowledgement of {origin:?}"),
         }
     }

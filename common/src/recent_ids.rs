@@ -1,0 +1,80 @@
+//! The order ids a service handled most recently, at most a fixed number of them:
+//! the memory that recognises a second copy of a record, bounded whatever the
+//! history.
+//!
+//! Kafka redelivers only records whose offsets were not yet committed, and a
+//! process reads each offset once per assignment, so within one process a copy
+//! arrives either at once (a crashed actor's event, handed to it again) or as a
+//! second record of the same order. The first needs only the last few ids; the
+//! second is recognised while its original is among the last `capacity` ids.
+
+use std::collections::{HashSet, VecDeque};
+
+#[derive(Debug)]
+pub struct RecentIds {
+    capacity: usize,
+    ids: HashSet<u64>,
+    /// Oldest first: who goes when the set is full.
+    order: VecDeque<u64>,
+}
+
+impl RecentIds {
+    pub fn new(capacity: usize) -> Self {
+        RecentIds { capacity: capacity.max(1), ids: HashSet::new(), order: VecDeque::new() }
+    }
+
+    /// Remembers `id`, forgetting the oldest beyond capacity. False if it was known.
+    pub fn insert(&mut self, id: u64) -> bool {
+        if !self.ids.insert(id) {
+            return false;
+        }
+        self.order.push_back(id);
+        if self.order.len() > self.capacity {
+            if let Some(oldest) = self.order.pop_front() {
+                self.ids.remove(&oldest);
+            }
+        }
+        true
+    }
+
+    pub fn contains(&self, id: u64) -> bool {
+        self.ids.contains(&id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembers_the_last_ids_up_to_capacity() {
+        let mut recent = RecentIds::new(3);
+        assert!(recent.insert(1));
+        assert!(!recent.insert(1), "a copy is recognised");
+        for id in 2..=4 {
+            assert!(recent.insert(id));
+        }
+        assert_eq!(recent.len(), 3);
+        assert!(!recent.contains(1), "the oldest went when the fourth came");
+        assert!(recent.contains(2) && recent.contains(4));
+    }
+
+    #[test]
+    fn a_recognised_copy_does_not_refresh_or_grow() {
+        let mut recent = RecentIds::new(2);
+        recent.insert(7);
+        recent.insert(8);
+        recent.insert(7);
+        recent.insert(9);
+        assert!(!recent.contains(7), "7 was the oldest insertion");
+        assert_eq!(recent.len(), 2);
+    }
+}
