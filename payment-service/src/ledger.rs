@@ -13,10 +13,10 @@
 //!   at start), and carries its order's position in the headers `order.partition`
 //!   and `order.offset`.
 //! - Orders are paid roughly in offset order, so a partition's payments are read
-//!   backwards from its end, a block at a time, until a block whose payments are
-//!   all of committed orders: the rest is older still. A block holds far more than
-//!   the events one instance has in flight, which is how much out of order they
-//!   can be acknowledged.
+//!   backwards from its end, a block at a time (all partitions at once), until a
+//!   block whose payments are all of committed orders: the rest is older still. A
+//!   block holds far more than the events one instance has in flight, which is
+//!   about how far out of order payments can be written.
 //!
 //! If the counts differ, every payment of `payment_topic` is read, as the only
 //! safe choice. Payment events without the headers (from other producers) are
@@ -40,9 +40,9 @@ pub const ORDER_PARTITION: &str = "order.partition";
 /// The header of a payment event that names its order's offset.
 pub const ORDER_OFFSET: &str = "order.offset";
 
-/// Payment events read per step backwards: far more than the events one instance
-/// has in flight (`--max-in-flight`, 1,000 by default).
-const BLOCK: i64 = 10_000;
+/// Payment events read per partition and step backwards: far more than the events
+/// one instance has in flight (`--max-in-flight`, 1,000 by default).
+const BLOCK: i64 = 5_000;
 
 /// Where the service's topics are, and how they map onto each other.
 #[derive(Clone, Debug)]
@@ -122,9 +122,7 @@ fn load(topics: &Topics, assigned: &[i32]) -> Result<Ledger, String> {
     }
     let mut read = 0;
     if topics.pinned {
-        for (&partition, &from) in &uncommitted {
-            read += paid_since(&reader, &topics.payments, partition, from, &mut ledger.paid)?;
-        }
+        read = paid_since(&reader, &topics.payments, &uncommitted, &mut ledger.paid)?;
     } else if !uncommitted.is_empty() {
         read = paid_anywhere(&reader, &topics.payments, &mut ledger.paid)?;
     }
@@ -163,29 +161,38 @@ fn committed_positions(
         .collect())
 }
 
-/// Adds to `paid` the orders of `order_topic[partition]` at or after `from` (all,
-/// if `None`) that have a payment event, reading `payment_topic[partition]`
-/// backwards. Returns how many payment events were read.
+/// Adds to `paid` the orders at or after `from` (all, if `None`) of each
+/// `order_topic` partition in `uncommitted` that have a payment event, reading the
+/// same partitions of `payments` backwards, a block of each per step. Returns how
+/// many payment events were read.
 fn paid_since(
     reader: &BaseConsumer,
     payments: &str,
-    partition: i32,
-    from: Option<i64>,
+    uncommitted: &HashMap<i32, Option<i64>>,
     paid: &mut HashSet<u64>,
 ) -> Result<usize, String> {
-    let (first, mut end) = watermarks(reader, payments, partition)?;
+    // Per partition: its first offset, and where the part still unread ends.
+    let mut unread: HashMap<i32, (i64, i64)> = HashMap::new();
+    for &partition in uncommitted.keys() {
+        unread.insert(partition, watermarks(reader, payments, partition)?);
+    }
     let mut read = 0;
-    while end > first {
-        let start = (end - BLOCK).max(first);
-        let (mut located, mut in_window) = (false, false);
-        read_ranges(reader, payments, &[(partition, start, end)], |record| {
+    while !unread.is_empty() {
+        let blocks: Vec<(i32, i64, i64)> =
+            unread.iter().map(|(&p, &(first, end))| (p, (end - BLOCK).max(first), end)).collect();
+        // Per partition: (a payment located by its headers, one of them in the window).
+        let mut seen: HashMap<i32, (bool, bool)> = HashMap::new();
+        read_ranges(reader, payments, &blocks, |record| {
             read += 1;
             let Ok(payment) = OrderEvent::decode(record.payload(), PAYMENTS) else { return };
+            let partition = record.partition();
             match order_position(record) {
                 Some((p, offset)) if p == partition => {
-                    located = true;
+                    let from = uncommitted.get(&p).copied().flatten();
+                    let (located, in_window) = seen.entry(p).or_default();
+                    *located = true;
                     if from.is_none_or(|from| offset >= from) {
-                        in_window = true;
+                        *in_window = true;
                         paid.insert(payment.order_id);
                     }
                 }
@@ -195,10 +202,15 @@ fn paid_since(
                 }
             }
         })?;
-        if located && !in_window {
-            break; // every payment here is of a committed order, and those before are older
+        for (partition, start, _) in blocks {
+            let (located, in_window) = seen.get(&partition).copied().unwrap_or_default();
+            // A block of payments all of committed orders: those before it are older.
+            if start == unread[&partition].0 || (located && !in_window) {
+                unread.remove(&partition);
+            } else if let Some(part) = unread.get_mut(&partition) {
+                part.1 = start;
+            }
         }
-        end = start;
     }
     Ok(read)
 }

@@ -1,0 +1,89 @@
+//! A long history on the topics, written straight to the broker: as if
+//! payment-service had paid every order of it and committed all but the last few
+//! of each partition. For the tests and the benchmark of a restart over history.
+
+use crate::Broker;
+use common::kafka::{self, PARTITIONS};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use std::time::Duration;
+
+/// What [`write_paid_history`] wrote.
+pub struct History {
+    /// The order ids, from 1001.
+    pub ids: std::ops::RangeInclusive<u64>,
+    /// The orders left uncommitted (the last ones of each partition): Kafka
+    /// redelivers them to the next payment-service, which must not pay them again.
+    pub uncommitted: Vec<u64>,
+}
+
+/// Writes `orders` orders to `order_topic` (order `id` in partition `id % 3`) and
+/// one payment event each to the same partition of `payment_topic`, with the
+/// headers payment-service writes; then commits, for consumer `group` of
+/// `order_topic`, every order but the last `uncommitted` of each partition. The
+/// topics must exist (a payment-service run creates them) and be empty, and no
+/// member of `group` may be running.
+pub fn write_paid_history(broker: &Broker, orders: u64, uncommitted: u64, group: &str) -> History {
+    let ids = 1001..=1000 + orders;
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.address)
+        .set("enable.idempotence", "true") // in order, once: offsets follow the sending order
+        .set("linger.ms", "20")
+        .create()
+        .expect("cannot create the history's producer");
+    let mut next_offset = [0i64; PARTITIONS as usize];
+    for id in ids.clone() {
+        let partition = (id % PARTITIONS as u64) as i32;
+        let offset = next_offset[partition as usize];
+        next_offset[partition as usize] += 1;
+        let key = id.to_string();
+        let event = |status: &str| {
+            format!(r#"{{"order_id":{id},"user_id":{},"amount":12.5,"status":"{status}"}}"#, id % 100)
+        };
+        let order = event("created");
+        send(&producer, BaseRecord::to("order_topic").partition(partition).key(&key).payload(&order));
+        let headers = OwnedHeaders::new()
+            .insert(Header { key: "order.partition", value: Some(&partition.to_string()) })
+            .insert(Header { key: "order.offset", value: Some(&offset.to_string()) });
+        let payment = event("payment_successful");
+        let record = BaseRecord::to("payment_topic").partition(partition).key(&key).payload(&payment);
+        send(&producer, record.headers(headers));
+    }
+    producer.flush(Duration::from_secs(120)).expect("the history was not written within 2 min");
+
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.address)
+        .set("group.id", group)
+        .create()
+        .expect("cannot create the committing client");
+    let reader = kafka::reader(&broker.address, "history").expect("a reader");
+    let mut commit = TopicPartitionList::new();
+    for partition in 0..PARTITIONS {
+        let (_, end) = kafka::watermarks(&reader, "order_topic", partition).expect("order_topic's offsets");
+        assert_eq!(end, next_offset[partition as usize], "order_topic[{partition}] was not empty");
+        let position = Offset::Offset(end - uncommitted.min(end as u64) as i64);
+        commit.add_partition_offset("order_topic", partition, position).expect("a partition");
+    }
+    consumer.commit(&commit, CommitMode::Sync).expect("cannot commit the history's offsets");
+    // The last `uncommitted` orders of each partition: the highest ids of each residue.
+    let uncommitted = ids.clone().rev().take((uncommitted * PARTITIONS as u64) as usize).collect();
+    History { ids, uncommitted }
+}
+
+/// Queues `record`, waiting for room while librdkafka's queue is full.
+fn send(producer: &BaseProducer, mut record: BaseRecord<'_, String, String>) {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                producer.poll(Duration::from_millis(100)); // serves deliveries: room for more
+            }
+            Err((e, _)) => panic!("cannot write the history: {e}"),
+        }
+    }
+}
