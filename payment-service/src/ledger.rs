@@ -113,9 +113,9 @@ fn load(topics: &Topics, assigned: &[i32]) -> Result<Ledger, String> {
     // Orders that can come again: from the committed position (or the start) to the end.
     let mut uncommitted: HashMap<i32, Option<i64>> = HashMap::new();
     for &partition in assigned {
-        let (_, end) = watermarks(&reader, &topics.orders, partition)?;
+        let (first, end) = watermarks(&reader, &topics.orders, partition)?;
         let from = committed.get(&partition).copied().flatten();
-        if from.is_none_or(|from| from < end) {
+        if from.unwrap_or(first) < end {
             uncommitted.insert(partition, from);
             ledger.until.insert(partition, end);
         }
