@@ -30,8 +30,9 @@ pub struct Args {
     /// Seconds at `--rate` before each latency run's measured orders, not measured.
     #[arg(long, default_value_t = 2.0, value_parser = non_negative)]
     pub warmup_secs: f64,
-    /// The consumers' fetch.wait.max.ms, the same for ceiling and pipeline.
-    #[arg(long, default_value_t = 10)]
+    /// The consumers' fetch.wait.max.ms, the same for ceiling and pipeline
+    /// (the services' default).
+    #[arg(long, default_value_t = 50)]
     pub fetch_wait_ms: u32,
     /// Events in flight at most, per service and per ceiling stage.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
@@ -43,11 +44,17 @@ pub struct Args {
     /// One more flag for every service, e.g. --service-arg=--drain-timeout-secs=5 (repeatable).
     #[arg(long = "service-arg", allow_hyphen_values = true)]
     pub service_args: Vec<String>,
+    /// Sizes of the paid-order histories payment-service is started over, to time
+    /// its first new payment (comma-separated; each on an embedded broker of its
+    /// own, skipped with --brokers).
+    #[arg(long, value_delimiter = ',', default_value = "2000,300000")]
+    pub history_orders: Vec<u64>,
     /// Longest wait for one run to finish, in seconds.
     #[arg(long, default_value_t = 120)]
     pub timeout_secs: u64,
     /// Tiny run (200 orders; 200 orders/s for 1 s; warm-ups of 50 orders and
-    /// 0.25 s) to check that everything works. Overrides those flags.
+    /// 0.25 s; histories of 100 and 1,000 orders) to check that everything works.
+    /// Overrides those flags.
     #[arg(long)]
     pub smoke: bool,
     /// Also write each run's measured samples (order_id,created_ms,done_ms) as CSV here.
@@ -85,6 +92,7 @@ pub struct Plan {
     pub max_in_flight: u32,
     pub service_log: String,
     pub service_args: Vec<String>,
+    pub history_orders: Vec<u64>,
     pub timeout: Duration,
     pub smoke: bool,
     pub json: PathBuf,
@@ -113,6 +121,7 @@ impl Plan {
             max_in_flight: args.max_in_flight,
             service_log: args.service_log,
             service_args: args.service_args,
+            history_orders: if args.smoke { vec![100, 1000] } else { args.history_orders },
             timeout: Duration::from_secs(args.timeout_secs),
             smoke: args.smoke,
             json,

@@ -6,7 +6,9 @@
 //!    rate, first order created to last order notified;
 //! 2. ceiling latency and pipeline latency: `--rate` orders/s for `--latency-secs`,
 //!    p50/p99/max of notified time − `created_at_ms`;
-//! 3. each service's peak RSS (VmHWM) in the pipeline's throughput run.
+//! 3. each service's peak RSS (VmHWM) in the pipeline's throughput run;
+//! 4. payment-service started over histories of paid orders (`--history-orders`):
+//!    seconds to its first new payment, and its peak RSS.
 //!
 //! Each run starts with warm-up orders that are not measured (`--warmup-orders`,
 //! `--warmup-secs`): they take the start-up costs, which are the same for both
@@ -18,6 +20,7 @@
 mod ceiling;
 mod cli;
 mod clients;
+mod history;
 mod logline;
 mod measure;
 mod pipeline;
@@ -121,6 +124,18 @@ fn run(plan: Plan) -> Result<(), String> {
     let embedded = broker.is_some();
     drop(broker);
 
+    let mut restarts = Vec::new();
+    if embedded {
+        for &orders in &plan.history_orders {
+            eprintln!("bench: payment-service started over {orders} paid orders");
+            let restart = history::run(orders, plan.timeout);
+            eprintln!("bench:   first new payment after {:.1} s", restart.first_payment_s);
+            restarts.push(restart);
+        }
+    } else {
+        eprintln!("bench: no restart over history: it needs brokers of its own (not --brokers)");
+    }
+
     let report = Report {
         plan,
         brokers,
@@ -130,6 +145,7 @@ fn run(plan: Plan) -> Result<(), String> {
         pipeline: Figures { throughput: pipeline_throughput, latency: pipeline_latency },
         peak_rss_mib,
         cpu_per_1000,
+        restarts,
     };
     print!("{}", report.table());
     let json = serde_json::to_string_pretty(&report.json()).expect("JSON values always serialize");

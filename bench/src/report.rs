@@ -2,6 +2,7 @@
 //! they are judged against (reported, never turned into an exit code).
 
 use crate::cli::Plan;
+use crate::history::Restart;
 use crate::measure::Latency;
 use crate::pipeline::SERVICES;
 use serde_json::{json, Value};
@@ -44,6 +45,8 @@ pub struct Report {
     /// CPU ms per 1000 orders in the throughput runs, whole process lives: the
     /// ceiling's process, and each service in [`SERVICES`] order.
     pub cpu_per_1000: (f64, [f64; 3]),
+    /// payment-service started over each history size.
+    pub restarts: Vec<Restart>,
 }
 
 impl Report {
@@ -155,6 +158,25 @@ impl Report {
                 verdict(Self::rss_passes(mib)),
             ]);
         }
+        for restart in &self.restarts {
+            let over = format!("restart over {} paid orders", restart.history);
+            row([
+                &format!("{over}: first payment (s)"),
+                "-",
+                &format!("{:.1}", restart.first_payment_s),
+                "",
+                "",
+                "",
+            ]);
+            row([
+                &format!("{over}: peak RSS (MiB)"),
+                "-",
+                &format!("{:.1}", restart.peak_rss_mib),
+                "",
+                "",
+                "",
+            ]);
+        }
         out
     }
 
@@ -192,6 +214,7 @@ impl Report {
                 "max_in_flight": plan.max_in_flight,
                 "service_log": plan.service_log,
                 "service_args": plan.service_args,
+                "history_orders": plan.history_orders,
             },
             "ceiling": {
                 "throughput_per_s": self.ceiling.throughput,
@@ -204,6 +227,11 @@ impl Report {
                 "peak_rss_mib": rss,
                 "cpu_ms_per_1000_orders": cpu,
             },
+            "restart_over_history": self.restarts.iter().map(|r| json!({
+                "history_orders": r.history,
+                "first_payment_s": r.first_payment_s,
+                "peak_rss_mib": r.peak_rss_mib,
+            })).collect::<Vec<_>>(),
             "ratio": {
                 "throughput": self.throughput_ratio(),
                 "p50": self.latency_ratio(|l| l.p50),

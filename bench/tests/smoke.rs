@@ -29,6 +29,11 @@ fn smoke_benchmark_completes_and_writes_every_figure() {
     for service in ["order-service", "payment-service", "notification-service"] {
         keys.push(format!("/pipeline/peak_rss_mib/{service}"));
     }
+    for restart in 0..2 {
+        keys.extend(
+            ["first_payment_s", "peak_rss_mib"].map(|f| format!("/restart_over_history/{restart}/{f}")),
+        );
+    }
     for key in keys {
         let value = figures.pointer(&key).and_then(Value::as_f64);
         assert!(value.is_some_and(|v| v > 0.0), "{key} is {value:?}, not a positive number, in:\n{text}");

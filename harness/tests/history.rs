@@ -3,7 +3,9 @@
 //! none of those again, and pays the new ones.
 
 use harness::history::write_paid_history;
-use harness::{assert_exactly_once, count_orders, counter, payments_on_topic, summary, Broker, Service, PAID};
+use harness::{
+    assert_exactly_once, count_orders, counter, payments_on_topic, summary, Broker, Service, PAID,
+};
 use std::time::{Duration, Instant};
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -18,7 +20,9 @@ fn a_restart_over_a_long_history_reads_only_what_can_be_redelivered() {
     let broker = Broker::start();
     // A first run creates the topics, then leaves the group.
     let mut first = Service::start("payment-service", &broker, &[]);
-    first.wait_until("its partitions", MINUTE, |lines| lines.iter().any(|l| l.contains("partitions assigned")));
+    first.wait_until("its partitions", MINUTE, |lines| {
+        lines.iter().any(|l| l.contains("partitions assigned"))
+    });
     first.stop_gracefully(MINUTE);
     let history = write_paid_history(&broker, HISTORY, UNCOMMITTED, "payment-service");
 
@@ -26,8 +30,11 @@ fn a_restart_over_a_long_history_reads_only_what_can_be_redelivered() {
     let mut payment = Service::start("payment-service", &broker, &[]);
     let first_new = (*history.ids.end() + 1).to_string();
     let count = NEW_ORDERS.to_string();
-    let mut orders =
-        Service::start("order-service", &broker, &["--start-id", &first_new, "--count", &count, "--rate", "0"]);
+    let mut orders = Service::start(
+        "order-service",
+        &broker,
+        &["--start-id", &first_new, "--count", &count, "--rate", "0"],
+    );
     payment.wait_until("a new order is paid", 2 * MINUTE, |lines| !count_orders(lines, PAID).is_empty());
     let first_payment = started.elapsed();
     assert!(orders.wait_exit(MINUTE).success(), "order-service failed");
