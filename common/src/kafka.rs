@@ -44,7 +44,8 @@ pub struct KafkaContext {
     last_complaint: Mutex<Option<Instant>>,
     rebalance_hooks: OnceLock<RebalanceHooks>,
     /// Why reading is paused; a partition assigned meanwhile is paused as it
-    /// comes, before any of its records is fetched.
+    /// comes, before any of its records is fetched, and one assigned later is
+    /// resumed (librdkafka would keep it paused).
     gate: Mutex<ReadGate>,
     /// Revocations so far: a record read before one is read again after it.
     revocations: AtomicU64,
@@ -197,10 +198,13 @@ impl ConsumerContext for KafkaContext {
                     .map(|e| format!("{}[{}]", e.topic(), e.partition()))
                     .collect();
                 info!(target: "kafka", "partitions assigned: {}", list.join(" "));
-                if self.gate.lock().unwrap_or_else(|p| p.into_inner()).closed() {
-                    if let Err(e) = consumer.pause(partitions) {
-                        self.complain(&format!("cannot pause the partitions assigned: {e}"));
-                    }
+                // librdkafka keeps a partition's pause through a revocation and a
+                // new assignment: say anew whether reading is paused.
+                let paused = self.gate.lock().unwrap_or_else(|p| p.into_inner()).closed();
+                let result = if paused { consumer.pause(partitions) } else { consumer.resume(partitions) };
+                if let Err(e) = result {
+                    let what = if paused { "pause" } else { "resume" };
+                    self.complain(&format!("cannot {what} the partitions assigned: {e}"));
                 }
                 if let Some(hooks) = self.rebalance_hooks.get() {
                     (hooks.after_assign)(consumer, partitions);
