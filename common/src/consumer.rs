@@ -345,7 +345,8 @@ async fn poll_records(
             waiting.clear();
         }
         match record {
-            // While paused, only a record that slipped past the pause.
+            // Handed on at the top of the loop. While paused, this is only a
+            // record that slipped past the pause; it waits its turn.
             Some(Ok(message)) => waiting.push_back(message),
             Some(Err(e)) => client.context().complain(&format!("cannot read: {e}")),
             None => {}
