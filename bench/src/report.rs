@@ -111,11 +111,11 @@ impl Report {
         let _ = writeln!(out);
         let mut row = |cells: [&str; 6]| {
             let [metric, ceiling, pipeline, ratio, target, result] = cells;
-            let line = format!("{metric:<36} {ceiling:>9} {pipeline:>9} {ratio:>6}  {target:<20} {result}");
+            let line = format!("{metric:<40} {ceiling:>9} {pipeline:>9} {ratio:>6}  {target:<20} {result}");
             let _ = writeln!(out, "{}", line.trim_end());
         };
         row(["metric", "ceiling", "pipeline", "ratio", "target", "result"]);
-        row(["-".repeat(36).as_str(), "---------", "---------", "------", "--------------------", "------"]);
+        row(["-".repeat(40).as_str(), "---------", "---------", "------", "--------------------", "------"]);
         row([
             "throughput (orders/s)",
             &format!("{:.0}", self.ceiling.throughput),
@@ -159,7 +159,7 @@ impl Report {
             ]);
         }
         for restart in &self.restarts {
-            let over = format!("restart over {} paid orders", restart.history);
+            let over = format!("restart over {}", restart.history);
             row([
                 &format!("{over}: first payment (s)"),
                 "-",
