@@ -15,8 +15,8 @@
 //! - Orders are paid roughly in offset order, so a partition's payments are read
 //!   backwards from its end, a block at a time (all partitions at once), until a
 //!   block whose payments are all of committed orders: the rest is older still. A
-//!   block holds far more than the events one instance has in flight, which is
-//!   about how far out of order payments can be written.
+//!   block holds twice the events one instance can have in flight, which is about
+//!   how far out of order payments can be written.
 //!
 //! If the counts differ, every payment of `payment_topic` is read, as the only
 //! safe choice. Payment events without the headers (from other producers) are
@@ -40,9 +40,8 @@ pub const ORDER_PARTITION: &str = "order.partition";
 /// The header of a payment event that names its order's offset.
 pub const ORDER_OFFSET: &str = "order.offset";
 
-/// Payment events read per partition and step backwards: far more than the events
-/// one instance has in flight (`--max-in-flight`, 1,000 by default).
-const BLOCK: i64 = 5_000;
+/// Payment events read per partition and step backwards, at least.
+pub const MIN_BLOCK: i64 = 1_000;
 
 /// Where the service's topics are, and how they map onto each other.
 #[derive(Clone, Debug)]
@@ -53,6 +52,11 @@ pub struct Topics {
     pub payments: String,
     /// Payment events go to their order's partition number (same partition counts).
     pub pinned: bool,
+    /// Payment events read per partition and step backwards: twice what one
+    /// instance can have in flight (`--max-in-flight`), which is about how far out
+    /// of order a payment can be written (a delivery that failed is published
+    /// again behind those in flight).
+    pub block: i64,
 }
 
 /// The orders already paid among those that can still be redelivered.
@@ -122,7 +126,7 @@ fn load(topics: &Topics, assigned: &[i32]) -> Result<Ledger, String> {
     }
     let mut read = 0;
     if topics.pinned {
-        read = paid_since(&reader, &topics.payments, &uncommitted, &mut ledger.paid)?;
+        read = paid_since(&reader, &topics.payments, topics.block, &uncommitted, &mut ledger.paid)?;
     } else if !uncommitted.is_empty() {
         read = paid_anywhere(&reader, &topics.payments, &mut ledger.paid)?;
     }
@@ -168,6 +172,7 @@ fn committed_positions(
 fn paid_since(
     reader: &BaseConsumer,
     payments: &str,
+    block: i64,
     uncommitted: &HashMap<i32, Option<i64>>,
     paid: &mut HashSet<u64>,
 ) -> Result<usize, String> {
@@ -179,7 +184,7 @@ fn paid_since(
     let mut read = 0;
     while !unread.is_empty() {
         let blocks: Vec<(i32, i64, i64)> =
-            unread.iter().map(|(&p, &(first, end))| (p, (end - BLOCK).max(first), end)).collect();
+            unread.iter().map(|(&p, &(first, end))| (p, (end - block).max(first), end)).collect();
         // Per partition: (a payment located by its headers, one of them in the window).
         let mut seen: HashMap<i32, (bool, bool)> = HashMap::new();
         read_ranges(reader, payments, &blocks, |record| {

@@ -49,7 +49,8 @@ fn main() -> ExitCode {
         |mut service| async move {
             let (orders, payments) = (&args.kafka.order_topic, &args.kafka.payment_topic);
             service.prepare_topics(&[orders.clone(), payments.clone(), dead_letter_topic(orders)]).await?;
-            let topics = map_topics(&args.kafka.brokers, &args.group_id, orders, payments).await?;
+            let in_flight = args.runtime.max_in_flight;
+            let topics = map_topics(&args.kafka.brokers, &args.group_id, orders, payments, in_flight).await?;
             let producer = service.start_producer()?;
             let payment = service.supervise(PaymentActor::new(PaymentSetup {
                 decline_rate: args.decline_rate,
@@ -79,7 +80,13 @@ fn main() -> ExitCode {
 /// Checks that both topics have the same number of partitions, so that each
 /// payment event can go to its order's partition number and the ledger need read
 /// only the partitions of the orders assigned (see `ledger.rs`).
-async fn map_topics(brokers: &str, group: &str, orders: &str, payments: &str) -> Result<Topics, String> {
+async fn map_topics(
+    brokers: &str,
+    group: &str,
+    orders: &str,
+    payments: &str,
+    max_in_flight: u32,
+) -> Result<Topics, String> {
     let (brokers, group, orders, payments) =
         (brokers.to_string(), group.to_string(), orders.to_string(), payments.to_string());
     actix_rt::task::spawn_blocking(move || {
@@ -97,7 +104,8 @@ async fn map_topics(brokers: &str, group: &str, orders: &str, payments: &str) ->
                  give both topics the same number of partitions"
             );
         }
-        Ok(Topics { brokers, group, orders, payments, pinned })
+        let block = (2 * i64::from(max_in_flight)).max(ledger::MIN_BLOCK);
+        Ok(Topics { brokers, group, orders, payments, pinned, block })
     })
     .await
     .map_err(|e| format!("cannot check the topics' partitions: {e}"))?
