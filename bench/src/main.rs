@@ -21,7 +21,6 @@ mod ceiling;
 mod cli;
 mod clients;
 mod history;
-mod logline;
 mod measure;
 mod pipeline;
 mod process;

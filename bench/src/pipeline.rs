@@ -5,9 +5,9 @@
 //! payment topic afterwards, so no service needs to log its events) to the
 //! timestamp of notification-service's "✅ Payment Successful" line.
 
-use crate::logline::{order_after, timestamp_ms};
 use crate::measure::Sample;
 use crate::process::{Usage, Watch};
+use harness::logline::{order_after, timestamp_ms};
 use harness::{Service, NOTIFIED};
 use rdkafka::Message;
 use std::cell::Cell;

@@ -8,6 +8,7 @@
 //! tests, from `target/release` when built in release mode (the benchmark).
 
 pub mod history;
+pub mod logline;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
@@ -213,15 +214,23 @@ impl Service {
     /// Waits until `done` holds for the lines printed so far; panics after `timeout`
     /// or if the process ends first, showing the last lines.
     pub fn wait_until(&self, what: &str, timeout: Duration, done: impl Fn(&[String]) -> bool) {
+        if let Err(why) = self.wait_for(timeout, done) {
+            panic!("{} {why} before {what}; its last lines:\n{}", self.name, tail(&self.lines()));
+        }
+    }
+
+    /// Waits until `done` holds for the lines printed so far; after `timeout`, or if
+    /// the process ends first, says which.
+    pub fn wait_for(&self, timeout: Duration, done: impl Fn(&[String]) -> bool) -> Result<(), &'static str> {
         let deadline = Instant::now() + timeout;
         let mut state = self.output.lines.lock().unwrap_or_else(PoisonError::into_inner);
         while !done(&state.0) {
             let now = Instant::now();
-            if state.1 || now >= deadline {
-                let why = if state.1 { "exited" } else { "timed out" };
-                let last_lines = tail(&state.0);
-                drop(state); // release the lock before panicking, so Drop can still read the lines
-                panic!("{} {why} before {what}; its last lines:\n{last_lines}", self.name);
+            if state.1 {
+                return Err("exited");
+            }
+            if now >= deadline {
+                return Err("timed out");
             }
             state = self
                 .output
@@ -230,6 +239,7 @@ impl Service {
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
+        Ok(())
     }
 
     /// Sends SIGINT (Ctrl-C).

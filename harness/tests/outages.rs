@@ -57,20 +57,21 @@ fn finish(
     }
 }
 
-/// 1,500 orders at 150/s; after 300 are notified the broker goes away through
-/// `stop`, stays down 10 s, and starts again on the same (durable) storage.
+/// 3,000 orders at 150/s; after 300 are notified the broker goes away through
+/// `stop`, stays down 10 s, and starts again on the same (durable) storage. The
+/// orders outlast the outage even when the graceful stop itself takes seconds.
 fn survives_a_broker_outage(stop: impl FnOnce(&mut Broker)) {
     let mut broker = Broker::start();
     let mut notification = Service::start("notification-service", &broker, &[]);
     let mut payment = Service::start("payment-service", &broker, &[]);
-    let mut orders = Service::start("order-service", &broker, &["--count", "1500", "--rate", "150"]);
+    let mut orders = Service::start("order-service", &broker, &["--count", "3000", "--rate", "150"]);
     notification.wait_until("300 notifications", MINUTE, notified_at_least(300));
 
     stop(&mut broker);
     std::thread::sleep(Duration::from_secs(10)); // the outage itself
     broker.restart();
 
-    finish(&broker, &mut orders, std::slice::from_mut(&mut payment), &mut notification, &[], 1500);
+    finish(&broker, &mut orders, std::slice::from_mut(&mut payment), &mut notification, &[], 3000);
     for service in [&orders, &payment, &notification] {
         let complaints = service.lines().iter().filter(|l| l.contains("is unreachable")).count();
         assert!(complaints >= 1, "{} never said the broker was unreachable", service.name);

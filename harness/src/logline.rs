@@ -58,7 +58,7 @@ mod tests {
     fn finds_the_order_id() {
         let line = "2026-11-25T19:34:12.112Z INFO  notification-service NotificationActor: \
                     ✅ Payment Successful for Order 1002 (User 95)";
-        assert_eq!(order_after(line, harness::NOTIFIED), Some(1002));
-        assert_eq!(order_after("nothing here", harness::NOTIFIED), None);
+        assert_eq!(order_after(line, crate::NOTIFIED), Some(1002));
+        assert_eq!(order_after("nothing here", crate::NOTIFIED), None);
     }
 }

@@ -1,0 +1,118 @@
+//! The report: what was injected and when, how long the pipeline took to
+//! recover from each fault, the figures, and each invariant with its verdict;
+//! and the same as one JSON line.
+
+use crate::invariants::Outcome;
+use crate::storm::Fault;
+use serde_json::json;
+use std::fmt::Write as _;
+
+/// A fault the storm struck: when it began and when it was over (the process or
+/// broker started again), in ms since the Unix epoch.
+pub struct Struck {
+    pub at_ms: u64,
+    pub over_ms: u64,
+    pub fault: Fault,
+}
+
+pub struct Report {
+    pub seed: u64,
+    pub orders: u64,
+    pub started_ms: u64,
+    pub duration_s: f64,
+    pub struck: Vec<Struck>,
+    /// Injected actor crashes per service.
+    pub crashes: Vec<(&'static str, usize)>,
+    pub outcome: Outcome,
+}
+
+/// Now, in ms since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Report {
+    /// Crashes, kills and broker restarts.
+    fn faults_injected(&self) -> usize {
+        let crashes: usize = self.crashes.iter().map(|(_, n)| n).sum();
+        crashes + self.struck.iter().filter(|s| s.fault.is_process_fault()).count()
+    }
+
+    /// Seconds from a fault's start to the first email after it was over: how
+    /// long the pipeline took to deliver again (`None`: no email came after it).
+    fn recovery_s(&self, struck: &Struck) -> Option<f64> {
+        let times = &self.outcome.email_times;
+        let next = times.get(times.partition_point(|&at| at < struck.over_ms))?;
+        Some(next.saturating_sub(struck.at_ms) as f64 / 1000.0)
+    }
+
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let o = &self.outcome;
+        let _ = writeln!(
+            out,
+            "\nChaos run: seed {}, {} orders, {:.0} s",
+            self.seed, self.orders, self.duration_s
+        );
+        let _ = writeln!(out, "\n  at (s)  {:<72} recovered after (s)", "fault");
+        for struck in &self.struck {
+            let at = struck.at_ms.saturating_sub(self.started_ms) as f64 / 1000.0;
+            let recovery = self.recovery_s(struck).map_or("-".to_string(), |s| format!("{s:.1}"));
+            let _ = writeln!(out, "  {at:6.1}  {:<72} {recovery:>6}", struck.fault.describe());
+        }
+        let crashes: Vec<String> = self.crashes.iter().map(|(service, n)| format!("{service} {n}")).collect();
+        let _ =
+            writeln!(out, "  all run  injected actor crashes (panics and errors): {}", crashes.join(", "));
+        let _ = writeln!(out, "\n  faults injected {}", self.faults_injected());
+        let _ = writeln!(
+            out,
+            "  orders created {}: paid {}, declined {}, paid twice {}",
+            o.created, o.paid, o.declined, o.paid_twice
+        );
+        let _ =
+            writeln!(out, "  emailed {}, emailed twice {} (across a SIGKILL)", o.emailed, o.emailed_twice);
+        let _ = writeln!(out, "  poison injected {}, dead-lettered {}", o.poison_injected, o.dead_lettered);
+        let _ =
+            writeln!(out, "  lost {}; p99 latency, created to emailed: {} ms\n", o.lost, o.p99_latency_ms);
+        for check in &o.checks {
+            let verdict = if check.holds { "HOLDS" } else { "BROKEN" };
+            let _ = writeln!(out, "  {verdict:<6}  {:<56} {}", check.name, check.detail);
+        }
+        let broken: Vec<&str> = o.checks.iter().filter(|c| !c.holds).map(|c| c.name).collect();
+        if broken.is_empty() {
+            let _ = writeln!(out, "\nevery invariant holds");
+        } else {
+            let _ = writeln!(out, "\nBROKEN: {}", broken.join("; "));
+        }
+        out
+    }
+
+    pub fn json(&self) -> String {
+        let o = &self.outcome;
+        json!({
+            "seed": self.seed,
+            "orders": self.orders,
+            "created": o.created,
+            "paid": o.paid,
+            "declined": o.declined,
+            "paid_twice": o.paid_twice,
+            "emailed": o.emailed,
+            "emailed_twice": o.emailed_twice,
+            "dead_lettered": o.dead_lettered,
+            "poison_injected": o.poison_injected,
+            "lost": o.lost,
+            "faults_injected": self.faults_injected(),
+            "duration_s": self.duration_s,
+            "p99_latency_ms": o.p99_latency_ms,
+            "invariants_hold": o.checks.iter().all(|c| c.holds),
+            "broken": o.checks.iter().filter(|c| !c.holds).map(|c| c.name).collect::<Vec<_>>(),
+            "faults": self.struck.iter().map(|s| json!({
+                "at_s": s.at_ms.saturating_sub(self.started_ms) as f64 / 1000.0,
+                "fault": s.fault.describe(),
+                "recovered_after_s": self.recovery_s(s),
+            })).collect::<Vec<_>>(),
+            "crashes": self.crashes.iter().map(|(service, n)| (service.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
+        })
+        .to_string()
+    }
+}
