@@ -12,7 +12,9 @@
 //! partitions go, the callback waits until every event in flight is done (the
 //! actors keep working on the main thread) and commits, so the next owner
 //! starts exactly where this one stopped (unless the wait times out: then it
-//! redoes the unfinished events).
+//! redoes the unfinished events). After partitions are assigned, a service's
+//! [`PrepareAssignment`] (payment-service's ledger) runs on a thread of its own
+//! while they stay paused, so the callback returns at once.
 
 use crate::error::ActorError;
 use crate::event::{OrderEvent, Status};
