@@ -40,7 +40,7 @@ pub fn consumer(
     group: &str,
     topic: &str,
 ) -> Result<(Arc<StreamConsumer<KafkaContext>>, watch::Receiver<bool>), String> {
-    let consumer = common::kafka::consumer(kafka, name, group, topic)?;
+    let consumer = common::kafka::consumer(kafka, name, group, topic, false)?;
     let (assigned, ready) = watch::channel(false);
     consumer.context().set_rebalance_hooks(RebalanceHooks {
         before_revoke: Box::new(|| {}),

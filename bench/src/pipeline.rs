@@ -110,7 +110,9 @@ pub fn run(setup: &Setup, count: u64, rate: f64) -> Result<Measured, String> {
 fn created_times(setup: &Setup) -> Result<HashMap<u64, u64>, String> {
     let mut created = HashMap::new();
     let mut bad = None;
-    common::kafka::read_to_end(&setup.brokers, &setup.payment_topic, |record| {
+    let mut client = rdkafka::ClientConfig::new();
+    client.set("bootstrap.servers", &setup.brokers);
+    common::kafka::read_to_end(&client, &setup.payment_topic, |record| {
         let payment: Option<serde_json::Value> =
             serde_json::from_slice(record.payload().unwrap_or_default()).ok();
         let fields =

@@ -1,5 +1,6 @@
 //! Command-line flags every service shares, flattened into each service's own.
 
+use crate::client_properties::ClientProperties;
 use crate::fault::{CrashMode, FaultPlan, Role};
 use crate::restart_policy::RestartLimits;
 use clap::Args;
@@ -35,11 +36,18 @@ pub struct KafkaArgs {
     /// 50 ms keeps the ~6 ms hop of 10 ms at less than half its idle cost (README).
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=60_000))]
     pub fetch_wait_ms: u32,
+    #[command(flatten)]
+    pub client: ClientProperties,
 }
 
 impl KafkaArgs {
     pub fn broker_wait(&self) -> Option<Duration> {
         (self.broker_wait_secs > 0).then(|| Duration::from_secs(self.broker_wait_secs))
+    }
+
+    /// A client configuration for the broker, with every `-X` and `--kafka-config` property.
+    pub fn client_config(&self) -> rdkafka::ClientConfig {
+        self.client.client_config(&self.brokers)
     }
 }
 
@@ -80,6 +88,10 @@ pub struct RuntimeArgs {
     pub max_restarts: u32,
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(..=86_400))]
     pub restart_window_secs: u64,
+    /// Serve /metrics (Prometheus), /health and /ready over HTTP on this HOST:PORT
+    /// (port 0 picks a free one); off when absent.
+    #[arg(long, env = "METRICS_ADDR", value_name = "HOST:PORT")]
+    pub metrics_addr: Option<String>,
     /// Log the counters every N seconds (0 = only at shutdown).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(..=86_400))]
     pub stats_interval: u64,

@@ -171,7 +171,10 @@ impl ConsumerActor {
         self.offsets.begin(partition, offset);
         let ticket = Ticket::new(Origin::Record { partition, offset }, me);
         match OrderEvent::decode(message.payload(), self.accepted) {
-            Ok(event) => self.domain.do_send(Process { event, ticket }),
+            Ok(event) => {
+                self.stats.took_event_created_at(event.created_at_ms);
+                self.domain.do_send(Process { event, ticket })
+            }
             Err(invalid) => {
                 warn!(
                     target: Self::NAME,

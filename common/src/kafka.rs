@@ -6,13 +6,15 @@
 //! in the background; the producer is idempotent and waits for every replica.
 
 use crate::config::KafkaArgs;
+use crate::stats::Stats;
 use log::{debug, info, warn};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::BorrowedMessage;
-use rdkafka::producer::FutureProducer;
+use rdkafka::producer::{BaseProducer, FutureProducer, Producer, ProducerContext};
+use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
@@ -49,6 +51,8 @@ pub struct KafkaContext {
     gate: Mutex<ReadGate>,
     /// Revocations so far: a record read before one is read again after it.
     revocations: AtomicU64,
+    /// Where librdkafka's statistics go (a consumer's lag), once set.
+    statistics: OnceLock<Arc<Stats>>,
 }
 
 /// Why a consumer's partitions are paused: they are read only when nothing holds them.
@@ -90,7 +94,13 @@ impl KafkaContext {
             rebalance_hooks: OnceLock::new(),
             gate: Mutex::new(ReadGate::default()),
             revocations: AtomicU64::new(0),
+            statistics: OnceLock::new(),
         }
+    }
+
+    /// Sends this client's librdkafka statistics (every `statistics.interval.ms`) to `stats`.
+    pub fn report_statistics_to(&self, stats: Arc<Stats>) {
+        let _ = self.statistics.set(stats);
     }
 
     /// Pauses fetching for every partition `consumer` holds while it is
@@ -174,6 +184,18 @@ impl ClientContext for KafkaContext {
     fn error(&self, error: KafkaError, reason: &str) {
         self.complain(&format!("{error}: {reason}"));
     }
+
+    fn stats(&self, statistics: Statistics) {
+        if let Some(stats) = self.statistics.get() {
+            stats.consumer_statistics(&statistics);
+        }
+    }
+}
+
+/// For the start-up probe, which sends nothing.
+impl ProducerContext for KafkaContext {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &rdkafka::message::DeliveryResult<'_>, _: ()) {}
 }
 
 impl ConsumerContext for KafkaContext {
@@ -235,6 +257,9 @@ fn create<T: rdkafka::config::FromClientConfigAndContext<KafkaContext>>(
     config: &ClientConfig,
     kafka: &KafkaArgs,
 ) -> Result<T, String> {
+    // -X and --kafka-config come last: the operator's word wins over our defaults.
+    let mut config = config.clone();
+    kafka.client.apply(&mut config);
     config
         .create_with_context(KafkaContext::new(&kafka.brokers))
         .map_err(|e| format!("invalid Kafka client settings: {e}"))
@@ -256,12 +281,15 @@ pub fn producer(kafka: &KafkaArgs, service: &str) -> Result<FutureProducer<Kafka
     create(&config, kafka)
 }
 
-/// A consumer in `group` subscribed to `topic`, storing offsets only when told.
+/// A consumer in `group` subscribed to `topic`, storing offsets only when told;
+/// with `statistics`, librdkafka reports its lag every second (see
+/// [`KafkaContext::report_statistics_to`]).
 pub fn consumer(
     kafka: &KafkaArgs,
     service: &str,
     group: &str,
     topic: &str,
+    statistics: bool,
 ) -> Result<Arc<StreamConsumer<KafkaContext>>, String> {
     let mut config = base_config(kafka, service);
     config
@@ -278,6 +306,9 @@ pub fn consumer(
     if let Some(instance) = &kafka.instance_id {
         config.set("group.instance.id", instance);
     }
+    if statistics {
+        config.set("statistics.interval.ms", "1000");
+    }
     let consumer: StreamConsumer<KafkaContext> = create(&config, kafka)?;
     rdkafka::consumer::Consumer::subscribe(&consumer, &[topic])
         .map_err(|e| format!("cannot subscribe to {topic}: {e}"))?;
@@ -287,8 +318,8 @@ pub fn consumer(
 /// Waits for the broker (at most `--broker-wait-secs`), then creates the `topics`
 /// that are missing. The error names the address and how to get a broker.
 pub async fn prepare(kafka: &KafkaArgs, service: &str, topics: &[String]) -> Result<(), String> {
-    let admin: Arc<AdminClient<KafkaContext>> = Arc::new(create(&base_config(kafka, service), kafka)?);
-    wait_for_broker(&admin, kafka).await?;
+    wait_for_broker(kafka, service).await?;
+    let admin: AdminClient<KafkaContext> = create(&base_config(kafka, service), kafka)?;
     let new_topics: Vec<NewTopic> =
         topics.iter().map(|t| NewTopic::new(t, PARTITIONS, TopicReplication::Fixed(1))).collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
@@ -308,21 +339,36 @@ pub async fn prepare(kafka: &KafkaArgs, service: &str, topics: &[String]) -> Res
     Ok(())
 }
 
-async fn wait_for_broker(admin: &Arc<AdminClient<KafkaContext>>, kafka: &KafkaArgs) -> Result<(), String> {
+async fn wait_for_broker(kafka: &KafkaArgs, service: &str) -> Result<(), String> {
     let attempt = kafka.broker_wait().unwrap_or(Duration::from_secs(5));
+    // A producer client, unlike an admin client, hands librdkafka's logs and errors
+    // to its context when polled: why a broker refused us (TLS, SASL) gets logged.
+    let probe: Arc<BaseProducer<KafkaContext>> = Arc::new(create(&base_config(kafka, service), kafka)?);
     loop {
-        let client = admin.clone();
-        let metadata =
-            actix_rt::task::spawn_blocking(move || client.inner().fetch_metadata(None, attempt).map(|_| ()))
-                .await
-                .map_err(|e| format!("broker check failed: {e}"))?;
+        let client = probe.clone();
+        let metadata = actix_rt::task::spawn_blocking(move || {
+            let answer = client.client().fetch_metadata(None, attempt).map(|_| ());
+            client.poll(Duration::from_millis(100)); // serves what librdkafka queued meanwhile
+            answer
+        })
+        .await
+        .map_err(|e| format!("broker check failed: {e}"))?;
         match metadata {
             Ok(()) => return Ok(()),
             Err(e) if kafka.broker_wait().is_some() => {
+                let secured = if kafka.client.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; if it is up, check the client properties ({}): a TLS or SASL broker drops \
+                         a client whose security settings it refuses (see the warning above, and its log)",
+                        kafka.client
+                    )
+                };
                 return Err(format!(
-                    "cannot reach the Kafka broker at {} within {} s ({e}): {HOW_TO_START_A_BROKER}",
+                    "cannot reach the Kafka broker at {} within {} s ({e}): {HOW_TO_START_A_BROKER}{secured}",
                     kafka.brokers, kafka.broker_wait_secs
-                ))
+                ));
             }
             Err(e) => {
                 warn!(target: "kafka", "still waiting for the Kafka broker at {} ({e})", kafka.brokers)
@@ -335,15 +381,19 @@ async fn wait_for_broker(admin: &Arc<AdminClient<KafkaContext>>, kafka: &KafkaAr
 const READ_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A client that reads partitions it assigns itself, outside any consumer group's
-/// membership. `group` only names whose committed offsets it may look up.
-pub fn reader(brokers: &str, group: &str) -> Result<BaseConsumer, String> {
-    ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+/// membership. `group` only names whose committed offsets it may look up;
+/// `client` says where the broker is and how to reach it (see [`KafkaArgs::client_config`]).
+pub fn reader(client: &ClientConfig, group: &str) -> Result<BaseConsumer, String> {
+    client
+        .clone()
         .set("group.id", group) // never joined: partitions are assigned
         .set("enable.auto.commit", "false")
         .set("fetch.wait.max.ms", "10")
         .create()
-        .map_err(|e| format!("cannot create a Kafka reader for {brokers}: {e}"))
+        .map_err(|e| {
+            let brokers = client.get("bootstrap.servers").unwrap_or_default();
+            format!("cannot create a Kafka reader for {brokers}: {e}")
+        })
 }
 
 /// How many partitions `topic` has. Blocking.
@@ -367,30 +417,34 @@ pub fn watermarks(reader: &BaseConsumer, topic: &str, partition: i32) -> Result<
 
 /// Reads every record of `topic` from its start to its current end, outside any
 /// consumer group, handing each to `each`. Blocking.
-pub fn read_to_end(brokers: &str, topic: &str, each: impl FnMut(&BorrowedMessage)) -> Result<(), String> {
-    read_partitions(brokers, topic, |low, _| low, each)
+pub fn read_to_end(
+    client: &ClientConfig,
+    topic: &str,
+    each: impl FnMut(&BorrowedMessage),
+) -> Result<(), String> {
+    read_partitions(client, topic, |low, _| low, each)
 }
 
 /// Reads the last `n` records of each partition of `topic` (all of them where it
 /// holds fewer), outside any consumer group, handing each to `each`. Blocking.
 pub fn read_tail(
-    brokers: &str,
+    client: &ClientConfig,
     topic: &str,
     n: i64,
     each: impl FnMut(&BorrowedMessage),
 ) -> Result<(), String> {
-    read_partitions(brokers, topic, |low, high| (high - n).max(low), each)
+    read_partitions(client, topic, |low, high| (high - n).max(low), each)
 }
 
 /// Reads each partition of `topic` from the offset `from(low, high)` (given its
 /// watermarks) to its current end. Blocking.
 fn read_partitions(
-    brokers: &str,
+    client: &ClientConfig,
     topic: &str,
     from: impl Fn(i64, i64) -> i64,
     each: impl FnMut(&BorrowedMessage),
 ) -> Result<(), String> {
-    let reader = reader(brokers, "read-to-end")?;
+    let reader = reader(client, "read-to-end")?;
     let mut ranges = Vec::new();
     for partition in 0..partition_count(&reader, topic)? {
         let (low, high) = watermarks(&reader, topic, partition)?;

@@ -9,11 +9,13 @@
 //! Read in this order: [`event`], [`messages`], [`consumer`], [`producer`],
 //! [`supervisor`] (with [`error`], [`restart_policy`] and [`fault`]), [`service`].
 
+pub mod client_properties;
 pub mod config;
 pub mod consumer;
 pub mod error;
 pub mod event;
 pub mod fault;
+pub mod http;
 pub mod in_flight;
 pub mod kafka;
 pub mod logging;

@@ -12,12 +12,15 @@ use crate::error::{ActorError, Kind};
 use crate::fault::Role;
 use crate::kafka::KafkaContext;
 use crate::messages::Publish;
+use crate::stats::Stats;
 use crate::supervisor::{Supervised, Worker};
 use actix::{AsyncContext, Context, Message};
 use log::{info, warn};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use std::sync::Arc;
+use std::time::Instant;
 
 /// The pause before publishing again a record whose delivery failed.
 const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
@@ -47,11 +50,12 @@ impl From<Refused> for ProducerInput {
 
 pub struct ProducerActor {
     producer: FutureProducer<KafkaContext>,
+    stats: Arc<Stats>,
 }
 
 impl ProducerActor {
-    pub fn new(producer: FutureProducer<KafkaContext>) -> Self {
-        ProducerActor { producer }
+    pub fn new(producer: FutureProducer<KafkaContext>, stats: Arc<Stats>) -> Self {
+        ProducerActor { producer, stats }
     }
 
     /// Hands `publish` to librdkafka and waits for its delivery in a task of its own.
@@ -66,14 +70,16 @@ impl ProducerActor {
         if let Some(partition) = publish.partition {
             record = record.partition(partition);
         }
+        let sent = Instant::now();
         let delivery = self
             .producer
             .send_result(record)
             .map_err(|(cause, _)| ActorError::publishing(&publish.topic, cause))?;
-        let (publish, actor) = (publish.clone(), ctx.address());
+        let (publish, actor, stats) = (publish.clone(), ctx.address(), self.stats.clone());
         actix_rt::spawn(async move {
             match delivery.await {
                 Ok(Ok(_)) => {
+                    stats.produced(&publish.topic, sent.elapsed());
                     if let Some(announce) = publish.announce {
                         info!(target: Self::NAME, "{announce}: {}", String::from_utf8_lossy(&publish.payload));
                     }

@@ -13,6 +13,7 @@ use crate::config::{KafkaArgs, RuntimeArgs};
 use crate::consumer::{ConsumerActor, ConsumerSetup, PrepareAssignment};
 use crate::event::Status;
 use crate::fault::Role;
+use crate::http::{self, Endpoints, Readiness};
 use crate::in_flight::InFlight;
 use crate::kafka::{self, KafkaContext};
 use crate::messages::{Process, Publish};
@@ -45,6 +46,7 @@ pub struct Service {
     pub in_flight: InFlight,
     producer: Option<FutureProducer<KafkaContext>>,
     consumer: Option<Arc<StreamConsumer<KafkaContext>>>,
+    readiness: Readiness,
 }
 
 /// Runs the service `name`, whose events come from a `source` actor (consumer
@@ -64,6 +66,9 @@ where
     runtime.check_crash_actor(source);
     let (kafka, runtime) = (kafka.clone(), runtime.clone());
     crate::logging::init(name);
+    if !kafka.client.is_empty() {
+        info!(target: "kafka", "client properties: {}", kafka.client);
+    }
     let shutdown = Shutdown::default();
     if let Err(e) = shutdown.trigger_on_ctrl_c() {
         error!(target: "service", "cannot handle Ctrl-C: {e}");
@@ -82,8 +87,13 @@ where
         runtime,
         producer: None,
         consumer: None,
+        readiness: Readiness::default(),
     };
     actix::System::new().block_on(async move {
+        if let Err(e) = service.serve_http() {
+            error!(target: "service", "{e}");
+            return ExitCode::FAILURE;
+        }
         match start(service).await {
             Ok(service) => service.serve().await,
             Err(e) => {
@@ -104,7 +114,8 @@ impl Service {
     pub fn start_producer(&mut self) -> Result<Addr<Supervised<ProducerActor>>, String> {
         let producer = kafka::producer(&self.kafka, self.name)?;
         self.producer = Some(producer.clone());
-        Ok(self.supervise(ProducerActor::new(producer)))
+        self.readiness.producer_made(producer.clone());
+        Ok(self.supervise(ProducerActor::new(producer, self.supervision.stats.clone())))
     }
 
     /// Starts the consumer actor on `topic` in `group`, feeding `domain`;
@@ -118,8 +129,11 @@ impl Service {
         dead_letters: Recipient<Publish>,
         prepare: Option<PrepareAssignment>,
     ) -> Result<(), String> {
-        let client = kafka::consumer(&self.kafka, self.name, group, topic)?;
+        let metrics = self.runtime.metrics_addr.is_some();
+        let client = kafka::consumer(&self.kafka, self.name, group, topic, metrics)?;
+        client.context().report_statistics_to(self.supervision.stats.clone());
         self.consumer = Some(client.clone());
+        self.readiness.consumer_made(client.clone());
         let setup = ConsumerSetup {
             client,
             topic: topic.to_string(),
@@ -138,6 +152,18 @@ impl Service {
     /// Starts any worker under this service's supervision.
     pub fn supervise<W: Worker>(&self, worker: W) -> Addr<Supervised<W>> {
         Supervised::start(worker, &self.supervision)
+    }
+
+    /// Serves /metrics, /health and /ready if `--metrics-addr` asks for them.
+    fn serve_http(&self) -> Result<(), String> {
+        let Some(address) = &self.runtime.metrics_addr else { return Ok(()) };
+        let endpoints = Endpoints {
+            stats: self.supervision.stats.clone(),
+            in_flight: self.in_flight.clone(),
+            readiness: self.readiness.clone(),
+            shutdown: self.supervision.shutdown.clone(),
+        };
+        http::serve(address, endpoints)
     }
 
     async fn serve(self) -> ExitCode {

@@ -1,68 +1,197 @@
-//! The service's counters, and the summary line they make.
+//! The service's metrics, in one Prometheus registry: `/metrics` serves it (see
+//! `http.rs`) and the `📊` summary line is read from it.
 //!
-//! Logged every `--stats-interval` seconds and once at shutdown; the end-to-end
-//! tests read that last line to check that crashes really happened and were survived.
+//! The summary is logged every `--stats-interval` seconds and once at shutdown;
+//! the end-to-end tests read that last line to check that crashes really
+//! happened and were survived.
 
+use prometheus::core::Collector;
+use prometheus::{
+    exponential_buckets, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use rdkafka::statistics::Statistics;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Counters shared by every actor of one service.
-#[derive(Debug, Default)]
+/// Metrics shared by every actor of one service.
+#[derive(Debug)]
 pub struct Stats {
-    processed: AtomicU64,
-    restarts: AtomicU64,
-    redeliveries: AtomicU64,
-    retries: AtomicU64,
-    duplicates_suppressed: AtomicU64,
-    dead_lettered: AtomicU64,
-    crashes: Mutex<BTreeMap<&'static str, u64>>,
+    registry: Registry,
+    processed: IntCounter,
+    crashes: IntCounterVec,
+    restarts: IntCounterVec,
+    redeliveries: IntCounter,
+    retries: IntCounter,
+    duplicates_suppressed: IntCounter,
+    dead_lettered: IntCounter,
+    in_flight: IntGauge,
+    consumer_lag: IntGaugeVec,
+    produce_latency: HistogramVec,
+    end_to_end_latency: Histogram,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        // 1 ms doubling to ~16 s: a hop takes milliseconds, an outage seconds.
+        let buckets = exponential_buckets(0.001, 2.0, 15).expect("valid buckets");
+        let stats = Stats {
+            registry: Registry::new(),
+            processed: counter("events_processed_total", "Events whose work was done: orders created, paid or notified."),
+            crashes: counters("crashes_total", "Actor crashes (panics and errors), by actor.", "actor"),
+            restarts: counters("restarts_total", "Actor restarts after a crash, by actor.", "actor"),
+            redeliveries: counter("redeliveries_total", "Events handed again to an actor that crashed on them."),
+            retries: counter("retries_total", "Inputs that failed transiently and were tried again in place."),
+            duplicates_suppressed: counter(
+                "duplicates_suppressed_total",
+                "Events for an order already handled, recognised and skipped.",
+            ),
+            dead_lettered: counter("dead_lettered_total", "Records that were not valid events, sent to the dead-letter topic."),
+            in_flight: IntGauge::with_opts(opts("events_in_flight", "Events read but not yet done (sampled when scraped)."))
+                .expect("valid metric"),
+            consumer_lag: IntGaugeVec::new(
+                opts(
+                    "consumer_lag",
+                    "Records of each assigned partition beyond the consumer group's committed offset (librdkafka statistics).",
+                ),
+                &["topic", "partition"],
+            )
+            .expect("valid metric"),
+            produce_latency: HistogramVec::new(
+                HistogramOpts::from(opts("produce_latency_seconds", "From handing a record to the producer to the broker's acknowledgement, by topic."))
+                    .buckets(buckets.clone()),
+                &["topic"],
+            )
+            .expect("valid metric"),
+            end_to_end_latency: Histogram::with_opts(
+                HistogramOpts::from(opts(
+                    "end_to_end_latency_seconds",
+                    "From an order's created_at_ms to when this service took its event.",
+                ))
+                .buckets(buckets),
+            )
+            .expect("valid metric"),
+        };
+        let collectors: [Box<dyn Collector>; 11] = [
+            Box::new(stats.processed.clone()),
+            Box::new(stats.crashes.clone()),
+            Box::new(stats.restarts.clone()),
+            Box::new(stats.redeliveries.clone()),
+            Box::new(stats.retries.clone()),
+            Box::new(stats.duplicates_suppressed.clone()),
+            Box::new(stats.dead_lettered.clone()),
+            Box::new(stats.in_flight.clone()),
+            Box::new(stats.consumer_lag.clone()),
+            Box::new(stats.produce_latency.clone()),
+            Box::new(stats.end_to_end_latency.clone()),
+        ];
+        for collector in collectors {
+            stats.registry.register(collector).expect("each metric is registered once");
+        }
+        stats
+    }
 }
 
 impl Stats {
     /// An event's work was done (an order created, paid or notified).
     pub fn processed(&self) {
-        self.processed.fetch_add(1, Relaxed);
+        self.processed.inc();
     }
-    pub fn restarted(&self) {
-        self.restarts.fetch_add(1, Relaxed);
+    pub fn restarted(&self, actor: &str) {
+        self.restarts.with_label_values(&[actor]).inc();
     }
     /// An event that was inside a crashed actor was handed to it again.
     pub fn redelivered(&self) {
-        self.redeliveries.fetch_add(1, Relaxed);
+        self.redeliveries.inc();
     }
     /// An input that failed transiently was tried again (see `error.rs`).
     pub fn retried(&self) {
-        self.retries.fetch_add(1, Relaxed);
+        self.retries.inc();
     }
     /// An event for an order already handled was recognised and skipped.
     pub fn duplicate_suppressed(&self) {
-        self.duplicates_suppressed.fetch_add(1, Relaxed);
+        self.duplicates_suppressed.inc();
     }
     pub fn dead_lettered(&self) {
-        self.dead_lettered.fetch_add(1, Relaxed);
+        self.dead_lettered.inc();
     }
-    pub fn crashed(&self, actor: &'static str) {
-        *self.crashes.lock().unwrap_or_else(|p| p.into_inner()).entry(actor).or_default() += 1;
+    pub fn crashed(&self, actor: &str) {
+        self.crashes.with_label_values(&[actor]).inc();
+    }
+    pub fn set_in_flight(&self, events: u32) {
+        self.in_flight.set(events.into());
+    }
+    /// The broker acknowledged a record for `topic` this long after it was handed over.
+    pub fn produced(&self, topic: &str, latency: Duration) {
+        self.produce_latency.with_label_values(&[topic]).observe(latency.as_secs_f64());
+    }
+    /// This service took the event of an order created at `created_at_ms` (if it says).
+    pub fn took_event_created_at(&self, created_at_ms: Option<u64>) {
+        let Some(created_at_ms) = created_at_ms else { return };
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        self.end_to_end_latency.observe(now_ms.saturating_sub(created_at_ms) as f64 / 1000.0);
     }
 
-    /// `processed=2000 crashes=3 (ConsumerActor=1 PaymentActor=2) restarts=3 ... retries=0`
+    /// Takes each assigned partition's lag from a consumer's librdkafka statistics.
+    pub fn consumer_statistics(&self, statistics: &Statistics) {
+        self.consumer_lag.reset(); // partitions no longer assigned disappear
+        for (topic, partitions) in &statistics.topics {
+            for (&partition, numbers) in &partitions.partitions {
+                // librdkafka reports -1 for partitions it does not consume (and its internal partition -1).
+                if partition >= 0 && numbers.consumer_lag >= 0 {
+                    self.consumer_lag
+                        .with_label_values(&[topic, &partition.to_string()])
+                        .set(numbers.consumer_lag);
+                }
+            }
+        }
+    }
+
+    /// The registry in Prometheus's text exposition format.
+    pub fn exposition(&self) -> String {
+        TextEncoder::new().encode_to_string(&self.registry.gather()).expect("the registry encodes as text")
+    }
+
+    /// `processed=2000 crashes=3 (ConsumerActor=1 PaymentActor=2) restarts=3 ... retries=0`, read from the registry.
     pub fn summary(&self) -> String {
-        let crashes = self.crashes.lock().unwrap_or_else(|p| p.into_inner());
-        let total: u64 = crashes.values().sum();
+        let mut totals: BTreeMap<String, u64> = BTreeMap::new();
+        let mut crashes: BTreeMap<String, u64> = BTreeMap::new();
+        for family in self.registry.gather() {
+            for metric in family.get_metric() {
+                let value = metric.get_counter().get_value() as u64;
+                *totals.entry(family.name().to_string()).or_default() += value;
+                if family.name() == "pipeline_crashes_total" {
+                    let actor = metric.get_label().iter().find(|l| l.name() == "actor").map(|l| l.value());
+                    crashes.insert(actor.unwrap_or_default().to_string(), value);
+                }
+            }
+        }
+        let total = |name: &str| totals.get(name).copied().unwrap_or_default();
         let per_actor: Vec<String> = crashes.iter().map(|(actor, n)| format!("{actor}={n}")).collect();
         format!(
             "processed={} crashes={} ({}) restarts={} redeliveries={} duplicates_suppressed={} dead_lettered={} retries={}",
-            self.processed.load(Relaxed),
-            total,
+            total("pipeline_events_processed_total"),
+            total("pipeline_crashes_total"),
             per_actor.join(" "),
-            self.restarts.load(Relaxed),
-            self.redeliveries.load(Relaxed),
-            self.duplicates_suppressed.load(Relaxed),
-            self.dead_lettered.load(Relaxed),
-            self.retries.load(Relaxed),
+            total("pipeline_restarts_total"),
+            total("pipeline_redeliveries_total"),
+            total("pipeline_duplicates_suppressed_total"),
+            total("pipeline_dead_lettered_total"),
+            total("pipeline_retries_total"),
         )
     }
+}
+
+fn opts(name: &str, help: &str) -> Opts {
+    Opts::new(name, help).namespace("pipeline")
+}
+
+fn counter(name: &str, help: &str) -> IntCounter {
+    IntCounter::with_opts(opts(name, help)).expect("valid metric")
+}
+
+fn counters(name: &str, help: &str, label: &str) -> IntCounterVec {
+    IntCounterVec::new(opts(name, help), &[label]).expect("valid metric")
 }
 
 #[cfg(test)]
@@ -77,7 +206,7 @@ mod tests {
         stats.crashed("PaymentActor");
         stats.crashed("ConsumerActor");
         stats.crashed("PaymentActor");
-        stats.restarted();
+        stats.restarted("PaymentActor");
         stats.redelivered();
         stats.duplicate_suppressed();
         stats.dead_lettered();
@@ -87,5 +216,25 @@ mod tests {
             "processed=2 crashes=3 (ConsumerActor=1 PaymentActor=2) restarts=1 redeliveries=1 \
              duplicates_suppressed=1 dead_lettered=1 retries=1"
         );
+    }
+
+    #[test]
+    fn exposes_the_same_numbers_to_prometheus() {
+        let stats = Stats::default();
+        stats.processed();
+        stats.crashed("PaymentActor");
+        stats.produced("payment_topic", Duration::from_millis(3));
+        stats.took_event_created_at(Some(0));
+        let text = stats.exposition();
+        for line in [
+            "# TYPE pipeline_events_processed_total counter",
+            "pipeline_events_processed_total 1",
+            "pipeline_crashes_total{actor=\"PaymentActor\"} 1",
+            "pipeline_produce_latency_seconds_bucket{topic=\"payment_topic\",le=\"0.004\"} 1",
+            "pipeline_produce_latency_seconds_count{topic=\"payment_topic\"} 1",
+            "pipeline_end_to_end_latency_seconds_count 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
     }
 }

@@ -170,7 +170,7 @@ impl<W: Worker> Supervised<W> {
                     W::NAME,
                     backoff.as_millis()
                 );
-                self.stats.restarted();
+                self.stats.restarted(W::NAME);
                 self.redelivery = Some((input, backoff));
                 ctx.stop(); // actix::Supervisor restarts us: see `restarting`, `started`
             }

@@ -57,7 +57,7 @@ async fn a_record_refused_for_good_stops_the_service_instead_of_being_retried_fo
         shutdown: Shutdown::default(),
     };
     let producer = kafka::producer(&kafka, "test").expect("a producer");
-    let producer = Supervised::start(ProducerActor::new(producer), &supervision);
+    let producer = Supervised::start(ProducerActor::new(producer, supervision.stats.clone()), &supervision);
     let (completions, mut completed) = mpsc::unbounded_channel();
     let source = Source(completions).start();
 

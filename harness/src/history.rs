@@ -60,7 +60,7 @@ pub fn write_paid_history(broker: &Broker, orders: u64, uncommitted: u64, group:
         .set("group.id", group)
         .create()
         .expect("cannot create the committing client");
-    let reader = kafka::reader(&broker.address, "history").expect("a reader");
+    let reader = kafka::reader(&broker.client_config(), "history").expect("a reader");
     let mut commit = TopicPartitionList::new();
     for partition in 0..PARTITIONS {
         let (_, end) = kafka::watermarks(&reader, "order_topic", partition).expect("order_topic's offsets");

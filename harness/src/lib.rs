@@ -9,7 +9,10 @@
 
 pub mod history;
 pub mod logline;
+pub mod scrape;
+mod security;
 
+pub use security::Security;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, TcpStream};
@@ -23,9 +26,26 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("harness is in the workspace").to_path_buf()
 }
 
-/// Where the service binaries are: built with the same profile as this crate.
-fn binaries() -> PathBuf {
-    workspace().join(if cfg!(debug_assertions) { "target/debug" } else { "target/release" })
+/// The binary `name` of this workspace, built with the same profile as this crate.
+fn binary(name: &str) -> PathBuf {
+    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    let binary = workspace().join("target").join(profile).join(name);
+    let flag = if cfg!(debug_assertions) { "" } else { " --release" };
+    assert!(
+        binary.exists(),
+        "{} is not built: run `cargo build{flag} --workspace --bins` first (./scripts/test does it)",
+        binary.display()
+    );
+    binary
+}
+
+/// Runs `name` (a binary of this workspace, e.g. `order-trace`) to its end.
+pub fn run(name: &str, args: &[&str]) -> std::process::Output {
+    let binary = binary(name);
+    Command::new(&binary)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()))
 }
 
 /// A Nisshi broker on a free port of 127.0.0.1, with durable sqlite storage in a
@@ -35,6 +55,7 @@ pub struct Broker {
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    security: Security,
 }
 
 impl Broker {
@@ -49,19 +70,59 @@ impl Broker {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("pipeline-harness-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("cannot create a temporary folder for the broker");
-        Broker { address: format!("127.0.0.1:{port}"), port, dir, child: None }
+        Broker { address: format!("127.0.0.1:{port}"), port, dir, child: None, security: Security::default() }
+    }
+
+    /// A broker that lets in only the clients that `security` says: those with
+    /// [`Broker::client_args`] (which [`Service::start`] passes).
+    pub fn start_secured(security: Security) -> Broker {
+        let mut broker = Broker::stopped();
+        if let Some((name, password)) = &security.user {
+            // Nisshi keeps its users in its storage: create this one while the
+            // broker is open to all, then start it again secured.
+            broker.restart();
+            let nisshi = nisshi();
+            let url = format!("tcp://{}", broker.address);
+            let created = Command::new(&nisshi)
+                .args(["user", "create", "--broker", &url, "--mechanism", "scram512", name, password])
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run {}: {e}", nisshi.display()));
+            assert!(created.status.success(), "nisshi user create failed: {created:?}");
+            broker.terminate(Duration::from_secs(30));
+        }
+        if security.tls {
+            security::write_self_signed_certificate(&broker.dir);
+        }
+        broker.security = security;
+        // Written once: a service reads it as it starts, perhaps while the next one starts.
+        let properties = broker.client_properties().join("\n") + "\n";
+        std::fs::write(broker.client_properties_file(), properties)
+            .expect("cannot write the client properties");
+        broker.restart();
+        broker
+    }
+
+    /// The flags a service needs to get into this broker: `--kafka-config FILE`
+    /// with the properties of [`Broker::client_properties`] (none for a broker open to all).
+    pub fn client_args(&self) -> Vec<String> {
+        if self.client_properties().is_empty() {
+            return Vec::new();
+        }
+        vec!["--kafka-config".into(), self.client_properties_file().display().to_string()]
+    }
+
+    fn client_properties_file(&self) -> PathBuf {
+        self.dir.join("client.properties")
+    }
+
+    /// The librdkafka properties (KEY=VALUE) a client needs to get into this broker.
+    pub fn client_properties(&self) -> Vec<String> {
+        self.security.client_properties(&self.dir)
     }
 
     /// Starts the broker (again) on its port and storage.
     pub fn restart(&mut self) {
-        let nisshi = std::env::var_os("NISSHI_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| workspace().join(".tools/bin/nisshi"));
-        assert!(
-            nisshi.exists(),
-            "the Nisshi broker is not installed at {}: run ./scripts/install-nisshi (./scripts/test does it)",
-            nisshi.display()
-        );
+        let nisshi = nisshi();
         // Appended to, so a restarted broker's log follows the previous run's.
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -73,6 +134,7 @@ impl Broker {
             .current_dir(&self.dir) // the sqlite path is relative to it
             .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
             .args(["--storage-engine", "sqlite://nisshi.db"])
+            .args(self.security.broker_flags(&self.dir))
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)
             .spawn()
@@ -115,6 +177,17 @@ impl Broker {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
+    /// A client configuration that gets into this broker.
+    pub fn client_config(&self) -> rdkafka::ClientConfig {
+        let mut config = rdkafka::ClientConfig::new();
+        config.set("bootstrap.servers", &self.address);
+        for property in self.client_properties() {
+            let (key, value) = property.split_once('=').expect("KEY=VALUE");
+            config.set(key, value);
+        }
+        config
+    }
+
     fn log_path(&self) -> PathBuf {
         self.dir.join("nisshi.log")
     }
@@ -128,6 +201,19 @@ impl Drop for Broker {
         keep_log("broker", &self.log());
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The Nisshi binary: `NISSHI_BIN`, or the one `scripts/install-nisshi` installs.
+fn nisshi() -> PathBuf {
+    let nisshi = std::env::var_os("NISSHI_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join(".tools/bin/nisshi"));
+    assert!(
+        nisshi.exists(),
+        "the Nisshi broker is not installed at {}: run ./scripts/install-nisshi (./scripts/test does it)",
+        nisshi.display()
+    );
+    nisshi
 }
 
 fn free_port() -> u16 {
@@ -149,9 +235,12 @@ pub struct Service {
 }
 
 impl Service {
-    /// Starts `name` (a binary of this workspace) against `broker` with `args`.
+    /// Starts `name` (a binary of this workspace) against `broker` with `args`,
+    /// and what it needs to get into a secured broker.
     pub fn start(name: &str, broker: &Broker, args: &[&str]) -> Service {
-        Service::start_at(name, &broker.address, args)
+        let client_args = broker.client_args();
+        let all: Vec<&str> = client_args.iter().map(String::as_str).chain(args.iter().copied()).collect();
+        Service::start_at(name, &broker.address, &all)
     }
 
     /// Starts `name` against the broker `address`, which may not exist.
@@ -161,13 +250,7 @@ impl Service {
 
     /// Starts `name` against `address` with `RUST_LOG=rust_log`.
     pub fn start_logging(name: &str, address: &str, args: &[&str], rust_log: &str) -> Service {
-        let binary = binaries().join(name);
-        let profile = if cfg!(debug_assertions) { "" } else { " --release" };
-        assert!(
-            binary.exists(),
-            "{} is not built: run `cargo build{profile} --workspace --bins` first (./scripts/test does it)",
-            binary.display()
-        );
+        let binary = binary(name);
         let mut child = Command::new(&binary)
             .args(["--brokers", address, "--stats-interval", "0"])
             .args(args)
@@ -393,7 +476,7 @@ pub struct Record {
 pub fn records_on_topic(broker: &Broker, topic: &str) -> Vec<Record> {
     use rdkafka::message::{Headers, Message};
     let mut records = Vec::new();
-    common::kafka::read_to_end(&broker.address, topic, |record| {
+    common::kafka::read_to_end(&broker.client_config(), topic, |record| {
         let headers = record.headers().map_or_else(BTreeMap::new, |headers| {
             headers
                 .iter()

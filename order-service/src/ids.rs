@@ -11,6 +11,7 @@ use common::event::{OrderEvent, Status};
 use common::kafka::read_tail;
 use log::info;
 use rdkafka::message::Message as _;
+use rdkafka::ClientConfig;
 use std::time::Instant;
 
 /// The first order id on a topic that holds no order yet.
@@ -38,8 +39,13 @@ impl IdClass {
 }
 
 /// The first id of this run: `start_id` if given, else the first after the
-/// highest order on `topic`. Reads the topic (blocking).
-pub fn first_id(brokers: &str, topic: &str, class: IdClass, start_id: Option<u64>) -> Result<u64, String> {
+/// highest order on `topic`, read with `client` (blocking).
+pub fn first_id(
+    client: &ClientConfig,
+    topic: &str,
+    class: IdClass,
+    start_id: Option<u64>,
+) -> Result<u64, String> {
     if let Some(start) = start_id {
         let first = class.first_from(start);
         info!(target: "OrderGenerator", "order ids start at {first} (--start-id {start})");
@@ -47,7 +53,7 @@ pub fn first_id(brokers: &str, topic: &str, class: IdClass, start_id: Option<u64
     }
     let started = Instant::now();
     let (mut highest, mut records) = (None::<u64>, 0u64);
-    read_tail(brokers, topic, TAIL, |record| {
+    read_tail(client, topic, TAIL, |record| {
         records += 1;
         if let Ok(order) = OrderEvent::decode(record.payload(), &[Status::Created]) {
             highest = highest.max(Some(order.order_id));

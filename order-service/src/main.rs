@@ -68,9 +68,9 @@ fn main() -> ExitCode {
         |mut service| async move {
             let topic = &args.kafka.order_topic;
             service.prepare_topics(std::slice::from_ref(topic)).await?;
-            let (brokers, topic, start_id) = (args.kafka.brokers.clone(), topic.clone(), args.start_id);
+            let (client, topic, start_id) = (args.kafka.client_config(), topic.clone(), args.start_id);
             let first_id =
-                actix_rt::task::spawn_blocking(move || ids::first_id(&brokers, &topic, class, start_id))
+                actix_rt::task::spawn_blocking(move || ids::first_id(&client, &topic, class, start_id))
                     .await
                     .map_err(|e| format!("cannot read where order ids continue: {e}"))??;
             let producer = service.start_producer()?;

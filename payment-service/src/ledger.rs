@@ -29,7 +29,7 @@ use common::shutdown::Shutdown;
 use log::{info, warn};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedMessage, Headers, Message as _};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
@@ -46,7 +46,8 @@ pub const MIN_BLOCK: i64 = 1_000;
 /// Where the service's topics are, and how they map onto each other.
 #[derive(Clone, Debug)]
 pub struct Topics {
-    pub brokers: String,
+    /// Where the broker is and how to reach it (`-X`, `--kafka-config`).
+    pub client: ClientConfig,
     pub group: String,
     pub orders: String,
     pub payments: String,
@@ -111,7 +112,7 @@ pub fn load_after_assign(
 /// Reads the ledger of the `assigned` partitions of `order_topic`. Blocking.
 fn load(topics: &Topics, assigned: &[i32]) -> Result<Ledger, String> {
     let started = Instant::now();
-    let reader = kafka::reader(&topics.brokers, &topics.group)?;
+    let reader = kafka::reader(&topics.client, &topics.group)?;
     let committed = committed_positions(&reader, &topics.orders, assigned)?;
     let mut ledger = Ledger::default();
     // Orders that can come again: from the committed position (or the start) to the end.

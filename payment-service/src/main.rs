@@ -18,6 +18,7 @@ use common::kafka::{self, dead_letter_topic};
 use ledger::Topics;
 use log::{info, warn};
 use payment::{PaymentActor, PaymentSetup};
+use rdkafka::ClientConfig;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -50,7 +51,8 @@ fn main() -> ExitCode {
             let (orders, payments) = (&args.kafka.order_topic, &args.kafka.payment_topic);
             service.prepare_topics(&[orders.clone(), payments.clone(), dead_letter_topic(orders)]).await?;
             let in_flight = args.runtime.max_in_flight;
-            let topics = map_topics(&args.kafka.brokers, &args.group_id, orders, payments, in_flight).await?;
+            let client = args.kafka.client_config();
+            let topics = map_topics(client, &args.group_id, orders, payments, in_flight).await?;
             let producer = service.start_producer()?;
             let payment = service.supervise(PaymentActor::new(PaymentSetup {
                 decline_rate: args.decline_rate,
@@ -81,16 +83,15 @@ fn main() -> ExitCode {
 /// payment event can go to its order's partition number and the ledger need read
 /// only the partitions of the orders assigned (see `ledger.rs`).
 async fn map_topics(
-    brokers: &str,
+    client: ClientConfig,
     group: &str,
     orders: &str,
     payments: &str,
     max_in_flight: u32,
 ) -> Result<Topics, String> {
-    let (brokers, group, orders, payments) =
-        (brokers.to_string(), group.to_string(), orders.to_string(), payments.to_string());
+    let (group, orders, payments) = (group.to_string(), orders.to_string(), payments.to_string());
     actix_rt::task::spawn_blocking(move || {
-        let reader = kafka::reader(&brokers, &group)?;
+        let reader = kafka::reader(&client, &group)?;
         let (order_partitions, payment_partitions) =
             (kafka::partition_count(&reader, &orders)?, kafka::partition_count(&reader, &payments)?);
         let pinned = order_partitions == payment_partitions;
@@ -105,7 +106,7 @@ async fn map_topics(
             );
         }
         let block = (2 * i64::from(max_in_flight)).max(ledger::MIN_BLOCK);
-        Ok(Topics { brokers, group, orders, payments, pinned, block })
+        Ok(Topics { client, group, orders, payments, pinned, block })
     })
     .await
     .map_err(|e| format!("cannot check the topics' partitions: {e}"))?
