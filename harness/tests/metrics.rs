@@ -41,13 +41,13 @@ fn metrics_and_probes_tell_what_happened() {
         assert_eq!(http_get(address, "/ready"), (200, "ready\n".into()), "{address}");
     }
     let mut orders = Service::start("order-service", &broker, &["--count", "300", "--rate", "0"]);
+    assert!(orders.wait_exit(Duration::from_secs(60)).success(), "order-service failed");
     let producer: BaseProducer = broker.client_config().create().expect("a test producer");
     for i in 0..BAD_RECORDS as u32 {
         let record = BaseRecord::to("order_topic").key("bad").payload("not an order");
         producer.send(record).map_err(|(e, _)| e).unwrap_or_else(|e| panic!("bad record {i}: {e}"));
     }
     producer.flush(Duration::from_secs(10)).expect("the test producer flushes");
-    assert!(orders.wait_exit(Duration::from_secs(60)).success(), "order-service failed");
     notification.wait_until("every order is notified", Duration::from_secs(60), |lines| {
         count_orders(lines, NOTIFIED).len() as f64 >= ORDERS
     });
@@ -83,6 +83,7 @@ fn metrics_and_probes_tell_what_happened() {
         ("pipeline_restarts_total", "restarts"),
         ("pipeline_redeliveries_total", "redeliveries"),
         ("pipeline_dead_lettered_total", "dead_lettered"),
+        ("pipeline_retries_total", "retries"),
     ] {
         assert_eq!(total(&paid, metric), counter(&line, name) as f64, "{metric} vs {line}");
     }
