@@ -103,3 +103,21 @@ fn a_sasl_scram_broker_over_tls_lets_in_only_its_user_and_no_secret_is_logged() 
         "payment-service does not show its client properties, masked"
     );
 }
+
+#[test]
+fn bad_client_properties_are_usage_errors_that_never_echo_a_secret() {
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["-X", "secuirty.protocol=SSL"],
+            r#"a -X value is refused by librdkafka: No such configuration property: "secuirty.protocol""#,
+        ),
+        (&["-X", "sasl.password:hunter2"], "a -X value is not KEY=VALUE"),
+        (&["--kafka-config", "/nonexistent/client.properties"], "--kafka-config: cannot read /nonexistent"),
+    ];
+    for (args, why) in cases {
+        let refused = harness::run("payment-service", args);
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(why) && !stderr.contains("hunter2"), "{args:?}: {stderr}");
+    }
+}
