@@ -348,7 +348,9 @@ async fn wait_for_broker(kafka: &KafkaArgs, service: &str) -> Result<(), String>
         let client = probe.clone();
         let metadata = actix_rt::task::spawn_blocking(move || {
             let answer = client.client().fetch_metadata(None, attempt).map(|_| ());
-            client.poll(Duration::from_millis(100)); // serves what librdkafka queued meanwhile
+            if answer.is_err() {
+                client.poll(Duration::from_millis(100)); // serves what librdkafka queued: why it failed
+            }
             answer
         })
         .await
