@@ -382,16 +382,36 @@ async fn wait_for_broker(kafka: &KafkaArgs, service: &str) -> Result<(), String>
 /// How long a reader waits for metadata, watermarks or the next record.
 const READ_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// A client that reads partitions it assigns itself (see [`reader`]).
+pub type Reader = BaseConsumer<ReaderContext>;
+
+/// A reader's context. Its failures come back as the errors of the calls that
+/// read, so librdkafka's own lines go to debug: among them the error it logs when
+/// a reader closes while logging in to its group coordinator (on a SASL broker).
+pub struct ReaderContext;
+
+impl ClientContext for ReaderContext {
+    fn log(&self, _: RDKafkaLogLevel, facility: &str, message: &str) {
+        debug!(target: "librdkafka", "reader: {facility}: {message}");
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        debug!(target: "librdkafka", "reader: {error}: {reason}");
+    }
+}
+
+impl ConsumerContext for ReaderContext {}
+
 /// A client that reads partitions it assigns itself, outside any consumer group's
 /// membership. `group` only names whose committed offsets it may look up;
 /// `client` says where the broker is and how to reach it (see [`KafkaArgs::client_config`]).
-pub fn reader(client: &ClientConfig, group: &str) -> Result<BaseConsumer, String> {
+pub fn reader(client: &ClientConfig, group: &str) -> Result<Reader, String> {
     client
         .clone()
         .set("group.id", group) // never joined: partitions are assigned
         .set("enable.auto.commit", "false")
         .set("fetch.wait.max.ms", "10")
-        .create()
+        .create_with_context(ReaderContext)
         .map_err(|e| {
             let brokers = client.get("bootstrap.servers").unwrap_or_default();
             format!("cannot create a Kafka reader for {brokers}: {e}")
@@ -399,7 +419,7 @@ pub fn reader(client: &ClientConfig, group: &str) -> Result<BaseConsumer, String
 }
 
 /// How many partitions `topic` has. Blocking.
-pub fn partition_count(reader: &BaseConsumer, topic: &str) -> Result<i32, String> {
+pub fn partition_count(reader: &Reader, topic: &str) -> Result<i32, String> {
     let metadata = reader
         .fetch_metadata(Some(topic), READ_TIMEOUT)
         .map_err(|e| format!("cannot read the metadata of {topic}: {e}"))?;
@@ -411,7 +431,7 @@ pub fn partition_count(reader: &BaseConsumer, topic: &str) -> Result<i32, String
 }
 
 /// The first and one-past-the-last offsets of `topic[partition]`. Blocking.
-pub fn watermarks(reader: &BaseConsumer, topic: &str, partition: i32) -> Result<(i64, i64), String> {
+pub fn watermarks(reader: &Reader, topic: &str, partition: i32) -> Result<(i64, i64), String> {
     reader
         .fetch_watermarks(topic, partition, READ_TIMEOUT)
         .map_err(|e| format!("cannot read the offsets of {topic}[{partition}]: {e}"))
@@ -458,7 +478,7 @@ fn read_partitions(
 /// Reads the records of `topic` in each `(partition, from, to)`, `from` included
 /// and `to` excluded, handing each to `each`. Blocking.
 pub fn read_ranges(
-    reader: &BaseConsumer,
+    reader: &Reader,
     topic: &str,
     ranges: &[(i32, i64, i64)],
     mut each: impl FnMut(&BorrowedMessage),

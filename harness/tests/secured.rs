@@ -2,14 +2,14 @@
 //! broker that requires SASL/SCRAM, through `-X` and `--kafka-config`; clients
 //! without what it takes are refused, and no secret is ever logged.
 
-use harness::{assert_exactly_once, count_orders, Broker, Security, Service, NOTIFIED};
+use harness::{assert_exactly_once, count_orders, errors, Broker, Security, Service, NOTIFIED};
 use std::time::Duration;
 
 const ORDERS: u64 = 200;
 const PASSWORD: &str = "pa55-w0rd-never-logged";
 
 /// Runs `ORDERS` orders through the three services started by `start`, and
-/// checks each is notified exactly once.
+/// checks each is notified exactly once and no service logged an error.
 fn orders_flow(start: impl Fn(&str, &[&str]) -> Service) -> Vec<Service> {
     let mut notification = start("notification-service", &[]);
     let mut payment = start("payment-service", &[]);
@@ -22,7 +22,12 @@ fn orders_flow(start: impl Fn(&str, &[&str]) -> Service) -> Vec<Service> {
     payment.stop_gracefully(Duration::from_secs(30));
     notification.stop_gracefully(Duration::from_secs(30));
     assert_exactly_once(&count_orders(&notification.lines(), NOTIFIED), 1001..=1000 + ORDERS, "notified");
-    vec![orders, payment, notification]
+    let services = vec![orders, payment, notification];
+    for service in &services {
+        let lines = service.lines();
+        assert!(errors(&lines).is_empty(), "{} logged errors: {:#?}", service.name, errors(&lines));
+    }
+    services
 }
 
 /// Starts payment-service with `args` and `RUST_LOG=rust_log` against `broker` and

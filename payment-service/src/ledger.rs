@@ -24,10 +24,10 @@
 
 use actix::{Message, Recipient};
 use common::event::{OrderEvent, Status};
-use common::kafka::{self, read_ranges, watermarks};
+use common::kafka::{self, read_ranges, watermarks, Reader};
 use common::shutdown::Shutdown;
 use log::{info, warn};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::message::{BorrowedMessage, Headers, Message as _};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::collections::{HashMap, HashSet};
@@ -145,7 +145,7 @@ fn load(topics: &Topics, assigned: &[i32]) -> Result<Ledger, String> {
 
 /// The committed offset of each of `partitions` (`None`: nothing committed yet).
 fn committed_positions(
-    reader: &BaseConsumer,
+    reader: &Reader,
     topic: &str,
     partitions: &[i32],
 ) -> Result<HashMap<i32, Option<i64>>, String> {
@@ -171,7 +171,7 @@ fn committed_positions(
 /// same partitions of `payments` backwards, a block of each per step. Returns how
 /// many payment events were read.
 fn paid_since(
-    reader: &BaseConsumer,
+    reader: &Reader,
     payments: &str,
     block: i64,
     uncommitted: &HashMap<i32, Option<i64>>,
@@ -222,7 +222,7 @@ fn paid_since(
 }
 
 /// Adds to `paid` every order with a payment event anywhere on `payments`.
-fn paid_anywhere(reader: &BaseConsumer, payments: &str, paid: &mut HashSet<u64>) -> Result<usize, String> {
+fn paid_anywhere(reader: &Reader, payments: &str, paid: &mut HashSet<u64>) -> Result<usize, String> {
     let mut ranges = Vec::new();
     for partition in 0..kafka::partition_count(reader, payments)? {
         let (first, end) = watermarks(reader, payments, partition)?;
