@@ -444,7 +444,7 @@ pub fn read_to_end(
     topic: &str,
     each: impl FnMut(&BorrowedMessage),
 ) -> Result<(), String> {
-    read_partitions(client, topic, |low, _| low, each)
+    read_partitions(&reader(client, "read-to-end")?, topic, |low, _| low, each)
 }
 
 /// Reads the last `n` records of each partition of `topic` (all of them where it
@@ -455,24 +455,23 @@ pub fn read_tail(
     n: i64,
     each: impl FnMut(&BorrowedMessage),
 ) -> Result<(), String> {
-    read_partitions(client, topic, |low, high| (high - n).max(low), each)
+    read_partitions(&reader(client, "read-to-end")?, topic, |low, high| (high - n).max(low), each)
 }
 
-/// Reads each partition of `topic` from the offset `from(low, high)` (given its
-/// watermarks) to its current end. Blocking.
-fn read_partitions(
-    client: &ClientConfig,
+/// Reads each partition of `topic` with `reader`, from the offset `from(low, high)`
+/// (given its watermarks) to its current end. Blocking.
+pub fn read_partitions(
+    reader: &Reader,
     topic: &str,
     from: impl Fn(i64, i64) -> i64,
     each: impl FnMut(&BorrowedMessage),
 ) -> Result<(), String> {
-    let reader = reader(client, "read-to-end")?;
     let mut ranges = Vec::new();
-    for partition in 0..partition_count(&reader, topic)? {
-        let (low, high) = watermarks(&reader, topic, partition)?;
+    for partition in 0..partition_count(reader, topic)? {
+        let (low, high) = watermarks(reader, topic, partition)?;
         ranges.push((partition, from(low, high), high));
     }
-    read_ranges(&reader, topic, &ranges, each)
+    read_ranges(reader, topic, &ranges, each)
 }
 
 /// Reads the records of `topic` in each `(partition, from, to)`, `from` included

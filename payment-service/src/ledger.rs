@@ -223,18 +223,18 @@ fn paid_since(
 
 /// Adds to `paid` every order with a payment event anywhere on `payments`.
 fn paid_anywhere(reader: &Reader, payments: &str, paid: &mut HashSet<u64>) -> Result<usize, String> {
-    let mut ranges = Vec::new();
-    for partition in 0..kafka::partition_count(reader, payments)? {
-        let (first, end) = watermarks(reader, payments, partition)?;
-        ranges.push((partition, first, end));
-    }
     let mut read = 0;
-    read_ranges(reader, payments, &ranges, |record| {
-        read += 1;
-        if let Ok(payment) = OrderEvent::decode(record.payload(), PAYMENTS) {
-            paid.insert(payment.order_id);
-        }
-    })?;
+    kafka::read_partitions(
+        reader,
+        payments,
+        |first, _| first,
+        |record| {
+            read += 1;
+            if let Ok(payment) = OrderEvent::decode(record.payload(), PAYMENTS) {
+                paid.insert(payment.order_id);
+            }
+        },
+    )?;
     Ok(read)
 }
 
