@@ -24,13 +24,7 @@ pub struct Restart {
 /// Writes `history` paid orders, then starts payment-service and times it.
 pub fn run(history: u64, timeout: Duration) -> Restart {
     let broker = Broker::start();
-    // A first run creates the topics, then leaves the group.
-    let mut first = Service::start("payment-service", &broker, &[]);
-    first.wait_until("its partitions", timeout, |lines| {
-        lines.iter().any(|l| l.contains("partitions assigned"))
-    });
-    first.stop_gracefully(timeout);
-    write_paid_history(&broker, history, UNCOMMITTED, "payment-service");
+    write_paid_history(&broker, history, UNCOMMITTED);
 
     let started = Instant::now();
     let mut payment = Service::start("payment-service", &broker, &[]);

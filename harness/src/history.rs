@@ -2,7 +2,7 @@
 //! payment-service had paid every order of it and committed all but the last few
 //! of each partition. For the tests and the benchmark of a restart over history.
 
-use crate::Broker;
+use crate::{Broker, Service};
 use common::kafka::{self, PARTITIONS};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -21,13 +21,19 @@ pub struct History {
     pub uncommitted: Vec<u64>,
 }
 
-/// Writes `orders` orders to `order_topic` (order `id` in partition `id % 3`) and
-/// one payment event each to the same partition of `payment_topic`, with the
-/// headers payment-service writes; then commits, for consumer `group` of
-/// `order_topic`, every order but the last `uncommitted` of each partition. The
-/// topics must exist (a payment-service run creates them) and be empty, and no
-/// member of `group` may be running.
-pub fn write_paid_history(broker: &Broker, orders: u64, uncommitted: u64, group: &str) -> History {
+/// Runs payment-service once, so that it creates its topics and leaves its group
+/// "payment-service"; then writes `orders` orders to `order_topic` (order `id` in
+/// partition `id % 3`) and one payment event each to the same partition of
+/// `payment_topic`, with the headers payment-service writes; then commits, for the
+/// group, every order but the last `uncommitted` of each partition. The topics
+/// must not exist yet.
+pub fn write_paid_history(broker: &Broker, orders: u64, uncommitted: u64) -> History {
+    let mut first = Service::start("payment-service", broker, &[]);
+    let minute = Duration::from_secs(60);
+    first.wait_until("its partitions", minute, |lines| {
+        lines.iter().any(|l| l.contains("partitions assigned"))
+    });
+    first.stop_gracefully(minute);
     let ids = 1001..=1000 + orders;
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", &broker.address)
@@ -57,7 +63,7 @@ pub fn write_paid_history(broker: &Broker, orders: u64, uncommitted: u64, group:
 
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &broker.address)
-        .set("group.id", group)
+        .set("group.id", "payment-service")
         .create()
         .expect("cannot create the committing client");
     let reader = kafka::reader(&broker.client_config(), "history").expect("a reader");
