@@ -42,7 +42,8 @@ impl Pipeline {
                 .chain(["--crash-actor", "any", "--crash-mode", "panic", "--broker-wait-secs", "0"])
                 .collect::<Vec<_>>(),
         );
-        notification.wait_until("the first email", Duration::from_secs(120), |lines| emails_in(lines) > 0);
+        notification
+            .wait_until("the first email", Duration::from_secs(120), |lines| distinct_emails(lines) > 0);
         Pipeline {
             seed,
             count,
@@ -136,10 +137,6 @@ fn start_notification(broker: &Broker, seed: u64) -> Service {
     let args = ["--instance-id", "notification-1", "--seed", &seed, "--crash-rate", CRASH_RATE];
     let faults = ["--crash-actor", "any", "--crash-mode", "error", "--broker-wait-secs", "0"];
     Service::start("notification-service", broker, &[&args[..], &faults[..]].concat())
-}
-
-fn emails_in(lines: &[String]) -> usize {
-    lines.iter().filter(|l| EMAILED.iter().any(|m| l.contains(m))).count()
 }
 
 /// How many different orders the `lines` email.
