@@ -11,9 +11,10 @@
 //! reads the payments and notes when each order arrived.
 
 use crate::clients;
-use crate::measure::{now_ms, Sample};
+use crate::measure::Sample;
 use common::event::{OrderEvent, Status};
 use common::kafka::KafkaContext;
+use harness::logline::now_ms;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};

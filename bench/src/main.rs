@@ -28,7 +28,8 @@ mod report;
 
 use clap::Parser;
 use cli::{Args, Plan};
-use measure::{after_warmup, latency, now_ms, throughput, write_csv, Sample};
+use harness::logline::now_ms;
+use measure::{after_warmup, latency, throughput, write_csv, Sample};
 use report::{Figures, Report};
 use std::process::ExitCode;
 

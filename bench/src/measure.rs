@@ -1,8 +1,6 @@
 //! What a run measured: one sample per order (created, done), and the figures
 //! made from them: throughput end to end, and latency percentiles.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 /// One order's trip: both times in ms since the Unix epoch.
 #[derive(Clone, Copy, Debug)]
 pub struct Sample {
@@ -17,11 +15,6 @@ pub struct Latency {
     pub p50: f64,
     pub p99: f64,
     pub max: f64,
-}
-
-/// Now, in ms since the Unix epoch: the clock `created_at_ms` uses.
-pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The samples without the first `warmup` orders (order ids grow as orders are made).

@@ -17,6 +17,7 @@ mod report;
 mod storm;
 
 use clap::Parser;
+use harness::logline::now_ms;
 use harness::Broker;
 use pipeline::Pipeline;
 use report::Struck;
@@ -51,7 +52,7 @@ fn main() -> ExitCode {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
     });
     println!("chaos: seed {seed} (--seed {seed} plays this storm again), {} orders", args.orders);
-    let started = Instant::now();
+    let (started, started_ms) = (Instant::now(), now_ms());
     let schedule = storm::schedule(seed, pipeline::PAYMENT_INSTANCES);
     let mut broker = Broker::start();
     let rate = (args.orders as f64 / ORDER_FLOW.as_secs_f64()).max(5.0);
@@ -61,7 +62,7 @@ fn main() -> ExitCode {
     let mut poison = Vec::new();
     for step in schedule {
         std::thread::sleep(step.pause); // the random moment itself: nothing to wait for
-        let at_ms = report::now_ms();
+        let at_ms = now_ms();
         println!("chaos: {:5.1} s  {}", started.elapsed().as_secs_f64(), step.fault.describe());
         match &step.fault {
             Fault::KillPayment { instance, down } => pipeline.kill_payment(*instance, *down, &broker),
@@ -84,7 +85,7 @@ fn main() -> ExitCode {
                 poison.extend(records.iter().cloned());
             }
         }
-        struck.push(Struck { at_ms, over_ms: report::now_ms(), fault: step.fault });
+        struck.push(Struck { at_ms, over_ms: now_ms(), fault: step.fault });
     }
 
     println!(
@@ -98,7 +99,7 @@ fn main() -> ExitCode {
     let report = report::Report {
         seed,
         orders: args.orders,
-        started_ms: report::now_ms() - started.elapsed().as_millis() as u64,
+        started_ms,
         duration_s: started.elapsed().as_secs_f64(),
         struck,
         crashes: pipeline.injected_crashes(),

@@ -26,11 +26,6 @@ pub struct Report {
     pub outcome: Outcome,
 }
 
-/// Now, in ms since the Unix epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
-
 impl Report {
     /// Crashes, kills and broker restarts.
     fn faults_injected(&self) -> usize {

@@ -1,6 +1,11 @@
 //! Reads the services' log lines: when a line was written (its UTC timestamp,
 //! `2026-11-25T19:34:12.112Z`) and which order a notification line is about.
 
+/// Now, in ms since the Unix epoch: the clock of the log lines' timestamps.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
 /// The time a log line was written, in ms since the Unix epoch.
 pub fn timestamp_ms(line: &str) -> Option<u64> {
     let text = line.split(' ').next()?;
