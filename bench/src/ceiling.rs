@@ -10,12 +10,11 @@
 //! records in flight like the services, instead of one at a time); the sink
 //! reads the payments and notes when each order arrived.
 
-use crate::clients;
+use crate::clients::{self, CeilingConsumer, Settings};
 use crate::measure::Sample;
 use common::event::{OrderEvent, Status};
-use common::kafka::KafkaContext;
 use harness::logline::now_ms;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use std::collections::HashMap;
@@ -34,7 +33,7 @@ pub struct Setup {
     pub payments_topic: String,
     /// Prefix of the two consumer groups.
     pub group: String,
-    pub fetch_wait_ms: u32,
+    pub settings: Settings,
     pub max_in_flight: u32,
     pub timeout: Duration,
 }
@@ -52,14 +51,14 @@ pub fn run(setup: &Setup, count: u64, rate: Option<f64>) -> Result<Vec<Sample>, 
 
 async fn flow(setup: &Setup, count: u64, rate: Option<f64>) -> Result<Vec<Sample>, String> {
     let (orders, payments) = (&setup.orders_topic, &setup.payments_topic);
-    let kafka = clients::settings(&setup.brokers, setup.fetch_wait_ms)?;
-    clients::create_topics(&kafka, &[orders.clone(), payments.clone()]).await?;
+    let (brokers, kafka) = (&setup.brokers, &setup.settings);
+    clients::create_topics(brokers, &[orders.clone(), payments.clone()]).await?;
     let pass_group = format!("{}_passthrough", setup.group);
     let sink_group = format!("{}_sink", setup.group);
-    let (pass_in, pass_ready) = clients::consumer(&kafka, "passthrough", &pass_group, orders)?;
-    let (sink_in, sink_ready) = clients::consumer(&kafka, "sink", &sink_group, payments)?;
-    let pass_out = clients::producer(&kafka, "passthrough")?;
-    let source_out = clients::producer(&kafka, "source")?;
+    let (pass_in, pass_ready) = clients::consumer(brokers, kafka, "passthrough", &pass_group, orders)?;
+    let (sink_in, sink_ready) = clients::consumer(brokers, kafka, "sink", &sink_group, payments)?;
+    let pass_out = clients::producer(brokers, kafka, "passthrough")?;
+    let source_out = clients::producer(brokers, kafka, "source")?;
 
     let (failed, mut failures) = mpsc::unbounded_channel();
     let in_flight = setup.max_in_flight as usize;
@@ -109,7 +108,7 @@ async fn joined(mut ready: watch::Receiver<bool>, who: &str) -> Result<(), Strin
 /// Makes `count` orders, like order-service's generator: an in-flight slot per
 /// order, freed once the broker has it.
 async fn source(
-    producer: FutureProducer<KafkaContext>,
+    producer: FutureProducer,
     topic: String,
     count: u64,
     rate: Option<f64>,
@@ -165,8 +164,8 @@ struct Pending {
 /// Reads orders, produces payments; one task per input partition stores offsets
 /// in order as deliveries complete.
 async fn passthrough(
-    consumer: Arc<StreamConsumer<KafkaContext>>,
-    producer: FutureProducer<KafkaContext>,
+    consumer: Arc<CeilingConsumer>,
+    producer: FutureProducer,
     out_topic: String,
     in_flight: Arc<Semaphore>,
     failed: mpsc::UnboundedSender<String>,
@@ -211,7 +210,7 @@ async fn passthrough(
 
 /// Stores each offset of one partition once its payment is delivered, in order.
 async fn store_offsets(
-    consumer: Arc<StreamConsumer<KafkaContext>>,
+    consumer: Arc<CeilingConsumer>,
     topic: String,
     partition: i32,
     mut pending: mpsc::UnboundedReceiver<Pending>,
@@ -234,11 +233,7 @@ async fn store_offsets(
 }
 
 /// Reads payments until every order has arrived once; notes when each did.
-async fn sink(
-    consumer: Arc<StreamConsumer<KafkaContext>>,
-    count: u64,
-    received: Arc<AtomicU64>,
-) -> Vec<Sample> {
+async fn sink(consumer: Arc<CeilingConsumer>, count: u64, received: Arc<AtomicU64>) -> Vec<Sample> {
     let mut samples: HashMap<u64, Sample> = HashMap::with_capacity(count as usize);
     while (samples.len() as u64) < count {
         let message = match consumer.recv().await {

@@ -12,6 +12,11 @@ pub struct Args {
     /// Use this broker (host:port) instead of starting the embedded Nisshi one.
     #[arg(long)]
     pub brokers: Option<String>,
+    /// Storage of the embedded broker, a fresh one for each run. In memory, the
+    /// broker is fast enough not to be what limits the clients; on sqlite (what
+    /// the demo and the tests use) it writes ~5,000 records/s here, for any client.
+    #[arg(long, value_enum, default_value_t = Storage::Memory)]
+    pub storage: Storage,
     /// Orders in each throughput run (offered at unlimited rate).
     #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub orders: u64,
@@ -30,17 +35,22 @@ pub struct Args {
     /// Seconds at `--rate` before each latency run's measured orders, not measured.
     #[arg(long, default_value_t = 2.0, value_parser = non_negative)]
     pub warmup_secs: f64,
-    /// The consumers' fetch.wait.max.ms, the same for ceiling and pipeline
-    /// (the services' default).
-    #[arg(long, default_value_t = 50)]
-    pub fetch_wait_ms: u32,
-    /// Events in flight at most, per service and per ceiling stage.
+    /// Throughput runs of each side, alternated; the report gives min, median and max.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub runs: u32,
+    /// Events in flight at most per ceiling stage (the services' --max-in-flight
+    /// default: the same bound on memory).
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_in_flight: u32,
-    /// RUST_LOG of the services. The benchmark needs NotificationActor's lines
-    /// (to time each order), OrderGenerator's and kafka's (to know when to start).
-    #[arg(long, default_value = "warn,NotificationActor=info,OrderGenerator=info,kafka=info")]
-    pub service_log: String,
+    /// Sets a librdkafka property of the ceiling's clients, replacing its tuning
+    /// of that key, e.g. --ceiling-set linger.ms=5 (repeatable). The delivery
+    /// guarantees (idempotence, acks=all, offsets stored by hand) stay.
+    #[arg(long = "ceiling-set", value_name = "KEY=VALUE", value_parser = key_value)]
+    pub ceiling_set: Vec<(String, String)>,
+    /// RUST_LOG of the services [default: unset, so their default level, info].
+    /// The benchmark needs NotificationActor's and kafka's info lines.
+    #[arg(long)]
+    pub service_log: Option<String>,
     /// One more flag for every service, e.g. --service-arg=--drain-timeout-secs=5 (repeatable).
     #[arg(long = "service-arg", allow_hyphen_values = true)]
     pub service_args: Vec<String>,
@@ -65,6 +75,21 @@ pub struct Args {
     pub json: Option<PathBuf>,
 }
 
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq)]
+pub enum Storage {
+    Memory,
+    Sqlite,
+}
+
+fn key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_string(), value.trim().to_string()))
+        }
+        _ => Err(format!("{text:?} is not KEY=VALUE")),
+    }
+}
+
 fn non_negative(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
@@ -83,19 +108,23 @@ fn positive(text: &str) -> Result<f64, String> {
 #[derive(Clone, Debug)]
 pub struct Plan {
     pub brokers: Option<String>,
+    pub storage: Storage,
     pub orders: u64,
     pub rate: f64,
     pub latency_secs: f64,
     pub warmup_orders: u64,
     pub warmup_secs: f64,
-    pub fetch_wait_ms: u32,
+    pub runs: u32,
     pub max_in_flight: u32,
-    pub service_log: String,
+    pub ceiling_set: Vec<(String, String)>,
+    pub service_log: Option<String>,
     pub service_args: Vec<String>,
     pub history_orders: Vec<u64>,
     pub timeout: Duration,
     pub smoke: bool,
     pub json: PathBuf,
+    /// Where the services' logs go, one folder per run (target/bench-logs).
+    pub logs: PathBuf,
     pub samples_dir: Option<PathBuf>,
 }
 
@@ -106,25 +135,27 @@ impl Plan {
         } else {
             (args.orders, args.rate, args.latency_secs, args.warmup_orders, args.warmup_secs)
         };
-        let json = args.json.unwrap_or_else(|| {
-            let bench = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-            bench.parent().unwrap_or(bench).join("target/bench.json")
-        });
+        let bench = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let target = bench.parent().unwrap_or(bench).join("target");
+        let json = args.json.unwrap_or_else(|| target.join("bench.json"));
         Plan {
             brokers: args.brokers,
+            storage: args.storage,
             orders,
             rate,
             latency_secs,
             warmup_orders,
             warmup_secs,
-            fetch_wait_ms: args.fetch_wait_ms,
+            runs: if args.smoke { 1 } else { args.runs },
             max_in_flight: args.max_in_flight,
+            ceiling_set: args.ceiling_set,
             service_log: args.service_log,
             service_args: args.service_args,
             history_orders: if args.smoke { vec![100, 1000] } else { args.history_orders },
             timeout: Duration::from_secs(args.timeout_secs),
             smoke: args.smoke,
             json,
+            logs: target.join("bench-logs"),
             samples_dir: args.samples_dir,
         }
     }

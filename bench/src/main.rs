@@ -25,12 +25,13 @@ mod measure;
 mod pipeline;
 mod process;
 mod report;
+mod service;
 
 use clap::Parser;
-use cli::{Args, Plan};
+use cli::{Args, Plan, Storage};
 use harness::logline::now_ms;
 use measure::{after_warmup, latency, throughput, write_csv, Sample};
-use report::{Figures, Report};
+use report::Report;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -47,37 +48,27 @@ fn main() -> ExitCode {
 }
 
 fn run(plan: Plan) -> Result<(), String> {
-    let broker = match plan.brokers {
-        Some(_) => None,
-        None => Some(harness::Broker::start()),
-    };
-    let brokers = match (&plan.brokers, &broker) {
-        (Some(address), _) => address.clone(),
-        (None, Some(broker)) => broker.address.clone(),
-        (None, None) => unreachable!("a broker was started"),
-    };
-    eprintln!("bench: broker at {brokers}");
     let load_at_start = report::load_average();
     let run_id = now_ms();
-    let ceiling_setup = |phase: &str| ceiling::Setup {
-        brokers: brokers.clone(),
+    let ceiling_settings = clients::Settings::new(&plan.ceiling_set);
+    let ceiling_setup = |phase: &str, brokers: &str| ceiling::Setup {
+        brokers: brokers.to_string(),
         orders_topic: format!("ceiling_orders_{phase}_{run_id}"),
         payments_topic: format!("ceiling_payments_{phase}_{run_id}"),
         group: format!("ceiling_{phase}_{run_id}"),
-        fetch_wait_ms: plan.fetch_wait_ms,
+        settings: ceiling_settings.clone(),
         max_in_flight: plan.max_in_flight,
         timeout: plan.timeout,
     };
-    let pipeline_setup = |phase: &str| pipeline::Setup {
-        brokers: brokers.clone(),
+    let pipeline_setup = |phase: &str, brokers: &str| pipeline::Setup {
+        brokers: brokers.to_string(),
         order_topic: format!("bench_orders_{phase}_{run_id}"),
         payment_topic: format!("bench_payments_{phase}_{run_id}"),
         group: format!("bench_{phase}_{run_id}"),
-        fetch_wait_ms: plan.fetch_wait_ms,
-        max_in_flight: plan.max_in_flight,
         rust_log: plan.service_log.clone(),
         extra_args: plan.service_args.clone(),
         timeout: plan.timeout,
+        logs: plan.logs.join(phase),
     };
     // The measured samples of a run, kept as CSV too with --samples-dir.
     let measured = |name: &str, samples, warmup| -> Result<Vec<Sample>, String> {
@@ -96,36 +87,55 @@ fn run(plan: Plan) -> Result<(), String> {
             plan.max_in_flight
         );
     }
-
-    eprintln!("bench: ceiling throughput, {warm_n} + {n} orders at unlimited rate");
-    let cpu_before = process::own_cpu_ms()?;
-    let samples = ceiling::run(&ceiling_setup("throughput"), warm_n + n, None)?;
-    let ceiling_cpu_ms = process::own_cpu_ms()?.saturating_sub(cpu_before);
-    let ceiling_throughput = throughput(&measured("ceiling_throughput", samples, warm_n)?)?;
-    eprintln!("bench:   {ceiling_throughput:.0} orders/s");
-
-    eprintln!("bench: pipeline throughput, {warm_n} + {n} orders at unlimited rate");
-    let run = pipeline::run(&pipeline_setup("throughput"), warm_n + n, 0.0)?;
-    let pipeline_throughput = throughput(&measured("pipeline_throughput", run.samples, warm_n)?)?;
-    eprintln!("bench:   {pipeline_throughput:.0} orders/s");
-    let peak_rss_mib = run.usage.map(|u| u.peak_rss_kib as f64 / 1024.0);
     let per_1000 = |cpu_ms: u64| cpu_ms as f64 * 1000.0 / (warm_n + n) as f64;
-    let cpu_per_1000 = (per_1000(ceiling_cpu_ms), run.usage.map(|u| per_1000(u.cpu_ms)));
+
+    let mut runs = Vec::new();
+    for r in 1..=plan.runs {
+        let phase = format!("throughput{r}");
+        eprintln!("bench: run {r}/{}: ceiling, {warm_n} + {n} orders at unlimited rate", plan.runs);
+        let broker = RunBroker::start(&plan);
+        let cpu_before = process::own_cpu_ms()?;
+        let samples = ceiling::run(&ceiling_setup(&phase, &broker.address), warm_n + n, None)?;
+        let ceiling_cpu_ms = process::own_cpu_ms()?.saturating_sub(cpu_before);
+        drop(broker);
+        let ceiling = throughput(&measured(&format!("ceiling_{phase}"), samples, warm_n)?)?;
+        eprintln!("bench:   {ceiling:.0} orders/s");
+
+        eprintln!("bench: run {r}/{}: pipeline, {warm_n} + {n} orders at unlimited rate", plan.runs);
+        let broker = RunBroker::start(&plan);
+        let run = pipeline::run(&pipeline_setup(&phase, &broker.address), warm_n + n, 0.0)?;
+        drop(broker);
+        let samples = measured(&format!("pipeline_{phase}"), run.samples, warm_n)?;
+        let pipeline = throughput(&samples)?;
+        let from_logs = log_throughput(&run.created_lines_ms, warm_n, &samples)?;
+        eprintln!("bench:   {pipeline:.0} orders/s ({from_logs:.0} from the services' log lines alone)");
+        runs.push(report::ThroughputRun {
+            ceiling,
+            pipeline,
+            from_logs,
+            bench_cpu_ms: run.bench_cpu_ms,
+            ceiling_cpu_per_1000: per_1000(ceiling_cpu_ms),
+            services_cpu_per_1000: run.usage.map(|u| per_1000(u.cpu_ms)),
+            peak_rss_mib: run.usage.map(|u| u.peak_rss_kib as f64 / 1024.0),
+        });
+    }
 
     eprintln!("bench: ceiling latency, {warm_m} + {m} orders at {rate}/s");
-    let samples = ceiling::run(&ceiling_setup("latency"), warm_m + m, Some(rate))?;
+    let broker = RunBroker::start(&plan);
+    let samples = ceiling::run(&ceiling_setup("latency", &broker.address), warm_m + m, Some(rate))?;
+    drop(broker);
     let ceiling_latency = latency(&measured("ceiling_latency", samples, warm_m)?)?;
     eprintln!("bench:   {ceiling_latency:?}");
 
     eprintln!("bench: pipeline latency, {warm_m} + {m} orders at {rate}/s");
-    let samples = pipeline::run(&pipeline_setup("latency"), warm_m + m, rate)?.samples;
-    let pipeline_latency = latency(&measured("pipeline_latency", samples, warm_m)?)?;
-    eprintln!("bench:   {pipeline_latency:?}");
-    let embedded = broker.is_some();
+    let broker = RunBroker::start(&plan);
+    let latency_run = pipeline::run(&pipeline_setup("latency", &broker.address), warm_m + m, rate)?;
     drop(broker);
+    let pipeline_latency = latency(&measured("pipeline_latency", latency_run.samples, warm_m)?)?;
+    eprintln!("bench:   {pipeline_latency:?}");
 
     let mut restarts = Vec::new();
-    if embedded {
+    if plan.brokers.is_none() {
         for &orders in &plan.history_orders {
             eprintln!("bench: payment-service started over {orders} paid orders");
             let restart = history::run(orders, plan.timeout);
@@ -138,13 +148,10 @@ fn run(plan: Plan) -> Result<(), String> {
 
     let report = Report {
         plan,
-        brokers,
-        embedded,
         load: [load_at_start, report::load_average()],
-        ceiling: Figures { throughput: ceiling_throughput, latency: ceiling_latency },
-        pipeline: Figures { throughput: pipeline_throughput, latency: pipeline_latency },
-        peak_rss_mib,
-        cpu_per_1000,
+        ceiling_settings,
+        runs,
+        latency: [ceiling_latency, pipeline_latency],
         restarts,
     };
     print!("{}", report.table());
@@ -156,4 +163,34 @@ fn run(plan: Plan) -> Result<(), String> {
     std::fs::write(path, json + "\n").map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     println!("\nJSON: {}", path.display());
     Ok(())
+}
+
+/// Throughput from the services' log lines alone: the measured orders, from the
+/// "📦 Order Created" line of the first of them to the last notification line.
+fn log_throughput(created_lines_ms: &[u64], warmup: u64, measured: &[Sample]) -> Result<f64, String> {
+    let first = created_lines_ms.get(warmup as usize).ok_or("order-service logged too few orders")?;
+    let last = measured.iter().map(|s| s.done_ms).max().ok_or("no orders were measured")?;
+    Ok(measured.len() as f64 / ((last.saturating_sub(*first)).max(1) as f64 / 1000.0))
+}
+
+/// The broker of one run: `--brokers`, or a fresh embedded one, so that no run
+/// pays for the records of the runs before it.
+struct RunBroker {
+    address: String,
+    _embedded: Option<harness::Broker>,
+}
+
+impl RunBroker {
+    fn start(plan: &Plan) -> RunBroker {
+        match &plan.brokers {
+            Some(address) => RunBroker { address: address.clone(), _embedded: None },
+            None => {
+                let broker = match plan.storage {
+                    Storage::Memory => harness::Broker::start_in_memory(),
+                    Storage::Sqlite => harness::Broker::start(),
+                };
+                RunBroker { address: broker.address.clone(), _embedded: Some(broker) }
+            }
+        }
+    }
 }

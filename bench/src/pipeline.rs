@@ -2,16 +2,18 @@
 //! binaries, via the harness), on topics and groups of their own.
 //!
 //! Each order is timed from the `created_at_ms` it carries (read back from the
-//! payment topic afterwards, so no service needs to log its events) to the
-//! timestamp of notification-service's "✅ Payment Successful" line.
+//! payment topic afterwards) to the timestamp of notification-service's
+//! "✅ Payment Successful" line. The services log to files at their default
+//! level, which the benchmark reads only after the run (see `service.rs`).
 
 use crate::measure::Sample;
-use crate::process::{Usage, Watch};
+use crate::process::{self, Usage, Watch};
+use crate::service::LoggedService;
 use harness::logline::{order_after, timestamp_ms};
-use harness::{Service, NOTIFIED};
+use harness::NOTIFIED;
 use rdkafka::Message;
-use std::cell::Cell;
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// How long the consumer services may take to join their groups.
@@ -20,6 +22,8 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// What the services log once their consumer has partitions.
 const ASSIGNED: &str = "partitions assigned";
+/// What order-service logs as it makes each order.
+const CREATED: &str = "📦 Order Created";
 
 pub const SERVICES: [&str; 3] = ["order-service", "payment-service", "notification-service"];
 
@@ -30,11 +34,12 @@ pub struct Setup {
     pub payment_topic: String,
     /// Prefix of the two consumer groups.
     pub group: String,
-    pub fetch_wait_ms: u32,
-    pub max_in_flight: u32,
-    pub rust_log: String,
+    /// RUST_LOG of the services; `None`: their default.
+    pub rust_log: Option<String>,
     pub extra_args: Vec<String>,
     pub timeout: Duration,
+    /// Where each service's log goes (`<service>.log`), kept after the run.
+    pub logs: PathBuf,
 }
 
 /// What one run of the pipeline measured.
@@ -42,68 +47,69 @@ pub struct Measured {
     pub samples: Vec<Sample>,
     /// Each service's peak RSS and CPU time, in [`SERVICES`] order.
     pub usage: [Usage; 3],
+    /// CPU time the benchmark's own process used while the services ran, ms.
+    pub bench_cpu_ms: u64,
+    /// Each "📦 Order Created" line's time, in the order order-service wrote them.
+    pub created_lines_ms: Vec<u64>,
 }
 
 /// Sends `count` orders through the services at `rate` per second (0 = unlimited).
 pub fn run(setup: &Setup, count: u64, rate: f64) -> Result<Measured, String> {
+    std::fs::create_dir_all(&setup.logs)
+        .map_err(|e| format!("cannot create {}: {e}", setup.logs.display()))?;
     let mut common: Vec<String> = [
+        "--brokers",
+        &setup.brokers,
         "--order-topic",
         &setup.order_topic,
         "--payment-topic",
         &setup.payment_topic,
-        "--fetch-wait-ms",
-        &setup.fetch_wait_ms.to_string(),
-        "--max-in-flight",
-        &setup.max_in_flight.to_string(),
+        "--stats-interval",
+        "0",
     ]
     .map(String::from)
     .to_vec();
     common.extend(setup.extra_args.iter().cloned());
     let start = |name: &str, more: &[String]| {
-        let args: Vec<&str> = common.iter().chain(more).map(String::as_str).collect();
-        Service::start_logging(name, &setup.brokers, &args, &setup.rust_log)
+        let args: Vec<String> = common.iter().chain(more).cloned().collect();
+        let log = setup.logs.join(format!("{name}.log"));
+        LoggedService::start(name, &args, setup.rust_log.as_deref(), &log)
     };
 
     let group = |suffix: &str| ["--group-id".to_string(), format!("{}_{suffix}", setup.group)];
-    let mut notification = start("notification-service", &group("notification"));
-    let mut payment = start("payment-service", &group("payment"));
-    for service in [&notification, &payment] {
-        service.wait_until("its consumer has partitions", JOIN_TIMEOUT, |lines| {
-            lines.iter().any(|l| l.contains(ASSIGNED))
-        });
-    }
-    let watches = [Watch::start(payment.pid()), Watch::start(notification.pid())];
+    let mut notification = start("notification-service", &group("notification"))?;
+    let mut payment = start("payment-service", &group("payment"))?;
+    notification.wait_for_line(ASSIGNED, JOIN_TIMEOUT)?;
+    payment.wait_for_line(ASSIGNED, JOIN_TIMEOUT)?;
 
+    let bench_cpu_before = process::own_cpu_ms()?;
     let amount = ["--count".to_string(), count.to_string(), "--rate".to_string(), rate.to_string()];
-    let mut orders = start("order-service", &amount);
+    let mut orders = start("order-service", &amount)?;
+    // It stops on its own once every order is acknowledged: sample it meanwhile.
     let orders_watch = Watch::start(orders.pid());
-    let acknowledged = format!("all {count} orders are acknowledged");
-    orders.wait_until("every order is acknowledged", setup.timeout, |lines| {
-        lines.iter().rev().any(|l| l.contains(&acknowledged))
-    });
-    orders_watch.read_now(); // right before it stops on its own
-    let status = orders.wait_exit(STOP_TIMEOUT);
+    let status = orders.wait_exit(setup.timeout)?;
     if !status.success() {
-        return Err(format!("order-service exited with {status}"));
+        return Err(format!("order-service exited with {status}; its log: {}", setup.logs.display()));
     }
     let orders_usage = orders_watch.finish()?;
+    notification.wait_for_count(NOTIFIED, count, setup.timeout)?;
+    let bench_cpu_ms = process::own_cpu_ms()?.saturating_sub(bench_cpu_before);
+    let usage_of = |service: &LoggedService| {
+        process::usage(service.pid()).ok_or_else(|| format!("cannot read /proc of {}", service.name))
+    };
+    let (payment_usage, notification_usage) = (usage_of(&payment)?, usage_of(&notification)?);
+    payment.stop(STOP_TIMEOUT)?;
+    notification.stop(STOP_TIMEOUT)?;
 
-    // Counts notifications incrementally: the condition is checked at every new line.
-    let seen = Cell::new((0usize, 0u64));
-    notification.wait_until("every order is notified", setup.timeout, |lines| {
-        let (from, mut notified) = seen.get();
-        notified += lines[from..].iter().filter(|l| l.contains(NOTIFIED)).count() as u64;
-        seen.set((lines.len(), notified));
-        notified >= count
-    });
-    let [payment_watch, notification_watch] = watches;
-    let payment_usage = payment_watch.finish()?;
-    payment.stop_gracefully(STOP_TIMEOUT);
-    let notification_usage = notification_watch.finish()?;
-    notification.stop_gracefully(STOP_TIMEOUT);
-
-    let samples = samples(&notification.lines(), &created_times(setup)?)?;
-    Ok(Measured { samples, usage: [orders_usage, payment_usage, notification_usage] })
+    let created_lines_ms =
+        orders.text()?.lines().filter(|l| l.contains(CREATED)).filter_map(timestamp_ms).collect();
+    let samples = samples(&notification.text()?, &created_times(setup)?)?;
+    Ok(Measured {
+        samples,
+        usage: [orders_usage, payment_usage, notification_usage],
+        bench_cpu_ms,
+        created_lines_ms,
+    })
 }
 
 /// Each order's `created_at_ms`, from the payment events on the payment topic.
@@ -134,9 +140,9 @@ fn created_times(setup: &Setup) -> Result<HashMap<u64, u64>, String> {
 }
 
 /// One sample per notified order: its creation time and its notification line's time.
-fn samples(lines: &[String], created: &HashMap<u64, u64>) -> Result<Vec<Sample>, String> {
+fn samples(log: &str, created: &HashMap<u64, u64>) -> Result<Vec<Sample>, String> {
     let mut samples = HashMap::new();
-    for line in lines.iter().filter(|l| l.contains(NOTIFIED)) {
+    for line in log.lines().filter(|l| l.contains(NOTIFIED)) {
         let (Some(order_id), Some(done_ms)) = (order_after(line, NOTIFIED), timestamp_ms(line)) else {
             return Err(format!("cannot read this notification line: {line}"));
         };

@@ -2,6 +2,7 @@
 //! they are judged against (reported, never turned into an exit code).
 
 use crate::cli::Plan;
+use crate::clients::Settings;
 use crate::history::Restart;
 use crate::measure::Latency;
 use crate::pipeline::SERVICES;
@@ -25,37 +26,60 @@ pub fn load_average() -> f64 {
 type Pick = fn(&Latency) -> f64;
 const LATENCIES: [(&str, Pick); 3] = [("p50", |l| l.p50), ("p99", |l| l.p99), ("max", |l| l.max)];
 
-/// What one side (ceiling or pipeline) measured.
+/// One throughput run of each side.
 #[derive(Clone, Copy, Debug)]
-pub struct Figures {
-    pub throughput: f64,
-    pub latency: Latency,
+pub struct ThroughputRun {
+    pub ceiling: f64,
+    pub pipeline: f64,
+    /// The pipeline's throughput from its log lines alone (see `main.rs`).
+    pub from_logs: f64,
+    /// CPU the benchmark's own process used while the services ran, ms.
+    pub bench_cpu_ms: u64,
+    pub ceiling_cpu_per_1000: f64,
+    /// CPU ms per 1000 orders of each service, in [`SERVICES`] order.
+    pub services_cpu_per_1000: [f64; 3],
+    /// Peak RSS of each service, MiB, in [`SERVICES`] order.
+    pub peak_rss_mib: [f64; 3],
 }
 
 pub struct Report {
     pub plan: Plan,
-    pub brokers: String,
-    pub embedded: bool,
     /// The 1-minute load average at the start and at the end: how busy the machine was.
     pub load: [f64; 2],
-    pub ceiling: Figures,
-    pub pipeline: Figures,
-    /// Peak RSS of each service in the throughput run, MiB, in [`SERVICES`] order.
-    pub peak_rss_mib: [f64; 3],
-    /// CPU ms per 1000 orders in the throughput runs, whole process lives: the
-    /// ceiling's process, and each service in [`SERVICES`] order.
-    pub cpu_per_1000: (f64, [f64; 3]),
+    pub ceiling_settings: Settings,
+    pub runs: Vec<ThroughputRun>,
+    /// Latency at the fixed rate: ceiling, pipeline.
+    pub latency: [Latency; 2],
     /// payment-service started over each history size.
     pub restarts: Vec<Restart>,
 }
 
+/// Min, median and max (the lower middle for an even count).
+fn spread(values: impl IntoIterator<Item = f64>) -> [f64; 3] {
+    let mut values: Vec<f64> = values.into_iter().collect();
+    values.sort_by(f64::total_cmp);
+    match values.as_slice() {
+        [] => [f64::NAN; 3],
+        v => [v[0], v[(v.len() - 1) / 2], v[v.len() - 1]],
+    }
+}
+
 impl Report {
+    fn ceiling(&self) -> [f64; 3] {
+        spread(self.runs.iter().map(|r| r.ceiling))
+    }
+
+    fn pipeline(&self) -> [f64; 3] {
+        spread(self.runs.iter().map(|r| r.pipeline))
+    }
+
+    /// Pipeline median over ceiling median.
     fn throughput_ratio(&self) -> f64 {
-        self.pipeline.throughput / self.ceiling.throughput
+        self.pipeline()[1] / self.ceiling()[1]
     }
 
     fn latency_ratio(&self, pick: Pick) -> f64 {
-        pick(&self.pipeline.latency) / pick(&self.ceiling.latency)
+        pick(&self.latency[1]) / pick(&self.latency[0])
     }
 
     fn throughput_passes(&self) -> bool {
@@ -63,11 +87,31 @@ impl Report {
     }
 
     fn p99_passes(&self) -> bool {
-        self.pipeline.latency.p99 <= P99_MULTIPLE * self.ceiling.latency.p99
+        self.latency[1].p99 <= P99_MULTIPLE * self.latency[0].p99
+    }
+
+    /// The highest peak RSS of each service over the runs.
+    fn peak_rss_mib(&self) -> [f64; 3] {
+        [0, 1, 2].map(|i| spread(self.runs.iter().map(|r| r.peak_rss_mib[i]))[2])
     }
 
     fn rss_passes(mib: f64) -> bool {
         mib < RSS_LIMIT_MIB
+    }
+
+    /// The largest gap between the benchmark's figure and the log lines' one, as a share.
+    fn log_disagreement(&self) -> f64 {
+        spread(self.runs.iter().map(|r| (r.from_logs / r.pipeline - 1.0).abs()))[2]
+    }
+
+    /// The benchmark's CPU while the services ran, as a share of theirs (the highest).
+    fn bench_cpu_share(&self) -> f64 {
+        let orders = (self.plan.warmup_orders + self.plan.orders) as f64 / 1000.0;
+        spread(
+            self.runs
+                .iter()
+                .map(|r| r.bench_cpu_ms as f64 / (r.services_cpu_per_1000.iter().sum::<f64>() * orders)),
+        )[2]
     }
 
     /// The table printed at the end of a run.
@@ -75,15 +119,15 @@ impl Report {
         let plan = &self.plan;
         let verdict = |pass: bool| if pass { "PASS" } else { "FAIL" };
         let mut out = String::new();
-        let broker = if self.embedded { "embedded Nisshi" } else { "given" };
+        let broker = match &plan.brokers {
+            Some(address) => format!("{address} (given)"),
+            None => {
+                format!("embedded Nisshi, {:?} storage, a fresh one per run", plan.storage).to_lowercase()
+            }
+        };
         let _ = writeln!(out, "\nOrder pipeline benchmark{}", if plan.smoke { " (smoke)" } else { "" });
-        let _ = writeln!(
-            out,
-            "broker {} ({broker}); fetch.wait.max.ms = {}; max in flight = {}; both sides use the \
-             client settings of common::kafka",
-            self.brokers, plan.fetch_wait_ms, plan.max_in_flight
-        );
         let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+        let _ = writeln!(out, "broker: {broker}");
         let _ = writeln!(
             out,
             "machine: {cpus} CPUs, 1-minute load average {:.2} at start, {:.2} at end",
@@ -91,9 +135,26 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "throughput: {} orders at unlimited rate after {} warm-up orders, first measured order \
-             created to last notified",
-            plan.orders, plan.warmup_orders
+            "ceiling: bare rdkafka, the services' guarantees (idempotent producer, acks=all, offsets \
+             stored after delivery, at most {} in flight per stage), tuned: {}",
+            plan.max_in_flight,
+            self.ceiling_settings.describe()
+        );
+        let _ = writeln!(
+            out,
+            "pipeline: the three services, settings of common::kafka: {}; RUST_LOG={}; logs in {}",
+            common::kafka::describe_settings(),
+            plan.service_log.as_deref().unwrap_or("unset (info)"),
+            plan.logs.display()
+        );
+        if !plan.service_args.is_empty() {
+            let _ = writeln!(out, "service flags: {}", plan.service_args.join(" "));
+        }
+        let _ = writeln!(
+            out,
+            "throughput: {} runs of each side, {} orders at unlimited rate after {} warm-up orders, first \
+             measured order created to last notified",
+            plan.runs, plan.orders, plan.warmup_orders
         );
         let _ = writeln!(
             out,
@@ -103,23 +164,22 @@ impl Report {
             plan.latency_orders(),
             plan.warmup_secs
         );
-        let _ = writeln!(out, "pipeline logging: RUST_LOG={}", plan.service_log);
-        let _ = writeln!(out, "  (notification-service logs 2 lines per order, which is how it is timed; the ceiling logs nothing)");
-        if !plan.service_args.is_empty() {
-            let _ = writeln!(out, "service flags: {}", plan.service_args.join(" "));
-        }
         let _ = writeln!(out);
         let mut row = |cells: [&str; 6]| {
             let [metric, ceiling, pipeline, ratio, target, result] = cells;
-            let line = format!("{metric:<40} {ceiling:>9} {pipeline:>9} {ratio:>6}  {target:<20} {result}");
+            let line = format!("{metric:<40} {ceiling:>19} {pipeline:>19} {ratio:>6}  {target:<20} {result}");
             let _ = writeln!(out, "{}", line.trim_end());
         };
         row(["metric", "ceiling", "pipeline", "ratio", "target", "result"]);
-        row(["-".repeat(40).as_str(), "---------", "---------", "------", "--------------------", "------"]);
+        let rule =
+            ["-".repeat(40), "-".repeat(19), "-".repeat(19), "-".repeat(6), "-".repeat(20), "-".repeat(6)];
+        row(rule.each_ref().map(String::as_str));
+        let (ceiling, pipeline) = (self.ceiling(), self.pipeline());
+        let min_med_max = |[min, med, max]: [f64; 3]| format!("{min:.0}-{med:.0}-{max:.0}");
         row([
-            "throughput (orders/s)",
-            &format!("{:.0}", self.ceiling.throughput),
-            &format!("{:.0}", self.pipeline.throughput),
+            "throughput (orders/s), min-median-max",
+            &min_med_max(ceiling),
+            &min_med_max(pipeline),
             &format!("{:.3}", self.throughput_ratio()),
             &format!(">= {THROUGHPUT_SHARE} x ceiling"),
             verdict(self.throughput_passes()),
@@ -128,27 +188,28 @@ impl Report {
             let p99 = name == "p99";
             row([
                 &format!("latency {name} (ms) at {}/s", plan.rate),
-                &format!("{:.0}", pick(&self.ceiling.latency)),
-                &format!("{:.0}", pick(&self.pipeline.latency)),
+                &format!("{:.0}", pick(&self.latency[0])),
+                &format!("{:.0}", pick(&self.latency[1])),
                 &format!("{:.2}", self.latency_ratio(pick)),
                 &if p99 { format!("<= {P99_MULTIPLE} x ceiling") } else { String::new() },
                 if p99 { verdict(self.p99_passes()) } else { "" },
             ]);
         }
-        let (ceiling_cpu, services_cpu) = self.cpu_per_1000;
+        let ceiling_cpu = spread(self.runs.iter().map(|r| r.ceiling_cpu_per_1000))[1];
+        let services_cpu = [0, 1, 2].map(|i| spread(self.runs.iter().map(|r| r.services_cpu_per_1000[i]))[1]);
         let pipeline_cpu: f64 = services_cpu.iter().sum();
         row([
-            "CPU ms per 1000 orders",
+            "CPU ms per 1000 orders (median)",
             &format!("{ceiling_cpu:.0}"),
             &format!("{pipeline_cpu:.0}"),
             &format!("{:.2}", pipeline_cpu / ceiling_cpu),
-            "(throughput run)",
+            "(throughput runs)",
             "",
         ]);
         for (service, cpu) in SERVICES.iter().zip(services_cpu) {
             row([&format!("  of which {service}"), "-", &format!("{cpu:.0}"), "", "", ""]);
         }
-        for (service, mib) in SERVICES.iter().zip(self.peak_rss_mib) {
+        for (service, mib) in SERVICES.iter().zip(self.peak_rss_mib()) {
             row([
                 &format!("peak RSS {service} (MiB)"),
                 "-",
@@ -158,6 +219,22 @@ impl Report {
                 verdict(Self::rss_passes(mib)),
             ]);
         }
+        row([
+            "throughput from log lines alone",
+            "-",
+            &min_med_max(spread(self.runs.iter().map(|r| r.from_logs))),
+            "",
+            &format!("{:.1} % off at most", self.log_disagreement() * 100.0),
+            "",
+        ]);
+        row([
+            "benchmark's CPU while services ran (ms)",
+            "-",
+            &min_med_max(spread(self.runs.iter().map(|r| r.bench_cpu_ms as f64))),
+            "",
+            &format!("{:.1} % of theirs at most", self.bench_cpu_share() * 100.0),
+            "",
+        ]);
         for restart in &self.restarts {
             let over = format!("restart over {}", restart.history);
             row([
@@ -184,48 +261,54 @@ impl Report {
     pub fn json(&self) -> Value {
         let plan = &self.plan;
         let latency = |l: &Latency| json!({ "p50": l.p50, "p99": l.p99, "max": l.max });
-        let rss: serde_json::Map<String, Value> = SERVICES
-            .iter()
-            .zip(self.peak_rss_mib)
-            .map(|(service, mib)| (service.to_string(), json!(mib)))
-            .collect();
+        let per_service = |values: [f64; 3]| -> Value {
+            SERVICES.iter().zip(values).map(|(service, v)| (service.to_string(), json!(v))).collect()
+        };
         let rss_targets: serde_json::Map<String, Value> = SERVICES
             .iter()
-            .zip(self.peak_rss_mib)
+            .zip(self.peak_rss_mib())
             .map(|(service, mib)| (service.to_string(), json!(Self::rss_passes(mib))))
             .collect();
-        let (ceiling_cpu, services_cpu) = self.cpu_per_1000;
-        let cpu: serde_json::Map<String, Value> =
-            SERVICES.iter().zip(services_cpu).map(|(service, ms)| (service.to_string(), json!(ms))).collect();
+        let spread_json = |[min, median, max]: [f64; 3]| json!({ "min": min, "median": median, "max": max });
         json!({
             "settings": {
-                "brokers": self.brokers,
-                "embedded_broker": self.embedded,
+                "brokers": plan.brokers,
+                "embedded_broker_storage": plan.brokers.is_none().then(|| format!("{:?}", plan.storage).to_lowercase()),
                 "cpus": std::thread::available_parallelism().map_or(0, |n| n.get()),
                 "load_average_1m": { "start": self.load[0], "end": self.load[1] },
                 "smoke": plan.smoke,
+                "runs": plan.runs,
                 "throughput_orders": plan.orders,
                 "latency_rate_per_s": plan.rate,
                 "latency_secs": plan.latency_secs,
                 "latency_orders": plan.latency_orders(),
                 "warmup_orders": plan.warmup_orders,
                 "warmup_secs": plan.warmup_secs,
-                "fetch_wait_ms": plan.fetch_wait_ms,
                 "max_in_flight": plan.max_in_flight,
+                "ceiling_tuning": self.ceiling_settings.tuning.iter()
+                    .map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
+                "service_settings": common::kafka::describe_settings(),
                 "service_log": plan.service_log,
                 "service_args": plan.service_args,
                 "history_orders": plan.history_orders,
             },
+            "runs": self.runs.iter().map(|r| json!({
+                "ceiling_per_s": r.ceiling,
+                "pipeline_per_s": r.pipeline,
+                "pipeline_from_logs_per_s": r.from_logs,
+                "bench_cpu_ms_while_services_ran": r.bench_cpu_ms,
+                "ceiling_cpu_ms_per_1000_orders": r.ceiling_cpu_per_1000,
+                "services_cpu_ms_per_1000_orders": per_service(r.services_cpu_per_1000),
+                "peak_rss_mib": per_service(r.peak_rss_mib),
+            })).collect::<Vec<_>>(),
             "ceiling": {
-                "throughput_per_s": self.ceiling.throughput,
-                "latency_ms": latency(&self.ceiling.latency),
-                "cpu_ms_per_1000_orders": ceiling_cpu,
+                "throughput_per_s": spread_json(self.ceiling()),
+                "latency_ms": latency(&self.latency[0]),
             },
             "pipeline": {
-                "throughput_per_s": self.pipeline.throughput,
-                "latency_ms": latency(&self.pipeline.latency),
-                "peak_rss_mib": rss,
-                "cpu_ms_per_1000_orders": cpu,
+                "throughput_per_s": spread_json(self.pipeline()),
+                "latency_ms": latency(&self.latency[1]),
+                "peak_rss_mib": per_service(self.peak_rss_mib()),
             },
             "restart_over_history": self.restarts.iter().map(|r| json!({
                 "history_orders": r.history,
@@ -233,10 +316,14 @@ impl Report {
                 "peak_rss_mib": r.peak_rss_mib,
             })).collect::<Vec<_>>(),
             "ratio": {
-                "throughput": self.throughput_ratio(),
+                "throughput_median": self.throughput_ratio(),
                 "p50": self.latency_ratio(|l| l.p50),
                 "p99": self.latency_ratio(|l| l.p99),
                 "max": self.latency_ratio(|l| l.max),
+            },
+            "measuring_cost": {
+                "log_lines_disagreement_max": self.log_disagreement(),
+                "bench_cpu_share_of_services_max": self.bench_cpu_share(),
             },
             "targets": {
                 "throughput_at_least_0_8_of_ceiling": self.throughput_passes(),

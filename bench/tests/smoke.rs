@@ -21,9 +21,13 @@ fn smoke_benchmark_completes_and_writes_every_figure() {
 
     let text = std::fs::read_to_string(&json).unwrap_or_else(|e| panic!("no {}: {e}", json.display()));
     let figures: Value = serde_json::from_str(&text).expect("the JSON is valid");
-    let mut keys = vec!["/ratio/throughput".to_string(), "/ratio/p99".to_string()];
+    let mut keys = vec![
+        "/ratio/throughput_median".to_string(),
+        "/ratio/p99".to_string(),
+        "/runs/0/pipeline_from_logs_per_s".to_string(),
+    ];
     for side in ["ceiling", "pipeline"] {
-        keys.push(format!("/{side}/throughput_per_s"));
+        keys.extend(["min", "median", "max"].map(|s| format!("/{side}/throughput_per_s/{s}")));
         keys.extend(["p50", "p99", "max"].map(|p| format!("/{side}/latency_ms/{p}")));
     }
     for service in ["order-service", "payment-service", "notification-service"] {
@@ -37,6 +41,11 @@ fn smoke_benchmark_completes_and_writes_every_figure() {
     for key in keys {
         let value = figures.pointer(&key).and_then(Value::as_f64);
         assert!(value.is_some_and(|v| v > 0.0), "{key} is {value:?}, not a positive number, in:\n{text}");
+    }
+    for key in
+        ["/measuring_cost/log_lines_disagreement_max", "/measuring_cost/bench_cpu_share_of_services_max"]
+    {
+        assert!(figures.pointer(key).is_some_and(Value::is_number), "{key} missing in:\n{text}");
     }
     for key in ["/targets/throughput_at_least_0_8_of_ceiling", "/targets/p99_at_most_1_5_of_ceiling"] {
         assert!(figures.pointer(key).is_some_and(Value::is_boolean), "{key} missing in:\n{text}");

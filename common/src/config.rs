@@ -6,6 +6,9 @@ use crate::restart_policy::RestartLimits;
 use clap::Args;
 use std::time::Duration;
 
+/// `--fetch-wait-ms` unless given.
+pub const DEFAULT_FETCH_WAIT_MS: u32 = 50;
+
 /// Where the broker is and which topics to use.
 #[derive(Args, Clone, Debug)]
 pub struct KafkaArgs {
@@ -34,7 +37,7 @@ pub struct KafkaArgs {
     /// waiting fetch a while after data arrives, so a long wait adds latency, and
     /// it spends CPU while a fetch waits, so a short one costs an idle broker CPU:
     /// 50 ms keeps the ~6 ms hop of 10 ms at less than half its idle cost (README).
-    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=60_000))]
+    #[arg(long, default_value_t = DEFAULT_FETCH_WAIT_MS, value_parser = clap::value_parser!(u32).range(1..=60_000))]
     pub fetch_wait_ms: u32,
     #[command(flatten)]
     pub client: ClientProperties,

@@ -247,6 +247,44 @@ pub fn commit_stored_offsets<C: ConsumerContext>(consumer: &impl Consumer<C>) ->
     }
 }
 
+/// Every service's producer: idempotent, acknowledged by every replica.
+pub const PRODUCER_SETTINGS: [(&str, &str); 5] = [
+    ("enable.idempotence", "true"),
+    ("acks", "all"),
+    ("linger.ms", "5"),
+    // One request in flight per broker: with idempotence and more, librdkafka
+    // 2.12 busy-polls while it waits for a slow broker's answer (measured with
+    // the benchmark: 98 -> 7 CPU ms per 1000 orders in order-service).
+    ("max.in.flight.requests.per.connection", "1"),
+    // librdkafka retries a delivery on its own this long; then we retry it.
+    ("message.timeout.ms", "300000"),
+];
+
+/// Every service's consumer, beyond its group and `--fetch-wait-ms`,
+/// `--max-poll-interval-ms` (and `--instance-id`).
+pub const CONSUMER_SETTINGS: [(&str, &str); 6] = [
+    ("enable.auto.commit", "true"),
+    ("auto.commit.interval.ms", "1000"),
+    ("enable.auto.offset.store", "false"),
+    ("auto.offset.reset", "earliest"),
+    // a killed member's partitions move on after 10 s instead of 45
+    ("session.timeout.ms", "10000"),
+    ("heartbeat.interval.ms", "1000"),
+];
+
+/// The client settings above, and the default fetch wait, on one line (for the benchmark's report).
+pub fn describe_settings() -> String {
+    let list = |settings: &[(&str, &str)]| {
+        settings.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
+    };
+    format!(
+        "producer {}; consumer {}, fetch.wait.max.ms={}",
+        list(&PRODUCER_SETTINGS),
+        list(&CONSUMER_SETTINGS),
+        crate::config::DEFAULT_FETCH_WAIT_MS
+    )
+}
+
 fn base_config(kafka: &KafkaArgs, service: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", &kafka.brokers).set("client.id", service);
@@ -268,16 +306,9 @@ fn create<T: rdkafka::config::FromClientConfigAndContext<KafkaContext>>(
 /// The idempotent producer every service publishes with.
 pub fn producer(kafka: &KafkaArgs, service: &str) -> Result<FutureProducer<KafkaContext>, String> {
     let mut config = base_config(kafka, service);
-    config
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "5")
-        // One request in flight per broker: with idempotence and more, librdkafka
-        // 2.12 busy-polls while it waits for a slow broker's answer (measured with
-        // the benchmark: 98 -> 7 CPU ms per 1000 orders in order-service).
-        .set("max.in.flight.requests.per.connection", "1")
-        // librdkafka retries a delivery on its own this long; then we retry it.
-        .set("message.timeout.ms", "300000");
+    for (key, value) in PRODUCER_SETTINGS {
+        config.set(key, value);
+    }
     create(&config, kafka)
 }
 
@@ -292,17 +323,13 @@ pub fn consumer(
     statistics: bool,
 ) -> Result<Arc<StreamConsumer<KafkaContext>>, String> {
     let mut config = base_config(kafka, service);
+    for (key, value) in CONSUMER_SETTINGS {
+        config.set(key, value);
+    }
     config
         .set("group.id", group)
-        .set("enable.auto.commit", "true")
-        .set("auto.commit.interval.ms", "1000")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
         .set("fetch.wait.max.ms", kafka.fetch_wait_ms.to_string())
-        .set("max.poll.interval.ms", kafka.max_poll_interval_ms.to_string())
-        // a killed member's partitions move on after 10 s instead of 45
-        .set("session.timeout.ms", "10000")
-        .set("heartbeat.interval.ms", "1000");
+        .set("max.poll.interval.ms", kafka.max_poll_interval_ms.to_string());
     if let Some(instance) = &kafka.instance_id {
         config.set("group.instance.id", instance);
     }

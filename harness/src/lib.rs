@@ -27,7 +27,7 @@ fn workspace() -> PathBuf {
 }
 
 /// The binary `name` of this workspace, built with the same profile as this crate.
-fn binary(name: &str) -> PathBuf {
+pub fn binary(name: &str) -> PathBuf {
     let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
     let binary = workspace().join("target").join(profile).join(name);
     let flag = if cfg!(debug_assertions) { "" } else { " --release" };
@@ -49,11 +49,13 @@ pub fn run(name: &str, args: &[&str]) -> std::process::Output {
 }
 
 /// A Nisshi broker on a free port of 127.0.0.1, with durable sqlite storage in a
-/// fresh temporary folder. Killed on drop.
+/// fresh temporary folder (or in memory). Killed on drop.
 pub struct Broker {
     pub address: String,
     port: u16,
     dir: PathBuf,
+    /// Nisshi's `--storage-engine`.
+    storage: &'static str,
     child: Option<Child>,
     security: Security,
 }
@@ -65,12 +67,28 @@ impl Broker {
         broker
     }
 
+    /// A broker that keeps its records in memory only, which makes it faster
+    /// (the benchmark's: the broker must not be what limits the clients).
+    pub fn start_in_memory() -> Broker {
+        let mut broker = Broker::stopped();
+        broker.storage = "memory://nisshi/";
+        broker.restart();
+        broker
+    }
+
     /// A broker with a free port and storage, not running yet: `restart` starts it.
     pub fn stopped() -> Broker {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("pipeline-harness-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("cannot create a temporary folder for the broker");
-        Broker { address: format!("127.0.0.1:{port}"), port, dir, child: None, security: Security::default() }
+        Broker {
+            address: format!("127.0.0.1:{port}"),
+            port,
+            dir,
+            storage: "sqlite://nisshi.db",
+            child: None,
+            security: Security::default(),
+        }
     }
 
     /// A broker that lets in only the clients that `security` says: those with
@@ -133,7 +151,7 @@ impl Broker {
         let mut child = Command::new(&nisshi)
             .current_dir(&self.dir) // the sqlite path is relative to it
             .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-            .args(["--storage-engine", "sqlite://nisshi.db"])
+            .args(["--storage-engine", self.storage])
             .args(self.security.broker_flags(&self.dir))
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)
@@ -327,7 +345,7 @@ impl Service {
 
     /// Sends SIGINT (Ctrl-C).
     pub fn interrupt(&self) {
-        signal(&self.child, nix::sys::signal::Signal::SIGINT);
+        interrupt(&self.child);
     }
 
     /// Sends SIGKILL and reaps the process.
@@ -395,6 +413,11 @@ fn read_lines(reader: Box<dyn Read + Send>, output: Arc<Output>) -> std::thread:
             output.changed.notify_all();
         }
     })
+}
+
+/// Sends SIGINT (Ctrl-C) to `child`.
+pub fn interrupt(child: &Child) {
+    signal(child, nix::sys::signal::Signal::SIGINT);
 }
 
 fn signal(child: &Child, signal: nix::sys::signal::Signal) {
