@@ -1,6 +1,11 @@
 //! The consumer actor: reads a topic, hands valid events to the domain actor,
 //! dead-letters the rest, and stores each offset once its event is done.
 //!
+//! Offsets are stored in batches ([`StoreOffsets`], every [`STORE_EVERY`]) right
+//! after the service's buffered log lines are written out (see `logging.rs`): an
+//! event is committed only once its lines, notification-service's emails among
+//! them, are out of the process.
+//!
 //! Reading happens in a small task on a thread of its own (`poll_records`), which
 //! takes an in-flight slot for each record: back-pressure. With every slot taken,
 //! it pauses its partitions and polls on, so the group never takes it for dead
@@ -31,8 +36,8 @@ use log::{debug, info, warn};
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::message::{Message as _, OwnedMessage};
 use rdkafka::TopicPartitionList;
-use std::collections::VecDeque;
-use std::sync::{Arc, Weak};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{mpsc, Arc, Weak};
 use std::time::Duration;
 
 /// How long the reader waits for a free in-flight slot before it pauses its
@@ -43,26 +48,47 @@ const PAUSE_AFTER: Duration = Duration::from_millis(500);
 /// default `message.max.bytes` (1,000,000), with room for the headers.
 const DEAD_LETTER_MAX_BYTES: usize = 900_000;
 
+/// How often the offsets of the events done meanwhile are stored.
+pub const STORE_EVERY: Duration = Duration::from_millis(100);
+
+/// How long a rebalance waits for the actor to store the offsets of the events done.
+const STORE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A record read from the topic.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Received(pub OwnedMessage);
 
-/// The partitions were taken away, after the events in flight were finished.
+/// The partitions are being taken away, after the events in flight were
+/// finished: store what is done (the sender, if any, is told once it is),
+/// then forget them.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Revoked;
+pub struct Revoked(pub Option<mpsc::SyncSender<()>>);
+
+/// Write out the log lines, then store the offsets of the events done since
+/// the last time.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StoreOffsets;
 
 /// Everything the consumer actor handles.
 pub enum ConsumerInput {
     Received(OwnedMessage),
     Completed(Origin),
-    Revoked,
+    Revoked(Option<mpsc::SyncSender<()>>),
+    StoreOffsets,
 }
 
 impl From<Revoked> for ConsumerInput {
-    fn from(_: Revoked) -> Self {
-        ConsumerInput::Revoked
+    fn from(Revoked(stored): Revoked) -> Self {
+        ConsumerInput::Revoked(stored)
+    }
+}
+
+impl From<StoreOffsets> for ConsumerInput {
+    fn from(_: StoreOffsets) -> Self {
+        ConsumerInput::StoreOffsets
     }
 }
 
@@ -86,6 +112,8 @@ pub struct ConsumerActor {
     domain: Recipient<Process>,
     dead_letters: Recipient<Publish>,
     offsets: OffsetTracker,
+    /// Per partition, the offset to store at the next [`StoreOffsets`].
+    unstored: HashMap<i32, i64>,
     in_flight: InFlight,
     stats: Arc<Stats>,
     service: &'static str,
@@ -123,6 +151,7 @@ impl ConsumerActor {
             domain: setup.domain,
             dead_letters: setup.dead_letters,
             offsets: OffsetTracker::default(),
+            unstored: HashMap::new(),
             in_flight: setup.in_flight.clone(),
             stats: supervision.stats.clone(),
             service: setup.service,
@@ -134,7 +163,8 @@ impl ConsumerActor {
             before_revoke: Box::new(move || {
                 // At shutdown, the service has drained already (the revocation comes
                 // when the consumer closes): no second wait for what did not finish.
-                let finishing = if shutdown.is_triggered() { 0 } else { in_flight.count() };
+                let at_shutdown = shutdown.is_triggered();
+                let finishing = if at_shutdown { 0 } else { in_flight.count() };
                 if finishing > 0 {
                     info!(target: Self::NAME, "finishing {finishing} events in flight before the hand-over");
                 }
@@ -146,7 +176,19 @@ impl ConsumerActor {
                         drain.as_secs()
                     );
                 }
-                actor.do_send(Revoked);
+                if at_shutdown {
+                    // The service stored what was done before it closed the consumer
+                    // (on the actor's thread: waiting here would wait for ourselves).
+                    return actor.do_send(Revoked(None));
+                }
+                let (stored, done) = mpsc::sync_channel(1);
+                actor.do_send(Revoked(Some(stored)));
+                if done.recv_timeout(STORE_TIMEOUT).is_err() {
+                    warn!(
+                        target: Self::NAME,
+                        "the offsets of the last events were not stored in time: the next owner redoes them"
+                    );
+                }
             }),
             after_assign: match setup.prepare {
                 Some(prepare) => {
@@ -216,12 +258,23 @@ impl ConsumerActor {
             return; // already done, or its partition was revoked: nothing to free
         };
         if let Some(through) = to_store {
+            self.unstored.insert(partition, through);
+        }
+        self.in_flight.release();
+    }
+
+    /// Writes out the log lines of the events done, then stores their offsets.
+    fn store_offsets(&mut self) {
+        if self.unstored.is_empty() {
+            return;
+        }
+        crate::logging::flush();
+        for (partition, through) in self.unstored.drain() {
             // Fails only for a partition no longer ours; the new owner redoes the event.
             if let Err(e) = self.client.store_offset(&self.topic, partition, through) {
                 debug!(target: Self::NAME, "cannot store {}[{partition}]@{through}: {e}", self.topic);
             }
         }
-        self.in_flight.release();
     }
 }
 
@@ -238,7 +291,12 @@ impl Worker for ConsumerActor {
         match input {
             ConsumerInput::Received(message) => self.received(message, ctx.address().recipient()),
             ConsumerInput::Completed(origin) => self.completed(*origin),
-            ConsumerInput::Revoked => {
+            ConsumerInput::StoreOffsets => self.store_offsets(),
+            ConsumerInput::Revoked(stored) => {
+                self.store_offsets();
+                if let Some(stored) = stored {
+                    let _ = stored.send(());
+                }
                 let unfinished = self.offsets.forget_all();
                 for _ in 0..unfinished {
                     self.in_flight.release();
@@ -255,7 +313,8 @@ impl Worker for ConsumerActor {
                 None => format!("a record ({}@{})", message.partition(), message.offset()),
             },
             ConsumerInput::Completed(origin) => format!("the completion of {origin:?}"),
-            ConsumerInput::Revoked => "the revocation of its partitions".to_string(),
+            ConsumerInput::Revoked(_) => "the revocation of its partitions".to_string(),
+            ConsumerInput::StoreOffsets => "storing offsets".to_string(),
         }
     }
 
@@ -304,6 +363,8 @@ async fn poll_records(
     // Records read but not yet handed on, for want of a slot: one, normally.
     let mut waiting = VecDeque::new();
     let mut paused = false;
+    let mut store = tokio::time::interval(STORE_EVERY);
+    store.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         if let Some(message) = waiting.pop_front() {
             // A slot mostly frees within moments: pause only for a real stall, as
@@ -342,6 +403,10 @@ async fn poll_records(
             biased;
             _ = &mut stop => break, // what waits is not ours yet: it stays uncommitted
             () = slot_freed => None,
+            _ = store.tick() => {
+                actor.do_send(StoreOffsets);
+                None
+            }
             record = client.recv() => Some(record.map(|message| message.detach())),
         };
         if client.context().revocations() != revocations {

@@ -28,3 +28,10 @@ pub mod service;
 pub mod shutdown;
 pub mod stats;
 pub mod supervisor;
+
+/// mimalloc instead of the system allocator, for every binary built on this kit:
+/// each event makes a few short-lived allocations (messages, records, log lines),
+/// and glibc's malloc and free took a quarter of a service's CPU (measured with
+/// `perf` at full throughput).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

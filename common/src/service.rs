@@ -10,7 +10,7 @@
 //!    flush the producer, log the counters, and exit with the reason's code.
 
 use crate::config::{KafkaArgs, RuntimeArgs};
-use crate::consumer::{ConsumerActor, ConsumerSetup, PrepareAssignment};
+use crate::consumer::{ConsumerActor, ConsumerSetup, PrepareAssignment, StoreOffsets};
 use crate::event::Status;
 use crate::fault::Role;
 use crate::http::{self, Endpoints, Readiness};
@@ -46,6 +46,8 @@ pub struct Service {
     pub in_flight: InFlight,
     producer: Option<FutureProducer<KafkaContext>>,
     consumer: Option<Arc<StreamConsumer<KafkaContext>>>,
+    /// Stores the consumer's offsets: told to once more before the last commit.
+    consumer_actor: Option<Addr<Supervised<ConsumerActor>>>,
     readiness: Readiness,
 }
 
@@ -64,8 +66,17 @@ where
     Fut: Future<Output = Result<Service, String>>,
 {
     runtime.check_crash_actor(source);
-    let (kafka, runtime) = (kafka.clone(), runtime.clone());
     crate::logging::init(name);
+    let code = serve(name, kafka.clone(), runtime.clone(), start);
+    crate::logging::flush();
+    code
+}
+
+fn serve<F, Fut>(name: &'static str, kafka: KafkaArgs, runtime: RuntimeArgs, start: F) -> ExitCode
+where
+    F: FnOnce(Service) -> Fut,
+    Fut: Future<Output = Result<Service, String>>,
+{
     if !kafka.client.is_empty() {
         info!(target: "kafka", "client properties: {}", kafka.client);
     }
@@ -87,6 +98,7 @@ where
         runtime,
         producer: None,
         consumer: None,
+        consumer_actor: None,
         readiness: Readiness::default(),
     };
     actix::System::new().block_on(async move {
@@ -145,7 +157,7 @@ impl Service {
             drain_timeout: Duration::from_secs(self.runtime.drain_timeout_secs),
             prepare,
         };
-        ConsumerActor::start(setup, &self.supervision);
+        self.consumer_actor = Some(ConsumerActor::start(setup, &self.supervision));
         Ok(())
     }
 
@@ -206,6 +218,13 @@ impl Service {
             );
         }
         let teardown = Instant::now() + TEARDOWN;
+        if let Some(actor) = &self.consumer_actor {
+            // The offsets of the events done since the last store, after their log lines.
+            let stored = tokio::time::timeout_at(teardown.into(), actor.send(StoreOffsets)).await;
+            if !matches!(stored, Ok(Ok(()))) {
+                warn!(target: "service", "cannot store the last offsets: their events will be redelivered");
+            }
+        }
         if let Some(consumer) = &self.consumer {
             let committing = consumer.clone();
             match within(teardown, move || kafka::commit_stored_offsets(committing.as_ref())).await {
@@ -250,6 +269,7 @@ async fn within<T: Send + 'static>(
 fn exit_at(deadline: Instant, status: u8) {
     std::thread::spawn(move || {
         std::thread::sleep(deadline.saturating_duration_since(Instant::now())); // a deadline, not a wait for an event
+        crate::logging::flush();
         std::process::exit(status.into());
     });
 }
