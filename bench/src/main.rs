@@ -4,7 +4,8 @@
 //!
 //! 1. ceiling throughput and pipeline throughput: `--orders` orders at unlimited
 //!    rate, first order created to last order notified;
-//! 2. ceiling latency and pipeline latency: `--rate` orders/s for `--latency-secs`,
+//! 2. ceiling latency and pipeline latency (at the services' fetch long-poll, and
+//!    again at the ceiling's): `--rate` orders/s for `--latency-secs`,
 //!    p50/p99/max of notified time − `created_at_ms`;
 //! 3. each service's peak RSS (VmHWM) in the pipeline's throughput run;
 //! 4. payment-service started over histories of paid orders (`--history-orders`):
@@ -134,6 +135,17 @@ fn run(plan: Plan) -> Result<(), String> {
     let pipeline_latency = latency(&measured("pipeline_latency", latency_run.samples, warm_m)?)?;
     eprintln!("bench:   {pipeline_latency:?}");
 
+    // The same at the ceiling's fetch long-poll: what the services add besides it.
+    let fetch_wait = ceiling_settings.fetch_wait_ms();
+    eprintln!("bench: pipeline latency with --fetch-wait-ms {fetch_wait}, {warm_m} + {m} orders at {rate}/s");
+    let broker = RunBroker::start(&plan);
+    let mut setup = pipeline_setup("latency_ceiling_fetch_wait", &broker.address);
+    setup.extra_args.extend(["--fetch-wait-ms".to_string(), fetch_wait.to_string()]);
+    let samples = pipeline::run(&setup, warm_m + m, rate)?.samples;
+    drop(broker);
+    let same_fetch_latency = latency(&measured("pipeline_latency_ceiling_fetch_wait", samples, warm_m)?)?;
+    eprintln!("bench:   {same_fetch_latency:?}");
+
     let mut restarts = Vec::new();
     if plan.brokers.is_none() {
         for &orders in &plan.history_orders {
@@ -152,6 +164,7 @@ fn run(plan: Plan) -> Result<(), String> {
         ceiling_settings,
         runs,
         latency: [ceiling_latency, pipeline_latency],
+        same_fetch_latency,
         restarts,
     };
     print!("{}", report.table());

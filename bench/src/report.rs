@@ -50,6 +50,8 @@ pub struct Report {
     pub runs: Vec<ThroughputRun>,
     /// Latency at the fixed rate: ceiling, pipeline.
     pub latency: [Latency; 2],
+    /// The pipeline's latency with the ceiling's fetch.wait.max.ms.
+    pub same_fetch_latency: Latency,
     /// payment-service started over each history size.
     pub restarts: Vec<Restart>,
 }
@@ -195,6 +197,15 @@ impl Report {
                 if p99 { verdict(self.p99_passes()) } else { "" },
             ]);
         }
+        let fetch_wait = self.ceiling_settings.fetch_wait_ms();
+        row([
+            &format!("  p99 with --fetch-wait-ms {fetch_wait}"),
+            &format!("{:.0}", self.latency[0].p99),
+            &format!("{:.0}", self.same_fetch_latency.p99),
+            &format!("{:.2}", self.same_fetch_latency.p99 / self.latency[0].p99),
+            "(the ceiling's wait)",
+            "",
+        ]);
         let ceiling_cpu = spread(self.runs.iter().map(|r| r.ceiling_cpu_per_1000))[1];
         let services_cpu = [0, 1, 2].map(|i| spread(self.runs.iter().map(|r| r.services_cpu_per_1000[i]))[1]);
         let pipeline_cpu: f64 = services_cpu.iter().sum();
@@ -308,6 +319,7 @@ impl Report {
             "pipeline": {
                 "throughput_per_s": spread_json(self.pipeline()),
                 "latency_ms": latency(&self.latency[1]),
+                "latency_ms_at_ceiling_fetch_wait": latency(&self.same_fetch_latency),
                 "peak_rss_mib": per_service(self.peak_rss_mib()),
             },
             "restart_over_history": self.restarts.iter().map(|r| json!({
@@ -319,6 +331,7 @@ impl Report {
                 "throughput_median": self.throughput_ratio(),
                 "p50": self.latency_ratio(|l| l.p50),
                 "p99": self.latency_ratio(|l| l.p99),
+                "p99_at_ceiling_fetch_wait": self.same_fetch_latency.p99 / self.latency[0].p99,
                 "max": self.latency_ratio(|l| l.max),
             },
             "measuring_cost": {
