@@ -9,13 +9,14 @@
 
 use crate::in_flight::InFlight;
 use crate::kafka::KafkaContext;
+use crate::producer::KafkaProducer;
 use crate::shutdown::Shutdown;
 use crate::stats::Stats;
 use actix_rt::ArbiterHandle;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use log::info;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::producer::Producer;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -33,12 +34,12 @@ pub struct Endpoints {
 /// The Kafka clients `/ready` asks about, handed over as the service makes them.
 #[derive(Clone, Default)]
 pub struct Readiness {
-    producer: Arc<OnceLock<FutureProducer<KafkaContext>>>,
+    producer: Arc<OnceLock<KafkaProducer>>,
     consumer: Arc<OnceLock<Arc<StreamConsumer<KafkaContext>>>>,
 }
 
 impl Readiness {
-    pub fn producer_made(&self, producer: FutureProducer<KafkaContext>) {
+    pub fn producer_made(&self, producer: KafkaProducer) {
         let _ = self.producer.set(producer);
     }
 

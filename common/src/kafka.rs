@@ -6,6 +6,7 @@
 //! in the background; the producer is idempotent and waits for every replica.
 
 use crate::config::KafkaArgs;
+use crate::producer::{Deliveries, KafkaProducer};
 use crate::stats::Stats;
 use log::{debug, info, warn};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -13,7 +14,7 @@ use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::BorrowedMessage;
-use rdkafka::producer::{BaseProducer, FutureProducer, Producer, ProducerContext};
+use rdkafka::producer::{BaseProducer, Producer, ProducerContext};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use std::collections::HashMap;
@@ -87,7 +88,8 @@ pub struct RebalanceHooks {
 pub type AssignHook = dyn Fn(&BaseConsumer<KafkaContext>, &TopicPartitionList) + Send + Sync;
 
 impl KafkaContext {
-    fn new(brokers: &str) -> Self {
+    /// The context of a client of `brokers` (the producer's wraps one: see `producer.rs`).
+    pub fn new(brokers: &str) -> Self {
         KafkaContext {
             brokers: brokers.to_string(),
             last_complaint: Mutex::new(None),
@@ -295,21 +297,28 @@ fn create<T: rdkafka::config::FromClientConfigAndContext<KafkaContext>>(
     config: &ClientConfig,
     kafka: &KafkaArgs,
 ) -> Result<T, String> {
+    create_with(config, kafka, KafkaContext::new(&kafka.brokers))
+}
+
+fn create_with<C: ClientContext, T: rdkafka::config::FromClientConfigAndContext<C>>(
+    config: &ClientConfig,
+    kafka: &KafkaArgs,
+    context: C,
+) -> Result<T, String> {
     // -X and --kafka-config come last: the operator's word wins over our defaults.
     let mut config = config.clone();
     kafka.client.apply(&mut config);
-    config
-        .create_with_context(KafkaContext::new(&kafka.brokers))
-        .map_err(|e| format!("invalid Kafka client settings: {e}"))
+    config.create_with_context(context).map_err(|e| format!("invalid Kafka client settings: {e}"))
 }
 
-/// The idempotent producer every service publishes with.
-pub fn producer(kafka: &KafkaArgs, service: &str) -> Result<FutureProducer<KafkaContext>, String> {
+/// The idempotent producer every service publishes with; its deliveries are
+/// counted in `stats` (see `producer.rs`).
+pub fn producer(kafka: &KafkaArgs, service: &str, stats: Arc<Stats>) -> Result<KafkaProducer, String> {
     let mut config = base_config(kafka, service);
     for (key, value) in PRODUCER_SETTINGS {
         config.set(key, value);
     }
-    create(&config, kafka)
+    create_with(&config, kafka, Deliveries::new(&kafka.brokers, stats))
 }
 
 /// A consumer in `group` subscribed to `topic`, storing offsets only when told;

@@ -1,39 +1,46 @@
 //! The producer actor: publishes records, and completes each event's ticket once
 //! the broker has acknowledged its record.
 //!
-//! The delivery wait runs as its own task, not on the actor, so a crash and
-//! restart of the actor never loses an acknowledgement. A record whose delivery
-//! failed after librdkafka's own retries is published again a second later (its
-//! event is never completed without it), unless the broker refuses it for good:
-//! then it comes back to the actor as [`Refused`], which stops the service (see
+//! Acknowledgements are handled by librdkafka's polling thread ([`Deliveries`]),
+//! not by the actor, so a crash and restart of the actor never loses one, and no
+//! task or channel is made per record. A record whose delivery failed after
+//! librdkafka's own retries comes back to the actor as [`Undelivered`] and is
+//! published again a second later (its event is never completed without it),
+//! unless the broker refuses it for good: then the service stops (see
 //! `error.rs`) instead of retrying forever.
 
 use crate::error::{ActorError, Kind};
 use crate::fault::Role;
 use crate::kafka::KafkaContext;
-use crate::messages::Publish;
+use crate::messages::{Publish, Ticket};
 use crate::stats::Stats;
 use crate::supervisor::{Supervised, Worker};
-use actix::{AsyncContext, Context, Message};
+use actix::{Addr, Context, Message as ActixMessage};
 use log::{info, warn};
-use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use std::sync::Arc;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::ClientContext;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 /// The pause before publishing again a record whose delivery failed.
 const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// A record the broker refuses for good, and its answer.
-#[derive(Message)]
+/// The service's Kafka producer. librdkafka's deliveries are handled by its
+/// polling thread ([`Deliveries`]): no task or channel per record.
+pub type KafkaProducer = ThreadedProducer<Deliveries>;
+
+/// A record librdkafka could not deliver after its own retries, and why.
+#[derive(ActixMessage)]
 #[rtype(result = "()")]
-pub struct Refused(pub Publish, pub KafkaError);
+pub struct Undelivered(pub Publish, pub KafkaError);
 
 /// Everything the producer actor handles.
 pub enum ProducerInput {
     Publish(Publish),
-    Refused(Publish, KafkaError),
+    Undelivered(Publish, KafkaError),
 }
 
 impl From<Publish> for ProducerInput {
@@ -42,61 +49,141 @@ impl From<Publish> for ProducerInput {
     }
 }
 
-impl From<Refused> for ProducerInput {
-    fn from(Refused(publish, cause): Refused) -> Self {
-        ProducerInput::Refused(publish, cause)
+impl From<Undelivered> for ProducerInput {
+    fn from(Undelivered(publish, cause): Undelivered) -> Self {
+        ProducerInput::Undelivered(publish, cause)
+    }
+}
+
+/// What travels with a record through librdkafka: enough to finish its event,
+/// or to publish it again (the rest comes back with the record).
+pub struct Sent {
+    ticket: Ticket,
+    announce: Option<&'static str>,
+    partition: Option<i32>,
+    headers: Vec<(&'static str, String)>,
+    at: Instant,
+}
+
+/// The producer's client context: librdkafka's lines go where every client's
+/// go (see [`KafkaContext`]); each acknowledged record completes its ticket on
+/// librdkafka's polling thread, and each failed one goes back to the actor.
+pub struct Deliveries {
+    kafka: KafkaContext,
+    stats: Arc<Stats>,
+    actor: OnceLock<Addr<Supervised<ProducerActor>>>,
+}
+
+impl Deliveries {
+    pub fn new(brokers: &str, stats: Arc<Stats>) -> Self {
+        Deliveries { kafka: KafkaContext::new(brokers), stats, actor: OnceLock::new() }
+    }
+}
+
+impl ClientContext for Deliveries {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        self.kafka.log(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.kafka.error(error, reason);
+    }
+}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = Box<Sent>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, sent: Box<Sent>) {
+        let Sent { ticket, announce, partition, headers, at } = *sent;
+        match result {
+            Ok(record) => {
+                self.stats.produced(record.topic(), at.elapsed());
+                if let Some(announce) = announce {
+                    let payload = String::from_utf8_lossy(record.payload().unwrap_or_default());
+                    info!(target: ProducerActor::NAME, "{announce}: {payload}");
+                }
+                ticket.complete();
+            }
+            // Purged: the process is exiting, the event stays uncommitted.
+            Err((
+                KafkaError::MessageProduction(RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight),
+                _,
+            )) => {}
+            Err((cause, record)) => {
+                let publish = Publish {
+                    topic: record.topic().to_string(),
+                    partition,
+                    key: record.key().map(<[u8]>::to_vec),
+                    payload: record.payload().unwrap_or_default().to_vec(),
+                    headers,
+                    ticket,
+                    announce,
+                };
+                if let Some(actor) = self.actor.get() {
+                    actor.do_send(Undelivered(publish, cause.clone()));
+                }
+            }
+        }
     }
 }
 
 pub struct ProducerActor {
-    producer: FutureProducer<KafkaContext>,
-    stats: Arc<Stats>,
+    producer: KafkaProducer,
 }
 
 impl ProducerActor {
-    pub fn new(producer: FutureProducer<KafkaContext>, stats: Arc<Stats>) -> Self {
-        ProducerActor { producer, stats }
+    /// Starts the actor under supervision; `producer`'s failed deliveries come back to it.
+    pub fn start(
+        producer: KafkaProducer,
+        supervision: &crate::supervisor::Supervision,
+    ) -> Addr<Supervised<Self>> {
+        let actor = Supervised::start(ProducerActor { producer: producer.clone() }, supervision);
+        let _ = producer.context().actor.set(actor.clone());
+        actor
     }
 
-    /// Hands `publish` to librdkafka and waits for its delivery in a task of its own.
-    fn publish(&self, publish: &Publish, ctx: &mut Context<Supervised<Self>>) -> Result<(), ActorError> {
+    /// Hands `publish` to librdkafka; [`Deliveries`] takes it from there.
+    fn publish(&self, publish: &Publish) -> Result<(), ActorError> {
         let headers = publish.headers.iter().fold(OwnedHeaders::new(), |headers, (key, value)| {
             headers.insert(Header { key, value: Some(value.as_str()) })
         });
-        let mut record = FutureRecord::to(&publish.topic).payload(&publish.payload).headers(headers);
+        let sent = Sent {
+            ticket: publish.ticket.clone(),
+            announce: publish.announce,
+            partition: publish.partition,
+            headers: publish.headers.clone(),
+            at: Instant::now(),
+        };
+        let mut record = BaseRecord::with_opaque_to(&publish.topic, Box::new(sent))
+            .payload(&publish.payload)
+            .headers(headers);
         if let Some(key) = &publish.key {
             record = record.key(key);
         }
         if let Some(partition) = publish.partition {
             record = record.partition(partition);
         }
-        let sent = Instant::now();
-        let delivery = self
-            .producer
-            .send_result(record)
-            .map_err(|(cause, _)| ActorError::publishing(&publish.topic, cause))?;
-        let (publish, actor, stats) = (publish.clone(), ctx.address(), self.stats.clone());
+        self.producer.send(record).map_err(|(cause, _)| ActorError::publishing(&publish.topic, cause))
+    }
+
+    /// A record librdkafka gave up on: published again a second later, unless
+    /// the broker refuses it for good (then the service stops, see `error.rs`).
+    fn undelivered(
+        &self,
+        publish: &Publish,
+        cause: &KafkaError,
+        ctx: &mut Context<Supervised<Self>>,
+    ) -> Result<(), ActorError> {
+        let failure = ActorError::publishing(&publish.topic, cause.clone());
+        if failure.kind() == Kind::Permanent {
+            return Err(failure);
+        }
+        warn!(target: Self::NAME, "{failure}; publishing again in 1 s");
+        // A task of its own, not the actor's: a restart of the actor must not lose it.
+        let (publish, actor) = (publish.clone(), actix::AsyncContext::address(ctx));
         actix_rt::spawn(async move {
-            match delivery.await {
-                Ok(Ok(_)) => {
-                    stats.produced(&publish.topic, sent.elapsed());
-                    if let Some(announce) = publish.announce {
-                        info!(target: Self::NAME, "{announce}: {}", String::from_utf8_lossy(&publish.payload));
-                    }
-                    publish.ticket.complete();
-                }
-                Ok(Err((cause, _))) => {
-                    let failure = ActorError::publishing(&publish.topic, cause.clone());
-                    if failure.kind() == Kind::Permanent {
-                        return actor.do_send(Refused(publish, cause));
-                    }
-                    warn!(target: Self::NAME, "{failure}; publishing again in 1 s");
-                    tokio::time::sleep(RETRY_PAUSE).await;
-                    actor.do_send(publish);
-                }
-                // The producer is gone: the process is exiting, the event stays uncommitted.
-                Err(_canceled) => {}
-            }
+            tokio::time::sleep(RETRY_PAUSE).await;
+            actor.do_send(publish);
         });
         Ok(())
     }
@@ -113,15 +200,13 @@ impl Worker for ProducerActor {
         ctx: &mut Context<Supervised<Self>>,
     ) -> Result<(), ActorError> {
         match input {
-            ProducerInput::Publish(publish) => self.publish(publish, ctx),
-            ProducerInput::Refused(publish, cause) => {
-                Err(ActorError::PublishRefused { topic: publish.topic.clone(), cause: cause.clone() })
-            }
+            ProducerInput::Publish(publish) => self.publish(publish),
+            ProducerInput::Undelivered(publish, cause) => self.undelivered(publish, cause, ctx),
         }
     }
 
     fn describe(input: &ProducerInput) -> String {
-        let (ProducerInput::Publish(publish) | ProducerInput::Refused(publish, _)) = input;
+        let (ProducerInput::Publish(publish) | ProducerInput::Undelivered(publish, _)) = input;
         match &publish.key {
             Some(key) => format!("a record for {} (key {})", publish.topic, String::from_utf8_lossy(key)),
             None => format!("a record for {}", publish.topic),

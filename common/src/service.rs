@@ -17,14 +17,14 @@ use crate::http::{self, Endpoints, Readiness};
 use crate::in_flight::InFlight;
 use crate::kafka::{self, KafkaContext};
 use crate::messages::{Process, Publish};
-use crate::producer::ProducerActor;
+use crate::producer::{KafkaProducer, ProducerActor};
 use crate::shutdown::{Reason, Shutdown};
 use crate::stats::Stats;
 use crate::supervisor::{Supervised, Supervision, Worker};
 use actix::{Addr, Recipient};
 use log::{error, info, warn};
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::producer::Producer;
 use std::future::Future;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -44,7 +44,7 @@ pub struct Service {
     pub runtime: RuntimeArgs,
     pub supervision: Supervision,
     pub in_flight: InFlight,
-    producer: Option<FutureProducer<KafkaContext>>,
+    producer: Option<KafkaProducer>,
     consumer: Option<Arc<StreamConsumer<KafkaContext>>>,
     /// Stores the consumer's offsets: told to once more before the last commit.
     consumer_actor: Option<Addr<Supervised<ConsumerActor>>>,
@@ -124,10 +124,10 @@ impl Service {
 
     /// Starts the producer actor (one Kafka producer for the whole service).
     pub fn start_producer(&mut self) -> Result<Addr<Supervised<ProducerActor>>, String> {
-        let producer = kafka::producer(&self.kafka, self.name)?;
+        let producer = kafka::producer(&self.kafka, self.name, self.supervision.stats.clone())?;
         self.producer = Some(producer.clone());
         self.readiness.producer_made(producer.clone());
-        Ok(self.supervise(ProducerActor::new(producer, self.supervision.stats.clone())))
+        Ok(ProducerActor::start(producer, &self.supervision))
     }
 
     /// Starts the consumer actor on `topic` in `group`, feeding `domain`;

@@ -16,7 +16,7 @@ use common::producer::ProducerActor;
 use common::restart_policy::RestartLimits;
 use common::shutdown::{Reason, Shutdown};
 use common::stats::Stats;
-use common::supervisor::{Supervised, Supervision};
+use common::supervisor::Supervision;
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use std::sync::Arc;
@@ -56,8 +56,8 @@ async fn a_record_refused_for_good_stops_the_service_instead_of_being_retried_fo
         stats: Arc::new(Stats::default()),
         shutdown: Shutdown::default(),
     };
-    let producer = kafka::producer(&kafka, "test").expect("a producer");
-    let producer = Supervised::start(ProducerActor::new(producer, supervision.stats.clone()), &supervision);
+    let producer = kafka::producer(&kafka, "test", supervision.stats.clone()).expect("a producer");
+    let producer = ProducerActor::start(producer, &supervision);
     let (completions, mut completed) = mpsc::unbounded_channel();
     let source = Source(completions).start();
 
