@@ -18,7 +18,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Storage::Memory)]
     pub storage: Storage,
     /// Orders in each throughput run (offered at unlimited rate).
-    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub orders: u64,
     /// Offered rate of the latency runs, in orders per second.
     #[arg(long, default_value_t = 1000.0, value_parser = positive)]
