@@ -48,7 +48,7 @@ pub struct Args {
     #[arg(long = "ceiling-set", value_name = "KEY=VALUE", value_parser = key_value)]
     pub ceiling_set: Vec<(String, String)>,
     /// RUST_LOG of the services [default: unset, so their default level, info].
-    /// The benchmark needs NotificationActor's and kafka's info lines.
+    /// The benchmark needs the info lines of NotificationActor, OrderActor and kafka.
     #[arg(long)]
     pub service_log: Option<String>,
     /// One more flag for every service, e.g. --service-arg=--drain-timeout-secs=5 (repeatable).

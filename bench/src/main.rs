@@ -1,13 +1,16 @@
 //! `cargo run --release -p bench -- [flags]`: the pipeline against its ceiling.
 //!
-//! On one broker (the embedded Nisshi on a free port, or `--brokers`), in one run:
+//! Each run on a broker of its own (a fresh embedded Nisshi on a free port, in
+//! memory unless `--storage sqlite`) or on `--brokers`:
 //!
-//! 1. ceiling throughput and pipeline throughput: `--orders` orders at unlimited
-//!    rate, first order created to last order notified;
+//! 1. ceiling throughput and pipeline throughput, `--runs` times each, alternated:
+//!    `--orders` orders at unlimited rate, first order created to last order
+//!    notified; with the bench's own CPU meanwhile and the figure from the
+//!    services' log lines alone, to show that measuring costs them nothing;
 //! 2. ceiling latency and pipeline latency (at the services' fetch long-poll, and
 //!    again at the ceiling's): `--rate` orders/s for `--latency-secs`,
 //!    p50/p99/max of notified time − `created_at_ms`;
-//! 3. each service's peak RSS (VmHWM) in the pipeline's throughput run;
+//! 3. each service's peak RSS (VmHWM) in the pipeline's throughput runs;
 //! 4. payment-service started over histories of paid orders (`--history-orders`):
 //!    seconds to its first new payment, and its peak RSS.
 //!
@@ -181,7 +184,9 @@ fn run(plan: Plan) -> Result<(), String> {
 /// Throughput from the services' log lines alone: the measured orders, from the
 /// "📦 Order Created" line of the first of them to the last notification line.
 fn log_throughput(created_lines_ms: &[u64], warmup: u64, measured: &[Sample]) -> Result<f64, String> {
-    let first = created_lines_ms.get(warmup as usize).ok_or("order-service logged too few orders")?;
+    let first = created_lines_ms.get(warmup as usize).ok_or(
+        "order-service logged too few \"📦 Order Created\" lines (does --service-log keep OrderActor=info?)",
+    )?;
     let last = measured.iter().map(|s| s.done_ms).max().ok_or("no orders were measured")?;
     Ok(measured.len() as f64 / ((last.saturating_sub(*first)).max(1) as f64 / 1000.0))
 }

@@ -68,15 +68,14 @@ impl LoggedService {
         let deadline = Instant::now() + timeout;
         let mut file =
             File::open(&self.log).map_err(|e| format!("cannot open {}: {e}", self.log.display()))?;
-        let (mut seen, mut carry, mut chunk) = (0u64, Vec::new(), Vec::new());
+        let (mut seen, mut unread) = (0u64, Vec::new());
         loop {
-            chunk.clear();
-            file.read_to_end(&mut chunk).map_err(|e| format!("cannot read {}: {e}", self.log.display()))?;
+            // Appends what was written since the last read: the file keeps its position.
+            file.read_to_end(&mut unread).map_err(|e| format!("cannot read {}: {e}", self.log.display()))?;
             // A marker may straddle two reads: keep the unfinished last line.
-            carry.extend_from_slice(&chunk);
-            let complete = carry.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-            seen += count_in(&carry[..complete], marker.as_bytes());
-            carry.drain(..complete);
+            let complete = unread.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            seen += count_in(&unread[..complete], marker.as_bytes());
+            unread.drain(..complete);
             if seen >= count {
                 return Ok(());
             }
