@@ -33,8 +33,10 @@ impl Worker for OrderActor {
         Process { event, ticket }: &Process,
         _: &mut Context<Supervised<Self>>,
     ) -> Result<(), ActorError> {
-        info!(target: Self::NAME, "📦 Order Created: {event}");
-        self.producer.do_send(Publish::event(&self.order_topic, event, ticket.clone(), None));
+        // Encoded once, for the record and for the line.
+        let publish = Publish::event(&self.order_topic, event, ticket.clone(), None);
+        info!(target: Self::NAME, "📦 Order Created: {}", String::from_utf8_lossy(&publish.payload));
+        self.producer.do_send(publish);
         Ok(())
     }
 
