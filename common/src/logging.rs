@@ -3,16 +3,16 @@
 //! Actors log with their name as the log target (`target: "PaymentActor"`), so
 //! `RUST_LOG=PaymentActor=debug` narrows the output to one actor. Default level: info.
 //!
-//! To a terminal, each line is written at once, in colour. Anywhere else (a file,
-//! a pipe) lines go through a buffer, written out every [`FLUSH_EVERY`], when
-//! full, and by [`flush`]: at info a service writes a line or two per event, and
-//! one write(2) per line cost it a fifth of its CPU. A consumer calls [`flush`]
+//! To a terminal, env_logger writes each line at once, in colour. Anywhere else
+//! (a file, a pipe) lines are formatted straight into a buffer, written out every
+//! [`FLUSH_EVERY`], when full, and by [`flush`]: at info a service writes a line
+//! or two per event, and one write(2) per line cost it a fifth of its CPU. A consumer calls [`flush`]
 //! before it stores offsets, so an event is never committed before its lines
 //! (notification-service's emails) are out; the service flushes again as it exits.
 
 use std::io::{BufWriter, IsTerminal, Stderr, Write};
 use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How long a buffered line waits at most, when nothing else flushes it.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
@@ -22,33 +22,34 @@ const BUFFER_BYTES: usize = 64 * 1024;
 /// The buffer, when output is not a terminal.
 static BUFFER: OnceLock<Mutex<BufWriter<Stderr>>> = OnceLock::new();
 
-/// Sets up env_logger for `service`; call once, first thing in `main`.
+/// Sets up logging for `service`; call once, first thing in `main`. env_logger
+/// reads `RUST_LOG` and, to a terminal, writes the lines too.
 pub fn init(service: &'static str) {
-    let terminal = std::io::stderr().is_terminal();
     let mut builder = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
-    builder.format(move |buf, record| {
-        let level = record.level();
-        let style = if terminal { buf.default_level_style(level) } else { Default::default() };
-        writeln!(
-            buf,
-            "{} {style}{level:<5}{style:#} {service} {}: {}",
-            buf.timestamp_millis(),
-            record.target(),
-            record.args()
-        )
-    });
-    if !terminal {
-        let _ = BUFFER.set(Mutex::new(BufWriter::with_capacity(BUFFER_BYTES, std::io::stderr())));
-        // Always: the lines hold no colour to strip, and env_logger passes them as they are.
-        builder
-            .write_style(env_logger::WriteStyle::Always)
-            .target(env_logger::Target::Pipe(Box::new(Buffered)));
+    if std::io::stderr().is_terminal() {
+        builder.format(move |buf, record| {
+            let level = record.level();
+            let style = buf.default_level_style(level);
+            writeln!(
+                buf,
+                "{} {style}{level:<5}{style:#} {service} {}: {}",
+                buf.timestamp_millis(),
+                record.target(),
+                record.args()
+            )
+        });
+        builder.init();
+        return;
+    }
+    let _ = BUFFER.set(Mutex::new(BufWriter::with_capacity(BUFFER_BYTES, std::io::stderr())));
+    let filter = builder.build();
+    log::set_max_level(filter.filter());
+    if log::set_boxed_logger(Box::new(ToBuffer { filter, service })).is_ok() {
         std::thread::spawn(|| loop {
             std::thread::sleep(FLUSH_EVERY); // a period, not a wait for an event
             flush();
         });
     }
-    builder.init();
 }
 
 /// Writes out the buffered lines (nothing to do when logging to a terminal).
@@ -58,19 +59,66 @@ pub fn flush() {
     }
 }
 
-/// env_logger's target when buffering: it flushes after every line, which
-/// this ignores (see [`flush`]).
-struct Buffered;
+/// The logger when output is not a terminal: env_logger's filter, and each line
+/// formatted straight into the buffer (no copy, no colour to strip).
+struct ToBuffer {
+    filter: env_logger::Logger,
+    service: &'static str,
+}
 
-impl Write for Buffered {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        match BUFFER.get() {
-            Some(buffer) => buffer.lock().unwrap_or_else(|p| p.into_inner()).write(bytes),
-            None => std::io::stderr().write(bytes),
-        }
+impl log::Log for ToBuffer {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        self.filter.enabled(metadata)
     }
 
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+    fn log(&self, record: &log::Record<'_>) {
+        let Some(buffer) = BUFFER.get().filter(|_| self.filter.matches(record)) else { return };
+        let mut out = buffer.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = write_utc_millis(&mut *out, SystemTime::now());
+        let (level, service, target) = (record.level(), self.service, record.target());
+        let _ = writeln!(out, " {level:<5} {service} {target}: {}", record.args());
+    }
+
+    fn flush(&self) {
+        flush();
+    }
+}
+
+/// Writes `time` as env_logger does: `2026-11-25T19:34:12.112Z` (UTC, ms).
+fn write_utc_millis(out: &mut impl Write, time: SystemTime) -> std::io::Result<()> {
+    let ms = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let (days, ms_of_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+    // The civil date of a day count (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097;
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 { shifted_month + 3 } else { shifted_month - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    let (hour, minute) = (ms_of_day / 3_600_000, ms_of_day / 60_000 % 60);
+    let (second, milli) = (ms_of_day / 1000 % 60, ms_of_day % 1000);
+    write!(out, "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{milli:03}Z")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn formatted(ms: u64) -> String {
+        let mut out = Vec::new();
+        write_utc_millis(&mut out, UNIX_EPOCH + Duration::from_millis(ms)).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn writes_utc_timestamps_like_env_logger() {
+        assert_eq!(formatted(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(formatted(951_868_800_007), "2000-03-01T00:00:00.007Z");
+        assert_eq!(formatted(951_782_399_999), "2000-02-28T23:59:59.999Z");
+        assert_eq!(formatted(1_795_635_252_112), "2026-11-25T19:34:12.112Z");
     }
 }
