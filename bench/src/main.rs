@@ -34,7 +34,7 @@ mod service;
 use clap::Parser;
 use cli::{Args, Plan, Storage};
 use harness::logline::now_ms;
-use measure::{after_warmup, latency, throughput, write_csv, Sample};
+use measure::{after_warmup, latency, throughput, write_csv, Latency, Sample};
 use report::Report;
 use std::process::ExitCode;
 
@@ -131,22 +131,23 @@ fn run(plan: Plan) -> Result<(), String> {
     let ceiling_latency = latency(&measured("ceiling_latency", samples, warm_m)?)?;
     eprintln!("bench:   {ceiling_latency:?}");
 
+    // The pipeline at the fixed rate, on a broker of its own, with `extra` flags.
+    let pipeline_latency = |phase: &str, extra: &[String]| -> Result<Latency, String> {
+        let broker = RunBroker::start(&plan);
+        let mut setup = pipeline_setup(phase, &broker.address);
+        setup.extra_args.extend_from_slice(extra);
+        let samples = pipeline::run(&setup, warm_m + m, rate)?.samples;
+        drop(broker);
+        latency(&measured(&format!("pipeline_{phase}"), samples, warm_m)?)
+    };
     eprintln!("bench: pipeline latency, {warm_m} + {m} orders at {rate}/s");
-    let broker = RunBroker::start(&plan);
-    let latency_run = pipeline::run(&pipeline_setup("latency", &broker.address), warm_m + m, rate)?;
-    drop(broker);
-    let pipeline_latency = latency(&measured("pipeline_latency", latency_run.samples, warm_m)?)?;
-    eprintln!("bench:   {pipeline_latency:?}");
-
+    let pipeline_latency_default = pipeline_latency("latency", &[])?;
+    eprintln!("bench:   {pipeline_latency_default:?}");
     // The same at the ceiling's fetch long-poll: what the services add besides it.
     let fetch_wait = ceiling_settings.fetch_wait_ms();
     eprintln!("bench: pipeline latency with --fetch-wait-ms {fetch_wait}, {warm_m} + {m} orders at {rate}/s");
-    let broker = RunBroker::start(&plan);
-    let mut setup = pipeline_setup("latency_ceiling_fetch_wait", &broker.address);
-    setup.extra_args.extend(["--fetch-wait-ms".to_string(), fetch_wait.to_string()]);
-    let samples = pipeline::run(&setup, warm_m + m, rate)?.samples;
-    drop(broker);
-    let same_fetch_latency = latency(&measured("pipeline_latency_ceiling_fetch_wait", samples, warm_m)?)?;
+    let fetch_wait_flag = ["--fetch-wait-ms".to_string(), fetch_wait.to_string()];
+    let same_fetch_latency = pipeline_latency("latency_ceiling_fetch_wait", &fetch_wait_flag)?;
     eprintln!("bench:   {same_fetch_latency:?}");
 
     let mut restarts = Vec::new();
@@ -166,7 +167,7 @@ fn run(plan: Plan) -> Result<(), String> {
         load: [load_at_start, report::load_average()],
         ceiling_settings,
         runs,
-        latency: [ceiling_latency, pipeline_latency],
+        latency: [ceiling_latency, pipeline_latency_default],
         same_fetch_latency,
         restarts,
     };

@@ -6,9 +6,10 @@
 //! To a terminal, env_logger writes each line at once, in colour. Anywhere else
 //! (a file, a pipe) lines are formatted straight into a buffer, written out every
 //! [`FLUSH_EVERY`], when full, and by [`flush`]: at info a service writes a line
-//! or two per event, and one write(2) per line cost it a fifth of its CPU. A consumer calls [`flush`]
-//! before it stores offsets, so an event is never committed before its lines
-//! (notification-service's emails) are out; the service flushes again as it exits.
+//! or two per event, and one write(2) per line cost it a fifth of its CPU. A
+//! consumer calls [`flush`] before it stores offsets, so an event is never
+//! committed before its lines (notification-service's emails) are out; the
+//! service flushes again as it exits.
 
 use std::io::{BufWriter, IsTerminal, Stderr, Write};
 use std::sync::{Mutex, OnceLock};
@@ -106,7 +107,6 @@ fn write_utc_millis(out: &mut impl Write, time: SystemTime) -> std::io::Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn formatted(ms: u64) -> String {
         let mut out = Vec::new();

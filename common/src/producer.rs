@@ -14,7 +14,7 @@ use crate::fault::Role;
 use crate::kafka::KafkaContext;
 use crate::messages::{Publish, Ticket};
 use crate::stats::Stats;
-use crate::supervisor::{Supervised, Worker};
+use crate::supervisor::{Supervised, Supervision, Worker};
 use actix::{Addr, Context, Message as ActixMessage};
 use log::{info, warn};
 use rdkafka::config::RDKafkaLogLevel;
@@ -133,10 +133,7 @@ pub struct ProducerActor {
 
 impl ProducerActor {
     /// Starts the actor under supervision; `producer`'s failed deliveries come back to it.
-    pub fn start(
-        producer: KafkaProducer,
-        supervision: &crate::supervisor::Supervision,
-    ) -> Addr<Supervised<Self>> {
+    pub fn start(producer: KafkaProducer, supervision: &Supervision) -> Addr<Supervised<Self>> {
         let actor = Supervised::start(ProducerActor { producer: producer.clone() }, supervision);
         let _ = producer.context().actor.set(actor.clone());
         actor
