@@ -1,6 +1,7 @@
 //! The benchmark's flags, and the plan they make (with `--smoke` applied).
 
 use clap::Parser;
+use common::config::DEFAULT_MAX_IN_FLIGHT;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -29,18 +30,18 @@ pub struct Args {
     /// Orders made before each throughput run's measured ones, and not measured:
     /// they take the start-up costs (e.g. the idempotent producer's ~1 s PID wait).
     /// Keep it above --max-in-flight, so the measured orders are made after the
-    /// first acknowledgements.
-    #[arg(long, default_value_t = 2000)]
-    pub warmup_orders: u64,
+    /// first acknowledgements [default: twice --max-in-flight].
+    #[arg(long)]
+    pub warmup_orders: Option<u64>,
     /// Seconds at `--rate` before each latency run's measured orders, not measured.
     #[arg(long, default_value_t = 2.0, value_parser = non_negative)]
     pub warmup_secs: f64,
     /// Throughput runs of each side, alternated; the report gives min, median and max.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub runs: u32,
-    /// Events in flight at most per ceiling stage (the services' --max-in-flight
-    /// default: the same bound on memory).
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Events in flight at most per stage, on both sides: the services get it as
+    /// their --max-in-flight (default: theirs), so both have the same bound on memory.
+    #[arg(long, default_value_t = DEFAULT_MAX_IN_FLIGHT, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_in_flight: u32,
     /// Sets a librdkafka property of the ceiling's clients, replacing its tuning
     /// of that key, e.g. --ceiling-set linger.ms=5 (repeatable). The delivery
@@ -133,7 +134,8 @@ impl Plan {
         let (orders, rate, latency_secs, warmup_orders, warmup_secs) = if args.smoke {
             (200, 200.0, 1.0, 50, 0.25)
         } else {
-            (args.orders, args.rate, args.latency_secs, args.warmup_orders, args.warmup_secs)
+            let warmup_orders = args.warmup_orders.unwrap_or(2 * u64::from(args.max_in_flight));
+            (args.orders, args.rate, args.latency_secs, warmup_orders, args.warmup_secs)
         };
         let bench = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let target = bench.parent().unwrap_or(bench).join("target");

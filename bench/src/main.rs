@@ -70,6 +70,7 @@ fn run(plan: Plan) -> Result<(), String> {
         payment_topic: format!("bench_payments_{phase}_{run_id}"),
         group: format!("bench_{phase}_{run_id}"),
         rust_log: plan.service_log.clone(),
+        max_in_flight: plan.max_in_flight,
         extra_args: plan.service_args.clone(),
         timeout: plan.timeout,
         logs: plan.logs.join(phase),

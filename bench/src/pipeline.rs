@@ -36,6 +36,8 @@ pub struct Setup {
     pub group: String,
     /// RUST_LOG of the services; `None`: their default.
     pub rust_log: Option<String>,
+    /// Each service's --max-in-flight.
+    pub max_in_flight: u32,
     pub extra_args: Vec<String>,
     pub timeout: Duration,
     /// Where each service's log goes (`<service>.log`), kept after the run.
@@ -66,6 +68,8 @@ pub fn run(setup: &Setup, count: u64, rate: f64) -> Result<Measured, String> {
         &setup.payment_topic,
         "--stats-interval",
         "0",
+        "--max-in-flight",
+        &setup.max_in_flight.to_string(),
     ]
     .map(String::from)
     .to_vec();

@@ -26,12 +26,12 @@ use crate::event::{OrderEvent, Status};
 use crate::fault::Role;
 use crate::in_flight::InFlight;
 use crate::kafka::{dead_letter_topic, KafkaContext, RebalanceHooks};
-use crate::messages::{Completed, Origin, Process, Publish, Ticket};
+use crate::messages::{Completed, Origin, Process, Publish, TicketIssuer};
 use crate::offsets::OffsetTracker;
 use crate::shutdown::Shutdown;
 use crate::stats::Stats;
 use crate::supervisor::{Supervised, Supervision, Worker};
-use actix::{Addr, Arbiter, AsyncContext, Context, Message, Recipient};
+use actix::{Addr, Arbiter, Context, Message, Recipient};
 use log::{debug, info, warn};
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::message::{Message as _, OwnedMessage};
@@ -115,6 +115,7 @@ pub struct ConsumerActor {
     /// Per partition, the offset to store at the next [`StoreOffsets`].
     unstored: HashMap<i32, i64>,
     in_flight: InFlight,
+    tickets: TicketIssuer,
     stats: Arc<Stats>,
     service: &'static str,
 }
@@ -153,6 +154,7 @@ impl ConsumerActor {
             offsets: OffsetTracker::default(),
             unstored: HashMap::new(),
             in_flight: setup.in_flight.clone(),
+            tickets: TicketIssuer::default(),
             stats: supervision.stats.clone(),
             service: setup.service,
         };
@@ -208,10 +210,10 @@ impl ConsumerActor {
         addr
     }
 
-    fn received(&mut self, message: &OwnedMessage, me: Recipient<Completed>) {
+    fn received(&mut self, message: &OwnedMessage, ctx: &Context<Supervised<Self>>) {
         let (partition, offset) = (message.partition(), message.offset());
         self.offsets.begin(partition, offset);
-        let ticket = Ticket::new(Origin::Record { partition, offset }, me);
+        let ticket = self.tickets.issue(Origin::Record { partition, offset }, ctx);
         match OrderEvent::decode(message.payload(), self.accepted) {
             Ok(event) => {
                 self.stats.took_event_created_at(event.created_at_ms);
@@ -289,7 +291,7 @@ impl Worker for ConsumerActor {
         ctx: &mut Context<Supervised<Self>>,
     ) -> Result<(), ActorError> {
         match input {
-            ConsumerInput::Received(message) => self.received(message, ctx.address().recipient()),
+            ConsumerInput::Received(message) => self.received(message, ctx),
             ConsumerInput::Completed(origin) => self.completed(*origin),
             ConsumerInput::StoreOffsets => self.store_offsets(),
             ConsumerInput::Revoked(stored) => {

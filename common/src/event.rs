@@ -5,7 +5,7 @@
 //! optional on read: a message with only the original four fields is accepted.
 
 use serde::{Deserialize, Serialize};
-use std::fmt;
+use std::{fmt, io};
 
 /// Payloads larger than this are not orders; they go to the dead-letter topic.
 pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
@@ -99,9 +99,26 @@ impl OrderEvent {
 }
 
 impl fmt::Display for OrderEvent {
-    /// Shows the event as the JSON it travels as, the way the original demo logged it.
+    /// Shows the event as the JSON it travels as, the way the original demo logged
+    /// it: written straight into the log line, with no buffer of its own.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&String::from_utf8_lossy(&self.encode()))
+        serde_json::to_writer(FormatterWriter(f), self).map_err(|_| fmt::Error)
+    }
+}
+
+/// Lets serde_json write into a `fmt::Formatter`. It writes whole characters at a
+/// time (it splits strings only at the ASCII it escapes), so each piece is UTF-8.
+struct FormatterWriter<'a, 'b>(&'a mut fmt::Formatter<'b>);
+
+impl io::Write for FormatterWriter<'_, '_> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let text = std::str::from_utf8(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        self.0.write_str(text).map_err(io::Error::other)?;
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -136,6 +153,13 @@ mod tests {
         assert!(json.contains(r#""status":"payment_failed""#), "{json}");
         assert!(json.contains(r#""reason":"card declined""#), "{json}");
         assert_eq!(OrderEvent::decode(Some(json.as_bytes()), &[Status::PaymentFailed]), Ok(event));
+    }
+
+    #[test]
+    fn displays_as_the_json_it_travels_as() {
+        let reason = "carte refusée: \"¡no!\"\n💳".to_string();
+        let event = OrderEvent { status: Status::PaymentFailed, reason: Some(reason), ..order() };
+        assert_eq!(event.to_string().into_bytes(), event.encode());
     }
 
     #[test]

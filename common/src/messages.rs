@@ -5,7 +5,8 @@
 //! sends [`Completed`] back to the source, so it can store the offset.
 
 use crate::event::OrderEvent;
-use actix::{Message, Recipient};
+use actix::{Actor, AsyncContext, Context, Handler, Message, Recipient};
+use std::sync::Arc;
 
 /// Where an event came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,17 +28,34 @@ pub struct Completed(pub Origin);
 #[derive(Clone, Debug)]
 pub struct Ticket {
     pub origin: Origin,
-    source: Recipient<Completed>,
+    /// Shared by every ticket of the source: a clone costs a reference count,
+    /// where a `Recipient` of its own would cost an allocation.
+    source: Arc<Recipient<Completed>>,
 }
 
 impl Ticket {
-    pub fn new(origin: Origin, source: Recipient<Completed>) -> Self {
+    pub fn new(origin: Origin, source: Arc<Recipient<Completed>>) -> Self {
         Ticket { origin, source }
     }
 
     /// Tells the source the event is done.
     pub fn complete(&self) {
         self.source.do_send(Completed(self.origin));
+    }
+}
+
+/// Issues an actor's tickets, all sharing one `Recipient` of it, made at the first.
+#[derive(Default)]
+pub struct TicketIssuer(Option<Arc<Recipient<Completed>>>);
+
+impl TicketIssuer {
+    /// A ticket for the event from `origin`, completed to the actor of `ctx`.
+    pub fn issue<A>(&mut self, origin: Origin, ctx: &Context<A>) -> Ticket
+    where
+        A: Actor<Context = Context<A>> + Handler<Completed>,
+    {
+        let source = self.0.get_or_insert_with(|| Arc::new(ctx.address().recipient()));
+        Ticket::new(origin, source.clone())
     }
 }
 

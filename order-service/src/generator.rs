@@ -7,12 +7,12 @@
 //! frees the slot once the order is on `order_topic`. With `--count N`, the
 //! service finishes after N acks.
 
-use actix::{Addr, AsyncContext, Context, Message, Recipient};
+use actix::{Addr, Context, Message, Recipient};
 use common::error::ActorError;
 use common::event::{OrderEvent, Status};
 use common::fault::Role;
 use common::in_flight::InFlight;
-use common::messages::{Completed, Origin, Process, Ticket};
+use common::messages::{Completed, Origin, Process, TicketIssuer};
 use common::shutdown::{Reason, Shutdown};
 use common::stats::Stats;
 use common::supervisor::{Supervised, Worker};
@@ -49,6 +49,8 @@ pub struct OrderGenerator {
     id_step: u64,
     rng: SmallRng,
     orders: Recipient<Process>,
+    /// Each order's ticket, completed when the broker has the order.
+    tickets: TicketIssuer,
     acknowledged: u64,
     count: Option<u64>,
     in_flight: InFlight,
@@ -75,6 +77,7 @@ impl OrderGenerator {
             id_step: setup.id_step,
             rng: SmallRng::seed_from_u64(setup.seed),
             orders: setup.orders,
+            tickets: TicketIssuer::default(),
             acknowledged: 0,
             count: setup.count,
             in_flight: setup.in_flight,
@@ -112,7 +115,7 @@ impl Worker for OrderGenerator {
             GeneratorInput::Tick => {
                 let event = self.new_order();
                 let origin = Origin::Order { order_id: event.order_id };
-                let ticket = Ticket::new(origin, ctx.address().recipient());
+                let ticket = self.tickets.issue(origin, ctx);
                 self.orders.do_send(Process { event, ticket });
             }
             GeneratorInput::Acknowledged(_) => {

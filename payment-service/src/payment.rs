@@ -13,11 +13,11 @@
 //! an order, which only another producer writes).
 
 use crate::ledger::{Ledger, ORDER_OFFSET, ORDER_PARTITION};
-use actix::{AsyncContext, Context, Recipient};
+use actix::{Context, Recipient};
 use common::error::ActorError;
 use common::event::{OrderEvent, Status};
 use common::fault::Role;
-use common::messages::{Completed, Origin, Process, Publish, Ticket};
+use common::messages::{Completed, Origin, Process, Publish, Ticket, TicketIssuer};
 use common::recent_ids::RecentIds;
 use common::stats::Stats;
 use common::supervisor::{Supervised, Worker};
@@ -74,6 +74,8 @@ pub struct PaymentActor {
     /// Orders whose payment event is on its way, with the tickets of every copy
     /// of the order that arrived meanwhile (the original first).
     paying: HashMap<u64, Vec<Ticket>>,
+    /// The tickets of payment events, completed when the broker has them.
+    acknowledgements: TicketIssuer,
     setup: PaymentSetup,
 }
 
@@ -83,6 +85,7 @@ impl PaymentActor {
             ledger: Ledger::default(),
             paid: RecentIds::new(setup.dedup_capacity),
             paying: HashMap::new(),
+            acknowledgements: TicketIssuer::default(),
             setup,
         }
     }
@@ -137,7 +140,7 @@ impl Worker for PaymentActor {
         let payment = charge(event, self.setup.decline_rate, self.setup.seed);
         self.paying.insert(order_id, vec![ticket.clone()]);
         self.setup.stats.processed();
-        let acknowledgement = Ticket::new(Origin::Order { order_id }, ctx.address().recipient());
+        let acknowledgement = self.acknowledgements.issue(Origin::Order { order_id }, ctx);
         let mut publish = Publish::event(
             &self.setup.payment_topic,
             &payment,
