@@ -11,6 +11,8 @@
 //! committed before its lines (notification-service's emails) are out; the
 //! service flushes again as it exits.
 
+use std::cell::RefCell;
+use std::fmt::Write as _;
 use std::io::{BufWriter, IsTerminal, Stderr, Write};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -74,10 +76,26 @@ impl log::Log for ToBuffer {
 
     fn log(&self, record: &log::Record<'_>) {
         let Some(buffer) = BUFFER.get().filter(|_| self.filter.matches(record)) else { return };
-        let mut out = buffer.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = write_utc_millis(&mut *out, SystemTime::now());
-        let (level, service, target) = (record.level(), self.service, record.target());
-        let _ = writeln!(out, " {level:<5} {service} {target}: {}", record.args());
+        // Formatted on this thread, then copied in one piece: the buffer's lock is
+        // held for a copy only, and its writer sees one write instead of a dozen.
+        let write = |line: &mut Line| {
+            line.stamp(SystemTime::now());
+            let level = match record.level() {
+                log::Level::Error => "ERROR",
+                log::Level::Warn => "WARN ",
+                log::Level::Info => "INFO ",
+                log::Level::Debug => "DEBUG",
+                log::Level::Trace => "TRACE",
+            };
+            let (service, target) = (self.service, record.target());
+            let _ = writeln!(line.text, " {level} {service} {target}: {}", record.args());
+            let _ = buffer.lock().unwrap_or_else(|p| p.into_inner()).write_all(line.text.as_bytes());
+        };
+        LINE.with(|line| match line.try_borrow_mut() {
+            Ok(mut line) => write(&mut line),
+            // A line logged while this thread formats another (from a Display).
+            Err(_) => write(&mut Line::default()),
+        });
     }
 
     fn flush(&self) {
@@ -85,10 +103,46 @@ impl log::Log for ToBuffer {
     }
 }
 
-/// Writes `time` as env_logger does: `2026-11-25T19:34:12.112Z` (UTC, ms).
-fn write_utc_millis(out: &mut impl Write, time: SystemTime) -> std::io::Result<()> {
-    let ms = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-    let (days, ms_of_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+thread_local! {
+    static LINE: RefCell<Line> = RefCell::new(Line::default());
+}
+
+/// A log line being formatted, kept per thread so its memory is reused, with
+/// the date and time of the last second it was stamped with: from one line to
+/// the next the timestamp mostly changes only in its milliseconds.
+struct Line {
+    text: String,
+    second: i64,
+    date_time: String,
+}
+
+impl Default for Line {
+    fn default() -> Self {
+        Line { text: String::new(), second: i64::MIN, date_time: String::new() }
+    }
+}
+
+impl Line {
+    /// Starts the line with `time` as env_logger writes it: `2026-11-25T19:34:12.112Z` (UTC, ms).
+    fn stamp(&mut self, time: SystemTime) {
+        let ms = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let second = ms.div_euclid(1000);
+        if second != self.second {
+            self.second = second;
+            self.date_time.clear();
+            let _ = write_utc_second(&mut self.date_time, second);
+        }
+        let milli = ms.rem_euclid(1000) as u32;
+        self.text.clear();
+        self.text.push_str(&self.date_time);
+        let digit = |n: u32| char::from(b'0' + (n % 10) as u8);
+        self.text.extend(['.', digit(milli / 100), digit(milli / 10), digit(milli), 'Z']);
+    }
+}
+
+/// Writes the UTC date and time of `second` (since the epoch): `2026-11-25T19:34:12`.
+fn write_utc_second(out: &mut String, second: i64) -> std::fmt::Result {
+    let (days, second_of_day) = (second.div_euclid(86_400), second.rem_euclid(86_400));
     // The civil date of a day count (Howard Hinnant's algorithm).
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -99,26 +153,28 @@ fn write_utc_millis(out: &mut impl Write, time: SystemTime) -> std::io::Result<(
     let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
     let month = if shifted_month < 10 { shifted_month + 3 } else { shifted_month - 9 };
     let year = year_of_era + era * 400 + i64::from(month <= 2);
-    let (hour, minute) = (ms_of_day / 3_600_000, ms_of_day / 60_000 % 60);
-    let (second, milli) = (ms_of_day / 1000 % 60, ms_of_day % 1000);
-    write!(out, "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{milli:03}Z")
+    let (hour, minute, sec) = (second_of_day / 3600, second_of_day / 60 % 60, second_of_day % 60);
+    write!(out, "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{sec:02}")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn formatted(ms: u64) -> String {
-        let mut out = Vec::new();
-        write_utc_millis(&mut out, UNIX_EPOCH + Duration::from_millis(ms)).unwrap();
-        String::from_utf8(out).unwrap()
+    fn formatted(line: &mut Line, ms: u64) -> String {
+        line.stamp(UNIX_EPOCH + Duration::from_millis(ms));
+        line.text.clone()
     }
 
     #[test]
     fn writes_utc_timestamps_like_env_logger() {
-        assert_eq!(formatted(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(formatted(951_868_800_007), "2000-03-01T00:00:00.007Z");
-        assert_eq!(formatted(951_782_399_999), "2000-02-28T23:59:59.999Z");
-        assert_eq!(formatted(1_795_635_252_112), "2026-11-25T19:34:12.112Z");
+        let line = &mut Line::default();
+        assert_eq!(formatted(line, 0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(formatted(line, 951_868_800_007), "2000-03-01T00:00:00.007Z");
+        assert_eq!(formatted(line, 951_782_399_999), "2000-02-28T23:59:59.999Z");
+        assert_eq!(formatted(line, 1_795_635_252_112), "2026-11-25T19:34:12.112Z");
+        // The same second again, and the next: the date and time are reused, then redone.
+        assert_eq!(formatted(line, 1_795_635_252_999), "2026-11-25T19:34:12.999Z");
+        assert_eq!(formatted(line, 1_795_635_253_040), "2026-11-25T19:34:13.040Z");
     }
 }
