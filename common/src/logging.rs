@@ -4,12 +4,12 @@
 //! `RUST_LOG=PaymentActor=debug` narrows the output to one actor. Default level: info.
 //!
 //! To a terminal, env_logger writes each line at once, in colour. Anywhere else
-//! (a file, a pipe) lines are formatted straight into a buffer, written out every
-//! [`FLUSH_EVERY`], when full, and by [`flush`]: at info a service writes a line
-//! or two per event, and one write(2) per line cost it a fifth of its CPU. A
-//! consumer calls [`flush`] before it stores offsets, so an event is never
-//! committed before its lines (notification-service's emails) are out; the
-//! service flushes again as it exits.
+//! (a file, a pipe) each line is formatted on its thread and copied into a shared
+//! buffer, written out every [`FLUSH_EVERY`], when full, and by [`flush`]: at info
+//! a service writes a line or two per event, and one write(2) per line cost it a
+//! fifth of its CPU. A consumer calls [`flush`] before it stores offsets, so an
+//! event is never committed before its lines (notification-service's emails) are
+//! out; the service flushes again as it exits.
 
 use std::cell::RefCell;
 use std::fmt::Write as _;
