@@ -88,7 +88,9 @@ impl log::Log for ToBuffer {
                 log::Level::Trace => "TRACE",
             };
             let (service, target) = (self.service, record.target());
-            let _ = writeln!(line.text, " {level} {service} {target}: {}", record.args());
+            if writeln!(line.text, " {level} {service} {target}: {}", record.args()).is_err() {
+                line.text.push('\n'); // a Display that failed midway: the next line stays whole
+            }
             let _ = buffer.lock().unwrap_or_else(|p| p.into_inner()).write_all(line.text.as_bytes());
         };
         LINE.with(|line| match line.try_borrow_mut() {
