@@ -119,6 +119,7 @@ fn run(plan: Plan) -> Result<(), String> {
             pipeline,
             from_logs,
             bench_cpu_ms: run.bench_cpu_ms,
+            services_cpu_ms: run.usage.iter().map(|u| u.cpu_ms).sum(),
             ceiling_cpu_per_1000: per_1000(ceiling_cpu_ms),
             services_cpu_per_1000: run.usage.map(|u| per_1000(u.cpu_ms)),
             peak_rss_mib: run.usage.map(|u| u.peak_rss_kib as f64 / 1024.0),

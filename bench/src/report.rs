@@ -35,6 +35,8 @@ pub struct ThroughputRun {
     pub from_logs: f64,
     /// CPU the benchmark's own process used while the services ran, ms.
     pub bench_cpu_ms: u64,
+    /// CPU the three services used in all, ms.
+    pub services_cpu_ms: u64,
     pub ceiling_cpu_per_1000: f64,
     /// CPU ms per 1000 orders of each service, in [`SERVICES`] order.
     pub services_cpu_per_1000: [f64; 3],
@@ -108,12 +110,7 @@ impl Report {
 
     /// The benchmark's CPU while the services ran, as a share of theirs (the highest).
     fn bench_cpu_share(&self) -> f64 {
-        let orders = (self.plan.warmup_orders + self.plan.orders) as f64 / 1000.0;
-        spread(
-            self.runs
-                .iter()
-                .map(|r| r.bench_cpu_ms as f64 / (r.services_cpu_per_1000.iter().sum::<f64>() * orders)),
-        )[2]
+        spread(self.runs.iter().map(|r| r.bench_cpu_ms as f64 / r.services_cpu_ms.max(1) as f64))[2]
     }
 
     /// The table printed at the end of a run.

@@ -45,10 +45,15 @@ pub struct Service {
     pub supervision: Supervision,
     pub in_flight: InFlight,
     producer: Option<KafkaProducer>,
-    consumer: Option<Arc<StreamConsumer<KafkaContext>>>,
-    /// Stores the consumer's offsets: told to once more before the last commit.
-    consumer_actor: Option<Addr<Supervised<ConsumerActor>>>,
+    consumer: Option<RunningConsumer>,
     readiness: Readiness,
+}
+
+/// A consumer service's Kafka consumer and the actor that stores its offsets
+/// (told to once more before the last commit).
+struct RunningConsumer {
+    client: Arc<StreamConsumer<KafkaContext>>,
+    actor: Addr<Supervised<ConsumerActor>>,
 }
 
 /// Runs the service `name`, whose events come from a `source` actor (consumer
@@ -98,7 +103,6 @@ where
         runtime,
         producer: None,
         consumer: None,
-        consumer_actor: None,
         readiness: Readiness::default(),
     };
     actix::System::new().block_on(async move {
@@ -144,10 +148,9 @@ impl Service {
         let metrics = self.runtime.metrics_addr.is_some();
         let client = kafka::consumer(&self.kafka, self.name, group, topic, metrics)?;
         client.context().report_statistics_to(self.supervision.stats.clone());
-        self.consumer = Some(client.clone());
         self.readiness.consumer_made(client.clone());
         let setup = ConsumerSetup {
-            client,
+            client: client.clone(),
             topic: topic.to_string(),
             accepted,
             domain,
@@ -157,7 +160,8 @@ impl Service {
             drain_timeout: Duration::from_secs(self.runtime.drain_timeout_secs),
             prepare,
         };
-        self.consumer_actor = Some(ConsumerActor::start(setup, &self.supervision));
+        let actor = ConsumerActor::start(setup, &self.supervision);
+        self.consumer = Some(RunningConsumer { client, actor });
         Ok(())
     }
 
@@ -218,15 +222,13 @@ impl Service {
             );
         }
         let teardown = Instant::now() + TEARDOWN;
-        if let Some(actor) = &self.consumer_actor {
+        if let Some(RunningConsumer { client, actor }) = &self.consumer {
             // The offsets of the events done since the last store, after their log lines.
             let stored = tokio::time::timeout_at(teardown.into(), actor.send(StoreOffsets)).await;
             if !matches!(stored, Ok(Ok(()))) {
                 warn!(target: "service", "cannot store the last offsets: their events will be redelivered");
             }
-        }
-        if let Some(consumer) = &self.consumer {
-            let committing = consumer.clone();
+            let committing = client.clone();
             match within(teardown, move || kafka::commit_stored_offsets(committing.as_ref())).await {
                 Some(Ok(())) => info!(target: "service", "offsets committed"),
                 Some(Err(e)) => {
@@ -237,7 +239,7 @@ impl Service {
                     "cannot commit offsets: no answer from the broker; the last events will be redelivered"
                 ),
             }
-            consumer.unsubscribe();
+            client.unsubscribe();
         }
         if let Some(producer) = &self.producer {
             if let Err(e) = producer.flush(teardown.saturating_duration_since(Instant::now())) {
