@@ -63,7 +63,7 @@ pub fn flush() {
 }
 
 /// The logger when output is not a terminal: env_logger's filter, and each line
-/// formatted straight into the buffer (no copy, no colour to strip).
+/// formatted on its thread (no colour to strip), then copied into the buffer.
 struct ToBuffer {
     filter: env_logger::Logger,
     service: &'static str,

@@ -72,12 +72,13 @@ where
 {
     runtime.check_crash_actor(source);
     crate::logging::init(name);
-    let code = serve(name, kafka.clone(), runtime.clone(), start);
+    let code = start_and_serve(name, kafka.clone(), runtime.clone(), start);
     crate::logging::flush();
     code
 }
 
-fn serve<F, Fut>(name: &'static str, kafka: KafkaArgs, runtime: RuntimeArgs, start: F) -> ExitCode
+/// `run`'s body, between setting up the logs and writing out their last lines.
+fn start_and_serve<F, Fut>(name: &'static str, kafka: KafkaArgs, runtime: RuntimeArgs, start: F) -> ExitCode
 where
     F: FnOnce(Service) -> Fut,
     Fut: Future<Output = Result<Service, String>>,
