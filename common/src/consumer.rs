@@ -65,7 +65,8 @@ pub struct Record {
     pub partition: i32,
     pub offset: i64,
     pub key: Option<Vec<u8>>,
-    pub payload: Option<Vec<u8>>,
+    /// Shared with the event made of it, whose log lines show it as it arrived.
+    pub payload: Option<Arc<[u8]>>,
 }
 
 impl Record {
@@ -74,7 +75,7 @@ impl Record {
             partition: message.partition(),
             offset: message.offset(),
             key: message.key().map(<[u8]>::to_vec),
-            payload: message.payload().map(<[u8]>::to_vec),
+            payload: message.payload().map(Arc::from),
         }
     }
 }
@@ -242,7 +243,8 @@ impl ConsumerActor {
         match OrderEvent::decode(record.payload.as_deref(), self.accepted) {
             Ok(event) => {
                 self.stats.took_event_created_at(event.created_at_ms);
-                self.domain.do_send(Process { event, ticket })
+                let payload = record.payload.clone();
+                self.domain.do_send(Process { event, ticket, payload })
             }
             Err(invalid) => {
                 warn!(
@@ -269,7 +271,7 @@ impl ConsumerActor {
                     partition: None,
                     key: record.key.clone(),
                     payload: payload[..payload.len().min(DEAD_LETTER_MAX_BYTES)].to_vec(),
-                    headers,
+                    headers: headers.into(),
                     ticket,
                     announce: None,
                 });

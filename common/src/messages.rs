@@ -6,6 +6,7 @@
 
 use crate::event::OrderEvent;
 use actix::{Actor, AsyncContext, Context, Handler, Message, Recipient};
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// Where an event came from.
@@ -65,6 +66,20 @@ impl TicketIssuer {
 pub struct Process {
     pub event: OrderEvent,
     pub ticket: Ticket,
+    /// The record the event was read from, as it arrived; `None` for an event
+    /// made in this process.
+    pub payload: Option<Arc<[u8]>>,
+}
+
+impl Process {
+    /// The event as JSON, for log lines: the record's own bytes when there is
+    /// one (no second serialization), else the event serialized.
+    pub fn json(&self) -> Cow<'_, str> {
+        match &self.payload {
+            Some(payload) => String::from_utf8_lossy(payload),
+            None => Cow::Owned(self.event.to_string()),
+        }
+    }
 }
 
 /// A record for the producer actor to publish; the ticket completes once the
@@ -77,7 +92,8 @@ pub struct Publish {
     pub partition: Option<i32>,
     pub key: Option<Vec<u8>>,
     pub payload: Vec<u8>,
-    pub headers: Vec<(&'static str, String)>,
+    /// Shared, not copied, with what travels through librdkafka for a retry.
+    pub headers: Arc<[(&'static str, String)]>,
     pub ticket: Ticket,
     /// Logged with the payload once the broker has it, e.g. "✅ Payment Event Sent".
     pub announce: Option<&'static str>,
@@ -91,7 +107,7 @@ impl Publish {
             partition: None,
             key: Some(event.key().into_bytes()),
             payload: event.encode(),
-            headers: Vec::new(),
+            headers: Arc::default(),
             ticket,
             announce,
         }

@@ -61,7 +61,7 @@ pub struct Sent {
     ticket: Ticket,
     announce: Option<&'static str>,
     partition: Option<i32>,
-    headers: Vec<(&'static str, String)>,
+    headers: Arc<[(&'static str, String)]>,
     at: Instant,
 }
 
@@ -141,9 +141,6 @@ impl ProducerActor {
 
     /// Hands `publish` to librdkafka; [`Deliveries`] takes it from there.
     fn publish(&self, publish: &Publish) -> Result<(), ActorError> {
-        let headers = publish.headers.iter().fold(OwnedHeaders::new(), |headers, (key, value)| {
-            headers.insert(Header { key, value: Some(value.as_str()) })
-        });
         let sent = Sent {
             ticket: publish.ticket.clone(),
             announce: publish.announce,
@@ -151,9 +148,14 @@ impl ProducerActor {
             headers: publish.headers.clone(),
             at: Instant::now(),
         };
-        let mut record = BaseRecord::with_opaque_to(&publish.topic, Box::new(sent))
-            .payload(&publish.payload)
-            .headers(headers);
+        let mut record = BaseRecord::with_opaque_to(&publish.topic, Box::new(sent)).payload(&publish.payload);
+        if !publish.headers.is_empty() {
+            // librdkafka allocates a header list even when empty: none for a record without.
+            let headers = OwnedHeaders::new_with_capacity(publish.headers.len());
+            record = record.headers(publish.headers.iter().fold(headers, |headers, (key, value)| {
+                headers.insert(Header { key, value: Some(value.as_str()) })
+            }));
+        }
         if let Some(key) = &publish.key {
             record = record.key(key);
         }

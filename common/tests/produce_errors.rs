@@ -66,7 +66,7 @@ async fn a_record_refused_for_good_stops_the_service_instead_of_being_retried_fo
         partition: None,
         key: Some(b"1001".to_vec()),
         payload: b"{}".to_vec(),
-        headers: Vec::new(),
+        headers: Default::default(),
         ticket: Ticket::new(Origin::Order { order_id: 1001 }, Arc::new(source.recipient())),
         announce: None,
     });

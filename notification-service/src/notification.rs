@@ -37,7 +37,7 @@ impl Worker for NotificationActor {
 
     fn handle(
         &mut self,
-        Process { event, ticket }: &Process,
+        Process { event, ticket, .. }: &Process,
         _: &mut Context<Supervised<Self>>,
     ) -> Result<(), ActorError> {
         if self.notified.contains(event.order_id) {

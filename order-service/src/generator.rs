@@ -116,7 +116,7 @@ impl Worker for OrderGenerator {
                 let event = self.new_order();
                 let origin = Origin::Order { order_id: event.order_id };
                 let ticket = self.tickets.issue(origin, ctx);
-                self.orders.do_send(Process { event, ticket });
+                self.orders.do_send(Process { event, ticket, payload: None });
             }
             GeneratorInput::Acknowledged(_) => {
                 self.acknowledged += 1;

@@ -30,7 +30,7 @@ impl Worker for OrderActor {
 
     fn handle(
         &mut self,
-        Process { event, ticket }: &Process,
+        Process { event, ticket, .. }: &Process,
         _: &mut Context<Supervised<Self>>,
     ) -> Result<(), ActorError> {
         // Encoded once, for the record and for the line.

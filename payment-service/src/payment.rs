@@ -101,7 +101,7 @@ impl Worker for PaymentActor {
         input: &PaymentInput,
         ctx: &mut Context<Supervised<Self>>,
     ) -> Result<(), ActorError> {
-        let Process { event, ticket } = match input {
+        let process = match input {
             PaymentInput::Order(process) => process,
             PaymentInput::Ledger(ledger) => {
                 self.ledger = ledger.clone();
@@ -115,7 +115,8 @@ impl Worker for PaymentActor {
                 return Ok(());
             }
         };
-        info!(target: Self::NAME, "🧾 Received Order {event}");
+        info!(target: Self::NAME, "🧾 Received Order {}", process.json());
+        let Process { event, ticket, .. } = process;
         let order_id = event.order_id;
         // Where on order_topic the order is (always known: orders come from the consumer).
         let position = match ticket.origin {
@@ -150,7 +151,7 @@ impl Worker for PaymentActor {
         if let Some((partition, offset)) = position {
             publish.partition = self.setup.pinned.then_some(partition);
             publish.headers =
-                vec![(ORDER_PARTITION, partition.to_string()), (ORDER_OFFSET, offset.to_string())];
+                Arc::new([(ORDER_PARTITION, partition.to_string()), (ORDER_OFFSET, offset.to_string())]);
         }
         self.setup.producer.do_send(publish);
         Ok(())
