@@ -5,6 +5,7 @@
 //! letting mailboxes (and memory) grow. Shutdown, and a consumer giving up its
 //! partitions in a rebalance, wait until every slot is free.
 
+use std::sync::atomic::{fence, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -13,13 +14,22 @@ use tokio::sync::Semaphore;
 pub struct InFlight {
     slots: Arc<Semaphore>,
     capacity: u32,
-    /// Signalled on every release, for threads that wait without a runtime.
-    released: Arc<(Mutex<()>, Condvar)>,
+    /// For threads that wait without a runtime.
+    blocked: Arc<BlockedDrains>,
+}
+
+/// The threads in [`InFlight::drained_blocking`], signalled on each release
+/// while there are any: a release takes no lock when no one waits (nearly always).
+#[derive(Debug, Default)]
+struct BlockedDrains {
+    waiting: AtomicUsize,
+    lock: Mutex<()>,
+    released: Condvar,
 }
 
 impl InFlight {
     pub fn new(capacity: u32) -> Self {
-        InFlight { slots: Arc::new(Semaphore::new(capacity as usize)), capacity, released: Arc::default() }
+        InFlight { slots: Arc::new(Semaphore::new(capacity as usize)), capacity, blocked: Arc::default() }
     }
 
     /// Waits for a free slot and takes it.
@@ -35,9 +45,14 @@ impl InFlight {
     /// Frees the slot of an event that is done.
     pub fn release(&self) {
         self.slots.add_permits(1);
-        let (lock, released) = &*self.released;
-        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-        released.notify_all();
+        // Pairs with the fence in `drained_blocking`: either this sees the waiter,
+        // or the waiter sees this slot free.
+        fence(Ordering::SeqCst);
+        let blocked = &*self.blocked;
+        if blocked.waiting.load(Ordering::Relaxed) > 0 {
+            let _guard = blocked.lock.lock().unwrap_or_else(|p| p.into_inner());
+            blocked.released.notify_all();
+        }
     }
 
     /// How many events are in flight now.
@@ -62,16 +77,22 @@ impl InFlight {
     /// callback, which runs on the consumer's reader thread, outside any await.
     pub fn drained_blocking(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
-        let (lock, released) = &*self.released;
-        let mut guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-        while self.count() > 0 {
+        let blocked = &*self.blocked;
+        let mut guard = blocked.lock.lock().unwrap_or_else(|p| p.into_inner());
+        blocked.waiting.fetch_add(1, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        let drained = loop {
+            if self.count() == 0 {
+                break true;
+            }
             let now = Instant::now();
             if now >= deadline {
-                return false;
+                break false;
             }
-            guard = released.wait_timeout(guard, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
-        }
-        true
+            guard = blocked.released.wait_timeout(guard, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+        };
+        blocked.waiting.fetch_sub(1, Ordering::Relaxed);
+        drained
     }
 }
 

@@ -5,7 +5,7 @@
 //! claims everything up to N is done, so we store only up to the lowest
 //! still-pending offset: nothing unfinished is ever committed.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{HashMap, VecDeque};
 
 #[derive(Debug, Default)]
 pub struct OffsetTracker {
@@ -14,16 +14,28 @@ pub struct OffsetTracker {
 
 #[derive(Debug, Default)]
 struct PartitionOffsets {
-    pending: BTreeSet<i64>,
+    /// The offsets read and not yet stored through, ascending, each with
+    /// whether its event is done. Offsets mostly arrive in order, so this is a
+    /// queue: pushed at the back, and popped at the front as events finish.
+    begun: VecDeque<(i64, bool)>,
     highest_begun: Option<i64>,
     stored: Option<i64>,
+}
+
+impl PartitionOffsets {
+    fn find(&self, offset: i64) -> Result<usize, usize> {
+        self.begun.binary_search_by_key(&offset, |&(begun, _)| begun)
+    }
 }
 
 impl OffsetTracker {
     /// An event was read. Reading the same offset again (a redelivery) is harmless.
     pub fn begin(&mut self, partition: i32, offset: i64) {
         let p = self.partitions.entry(partition).or_default();
-        p.pending.insert(offset);
+        match p.find(offset) {
+            Ok(again) => p.begun[again].1 = false,
+            Err(place) => p.begun.insert(place, (offset, false)), // the back, but for a redelivery
+        }
         p.highest_begun = p.highest_begun.max(Some(offset));
         // Everything before the first event we read is not ours to store.
         p.stored = p.stored.or(Some(offset - 1));
@@ -34,11 +46,15 @@ impl OffsetTracker {
     /// if it moved.
     pub fn complete(&mut self, partition: i32, offset: i64) -> Option<Option<i64>> {
         let p = self.partitions.get_mut(&partition)?;
-        if !p.pending.remove(&offset) {
+        let at = p.find(offset).ok()?;
+        if std::mem::replace(&mut p.begun[at].1, true) {
             return None;
         }
-        let done_through = match p.pending.first() {
-            Some(&lowest_pending) => Some(lowest_pending - 1),
+        while p.begun.front().is_some_and(|&(_, done)| done) {
+            p.begun.pop_front();
+        }
+        let done_through = match p.begun.front() {
+            Some(&(lowest_pending, _)) => Some(lowest_pending - 1),
             None => p.highest_begun,
         };
         if done_through > p.stored {
@@ -52,7 +68,7 @@ impl OffsetTracker {
     /// Returns how many events were still pending; their completions will be
     /// ignored, and their records read again by whoever gets the partition.
     pub fn forget_all(&mut self) -> usize {
-        self.partitions.drain().map(|(_, p)| p.pending.len()).sum()
+        self.partitions.drain().map(|(_, p)| p.begun.iter().filter(|&&(_, done)| !done).count()).sum()
     }
 }
 

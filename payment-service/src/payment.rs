@@ -21,8 +21,8 @@ use common::messages::{Completed, Origin, Process, Publish, Ticket, TicketIssuer
 use common::recent_ids::RecentIds;
 use common::stats::Stats;
 use common::supervisor::{Supervised, Worker};
+use foldhash::{HashMap, HashMapExt};
 use log::info;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Why a declined payment was declined (chosen per order, repeatably).
@@ -71,9 +71,9 @@ pub struct PaymentActor {
     ledger: Ledger,
     /// The orders this process paid last, whose payment events the broker has.
     paid: RecentIds,
-    /// Orders whose payment event is on its way, with the tickets of every copy
-    /// of the order that arrived meanwhile (the original first).
-    paying: HashMap<u64, Vec<Ticket>>,
+    /// Orders whose payment event is on its way: the ticket of the order, and
+    /// those of the copies of it that arrived meanwhile (nearly always none).
+    paying: HashMap<u64, (Ticket, Vec<Ticket>)>,
     /// The tickets of payment events, completed when the broker has them.
     acknowledgements: TicketIssuer,
     setup: PaymentSetup,
@@ -110,7 +110,10 @@ impl Worker for PaymentActor {
             PaymentInput::Acknowledged(origin) => {
                 if let Origin::Order { order_id } = *origin {
                     self.paid.insert(order_id);
-                    self.paying.remove(&order_id).into_iter().flatten().for_each(|ticket| ticket.complete());
+                    if let Some((original, copies)) = self.paying.remove(&order_id) {
+                        original.complete();
+                        copies.iter().for_each(Ticket::complete);
+                    }
                 }
                 return Ok(());
             }
@@ -133,13 +136,13 @@ impl Worker for PaymentActor {
             info!(target: Self::NAME, "🔁 Order {order_id} is already paid: duplicate ignored");
             self.setup.stats.duplicate_suppressed();
             match self.paying.get_mut(&order_id) {
-                Some(waiting) => waiting.push(ticket.clone()), // done when the payment is acknowledged
+                Some((_, copies)) => copies.push(ticket.clone()), // done when the payment is acknowledged
                 None => ticket.complete(),
             }
             return Ok(());
         }
         let payment = charge(event, self.setup.decline_rate, self.setup.seed);
-        self.paying.insert(order_id, vec![ticket.clone()]);
+        self.paying.insert(order_id, (ticket.clone(), Vec::new()));
         self.setup.stats.processed();
         let acknowledgement = self.acknowledgements.issue(Origin::Order { order_id }, ctx);
         let mut publish = Publish::event(
