@@ -5,6 +5,7 @@
 //! optional on read: a message with only the original four fields is accepted.
 
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt;
 
@@ -96,6 +97,16 @@ impl OrderEvent {
     /// The message key: the order id, so one order's events share a partition.
     pub fn key(&self) -> String {
         self.order_id.to_string()
+    }
+}
+
+/// A payload as text for a log line: as it is when it is UTF-8 (checked several
+/// times faster than `String::from_utf8_lossy` checks it), else with its bad
+/// bytes replaced.
+pub fn as_text(payload: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(payload) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(payload),
     }
 }
 

@@ -4,7 +4,7 @@
 //! and, once the effect is done, whoever finished it calls [`Ticket::complete`], which
 //! sends [`Completed`] back to the source, so it can store the offset.
 
-use crate::event::OrderEvent;
+use crate::event::{as_text, OrderEvent};
 use actix::{Actor, AsyncContext, Context, Handler, Message, Recipient};
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -76,7 +76,7 @@ impl Process {
     /// one (no second serialization), else the event serialized.
     pub fn json(&self) -> Cow<'_, str> {
         match &self.payload {
-            Some(payload) => String::from_utf8_lossy(payload),
+            Some(payload) => as_text(payload),
             None => Cow::Owned(self.event.to_string()),
         }
     }

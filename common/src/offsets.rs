@@ -23,8 +23,14 @@ struct PartitionOffsets {
 }
 
 impl PartitionOffsets {
+    /// Where `offset` is in `begun` (`Err`: where it would go). Offsets are
+    /// mostly consecutive, so its distance from the front is tried first.
     fn find(&self, offset: i64) -> Result<usize, usize> {
-        self.begun.binary_search_by_key(&offset, |&(begun, _)| begun)
+        let guess = self.begun.front().and_then(|&(front, _)| usize::try_from(offset - front).ok());
+        match guess.and_then(|at| Some((at, self.begun.get(at)?.0))) {
+            Some((at, begun)) if begun == offset => Ok(at),
+            _ => self.begun.binary_search_by_key(&offset, |&(begun, _)| begun),
+        }
     }
 }
 
@@ -32,9 +38,13 @@ impl OffsetTracker {
     /// An event was read. Reading the same offset again (a redelivery) is harmless.
     pub fn begin(&mut self, partition: i32, offset: i64) {
         let p = self.partitions.entry(partition).or_default();
-        match p.find(offset) {
-            Ok(again) => p.begun[again].1 = false,
-            Err(place) => p.begun.insert(place, (offset, false)), // the back, but for a redelivery
+        if p.begun.back().is_none_or(|&(last, _)| last < offset) {
+            p.begun.push_back((offset, false));
+        } else {
+            match p.find(offset) {
+                Ok(again) => p.begun[again].1 = false,
+                Err(place) => p.begun.insert(place, (offset, false)),
+            }
         }
         p.highest_begun = p.highest_begun.max(Some(offset));
         // Everything before the first event we read is not ours to store.
@@ -87,6 +97,19 @@ mod tests {
         assert_eq!(t.complete(0, 10), Some(Some(12)), "10..=12 are done");
         assert_eq!(t.complete(0, 14), Some(None));
         assert_eq!(t.complete(0, 13), Some(Some(14)));
+    }
+
+    #[test]
+    fn offsets_with_gaps_between_them_are_tracked() {
+        let mut t = OffsetTracker::default();
+        for offset in [10, 12, 13, 17] {
+            t.begin(0, offset); // 11, 14..=16: offsets no record has (compaction, markers)
+        }
+        assert_eq!(t.complete(0, 13), Some(None));
+        assert_eq!(t.complete(0, 12), Some(None), "10 is still pending");
+        assert_eq!(t.complete(0, 10), Some(Some(16)), "everything below 17 is done");
+        assert_eq!(t.complete(0, 12), None, "done already");
+        assert_eq!(t.complete(0, 17), Some(Some(17)));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! `error.rs`) instead of retrying forever.
 
 use crate::error::{ActorError, Kind};
+use crate::event::as_text;
 use crate::fault::Role;
 use crate::kafka::KafkaContext;
 use crate::messages::{Publish, Ticket};
@@ -99,7 +100,7 @@ impl ProducerContext for Deliveries {
             Ok(record) => {
                 self.stats.produced(record.topic(), at.elapsed());
                 if let Some(announce) = announce {
-                    let payload = String::from_utf8_lossy(record.payload().unwrap_or_default());
+                    let payload = as_text(record.payload().unwrap_or_default());
                     info!(target: ProducerActor::NAME, "{announce}: {payload}");
                 }
                 ticket.complete();

@@ -7,6 +7,7 @@
 
 use actix::{Context, Recipient};
 use common::error::ActorError;
+use common::event::as_text;
 use common::fault::Role;
 use common::messages::{Process, Publish};
 use common::supervisor::{Supervised, Worker};
@@ -35,7 +36,7 @@ impl Worker for OrderActor {
     ) -> Result<(), ActorError> {
         // Encoded once, for the record and for the line.
         let publish = Publish::event(&self.order_topic, event, ticket.clone(), None);
-        info!(target: Self::NAME, "📦 Order Created: {}", String::from_utf8_lossy(&publish.payload));
+        info!(target: Self::NAME, "📦 Order Created: {}", as_text(&publish.payload));
         self.producer.do_send(publish);
         Ok(())
     }
