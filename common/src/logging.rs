@@ -10,6 +10,9 @@
 //! fifth of its CPU. A consumer calls [`flush`] before it stores offsets, so an
 //! event is never committed before its lines (notification-service's emails) are
 //! out; the service flushes again as it exits.
+//!
+//! A message of several lines is written as several log lines, each with the
+//! prefix: one call (one clock read, one lock) for lines that belong together.
 
 use std::cell::RefCell;
 use std::fmt::Write as _;
@@ -33,13 +36,11 @@ pub fn init(service: &'static str) {
         builder.format(move |buf, record| {
             let level = record.level();
             let style = buf.default_level_style(level);
-            writeln!(
-                buf,
-                "{} {style}{level:<5}{style:#} {service} {}: {}",
-                buf.timestamp_millis(),
-                record.target(),
-                record.args()
-            )
+            let time = buf.timestamp_millis();
+            for part in record.args().to_string().split('\n') {
+                writeln!(buf, "{time} {style}{level:<5}{style:#} {service} {}: {part}", record.target())?;
+            }
+            Ok(())
         });
         builder.init();
         return;
@@ -88,9 +89,14 @@ impl log::Log for ToBuffer {
                 log::Level::Trace => "TRACE",
             };
             let (service, target) = (self.service, record.target());
-            if writeln!(line.text, " {level} {service} {target}: {}", record.args()).is_err() {
-                line.text.push('\n'); // a Display that failed midway: the next line stays whole
+            let _ = write!(line.text, " {level} {service} {target}: ");
+            let prefix_len = line.text.len();
+            // A Display that fails midway leaves part of the message: the line still ends.
+            let _ = write!(line.text, "{}", record.args());
+            if line.text[prefix_len..].contains('\n') {
+                line.prefix_each_line(prefix_len);
             }
+            line.text.push('\n');
             let _ = buffer.lock().unwrap_or_else(|p| p.into_inner()).write_all(line.text.as_bytes());
         };
         LINE.with(|line| match line.try_borrow_mut() {
@@ -142,6 +148,22 @@ impl Line {
     }
 }
 
+impl Line {
+    /// Repeats the line's first `prefix_len` bytes (time, level, service, actor)
+    /// before each line of its message, so every line of the log reads alone.
+    fn prefix_each_line(&mut self, prefix_len: usize) {
+        let message = self.text.split_off(prefix_len);
+        let prefix = std::mem::take(&mut self.text);
+        for (index, part) in message.split('\n').enumerate() {
+            if index > 0 {
+                self.text.push('\n');
+            }
+            self.text.push_str(&prefix);
+            self.text.push_str(part);
+        }
+    }
+}
+
 /// Writes the UTC date and time of `second` (since the epoch): `2026-11-25T19:34:12`.
 fn write_utc_second(out: &mut String, second: i64) -> std::fmt::Result {
     let (days, second_of_day) = (second.div_euclid(86_400), second.rem_euclid(86_400));
@@ -178,5 +200,19 @@ mod tests {
         // The same second again, and the next: the date and time are reused, then redone.
         assert_eq!(formatted(line, 1_795_635_252_999), "2026-11-25T19:34:12.999Z");
         assert_eq!(formatted(line, 1_795_635_253_040), "2026-11-25T19:34:13.040Z");
+    }
+
+    #[test]
+    fn each_line_of_a_message_gets_the_prefix() {
+        let mut line = Line::default();
+        line.stamp(UNIX_EPOCH);
+        line.text.push_str(" INFO  svc Actor: ");
+        let prefix_len = line.text.len();
+        line.text.push_str("first\nsecond");
+        line.prefix_each_line(prefix_len);
+        assert_eq!(
+            line.text,
+            "1970-01-01T00:00:00.000Z INFO  svc Actor: first\n1970-01-01T00:00:00.000Z INFO  svc Actor: second"
+        );
     }
 }

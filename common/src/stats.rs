@@ -12,6 +12,7 @@ use prometheus::{
 };
 use rdkafka::statistics::Statistics;
 use std::collections::BTreeMap;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Metrics shared by every actor of one service.
@@ -28,6 +29,9 @@ pub struct Stats {
     in_flight: IntGauge,
     consumer_lag: IntGaugeVec,
     produce_latency: HistogramVec,
+    /// `produce_latency`'s histogram of each topic, looked up once: by label it
+    /// costs a hash and a lock for every record (4 % of order-service's CPU).
+    produce_latency_by_topic: Mutex<Vec<(String, Histogram)>>,
     end_to_end_latency: Histogram,
 }
 
@@ -63,6 +67,7 @@ impl Default for Stats {
                 &["topic"],
             )
             .expect("valid metric"),
+            produce_latency_by_topic: Mutex::default(),
             end_to_end_latency: Histogram::with_opts(
                 HistogramOpts::from(opts(
                     "end_to_end_latency_seconds",
@@ -123,7 +128,15 @@ impl Stats {
     }
     /// The broker acknowledged a record for `topic` this long after it was handed over.
     pub fn produced(&self, topic: &str, latency: Duration) {
-        self.produce_latency.with_label_values(&[topic]).observe(latency.as_secs_f64());
+        let mut by_topic = self.produce_latency_by_topic.lock().unwrap_or_else(PoisonError::into_inner);
+        let histogram = match by_topic.iter().position(|(known, _)| known == topic) {
+            Some(index) => &by_topic[index].1,
+            None => {
+                by_topic.push((topic.to_string(), self.produce_latency.with_label_values(&[topic])));
+                &by_topic[by_topic.len() - 1].1
+            }
+        };
+        histogram.observe(latency.as_secs_f64());
     }
     /// This service took the event of an order created at `created_at_ms` (if it says).
     pub fn took_event_created_at(&self, created_at_ms: Option<u64>) {

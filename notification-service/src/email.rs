@@ -30,13 +30,20 @@ impl Mailer {
             )));
         }
         let (order, user) = (payment.order_id, payment.user_id);
+        // Both lines in one call: they get one timestamp, and cost one (see `logging.rs`).
         if payment.status == Status::PaymentSuccessful {
-            info!(target: "NotificationActor", "✅ Payment Successful for Order {order} (User {user})");
-            info!(target: "NotificationActor", "📨 Email sent to customer confirming successful order.");
+            info!(
+                target: "NotificationActor",
+                "✅ Payment Successful for Order {order} (User {user})\n\
+                 📨 Email sent to customer confirming successful order."
+            );
         } else {
             let reason = payment.reason.as_deref().unwrap_or("no reason given");
-            info!(target: "NotificationActor", "❌ Payment Failed for Order {order} (User {user}): {reason}");
-            info!(target: "NotificationActor", "📨 Email sent to customer explaining the failed payment ({reason}).");
+            info!(
+                target: "NotificationActor",
+                "❌ Payment Failed for Order {order} (User {user}): {reason}\n\
+                 📨 Email sent to customer explaining the failed payment ({reason})."
+            );
         }
         Ok(())
     }
