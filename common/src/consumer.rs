@@ -267,7 +267,7 @@ impl ConsumerActor {
                     headers.push(("dlq.truncated.from.bytes", payload.len().to_string()));
                 }
                 self.dead_letters.do_send(Publish {
-                    topic: dead_letter_topic(&self.topic),
+                    topic: dead_letter_topic(&self.topic).into(),
                     partition: None,
                     key: record.key.clone(),
                     payload: payload[..payload.len().min(DEAD_LETTER_MAX_BYTES)].to_vec(),

@@ -87,7 +87,8 @@ impl Process {
 #[derive(Message, Clone, Debug)]
 #[rtype(result = "()")]
 pub struct Publish {
-    pub topic: String,
+    /// Shared: a topic's name is not copied for each record.
+    pub topic: Arc<str>,
     /// The partition to write to; `None`: the key's (librdkafka's partitioner).
     pub partition: Option<i32>,
     pub key: Option<Vec<u8>>,
@@ -101,9 +102,14 @@ pub struct Publish {
 
 impl Publish {
     /// An event, keyed by its order id.
-    pub fn event(topic: &str, event: &OrderEvent, ticket: Ticket, announce: Option<&'static str>) -> Self {
+    pub fn event(
+        topic: &Arc<str>,
+        event: &OrderEvent,
+        ticket: Ticket,
+        announce: Option<&'static str>,
+    ) -> Self {
         Publish {
-            topic: topic.to_string(),
+            topic: topic.clone(),
             partition: None,
             key: Some(event.key().into_bytes()),
             payload: event.encode(),

@@ -116,7 +116,7 @@ impl ProducerContext for Deliveries {
             )) => {}
             Err((cause, record)) => {
                 let publish = Publish {
-                    topic: record.topic().to_string(),
+                    topic: record.topic().into(),
                     partition,
                     key: record.key().map(<[u8]>::to_vec),
                     payload: record.payload().unwrap_or_default().to_vec(),

@@ -12,15 +12,16 @@ use common::fault::Role;
 use common::messages::{Process, Publish};
 use common::supervisor::{Supervised, Worker};
 use log::info;
+use std::sync::Arc;
 
 pub struct OrderActor {
-    order_topic: String,
+    order_topic: Arc<str>,
     producer: Recipient<Publish>,
 }
 
 impl OrderActor {
     pub fn new(order_topic: &str, producer: Recipient<Publish>) -> Self {
-        OrderActor { order_topic: order_topic.to_string(), producer }
+        OrderActor { order_topic: order_topic.into(), producer }
     }
 }
 

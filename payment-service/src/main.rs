@@ -57,7 +57,7 @@ fn main() -> ExitCode {
             let payment = service.supervise(PaymentActor::new(PaymentSetup {
                 decline_rate: args.decline_rate,
                 seed: args.runtime.seed,
-                payment_topic: payments.clone(),
+                payment_topic: payments.as_str().into(),
                 pinned: topics.pinned,
                 dedup_capacity: args.dedup.dedup_capacity as usize,
                 producer: producer.clone().recipient(),

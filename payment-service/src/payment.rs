@@ -58,7 +58,7 @@ impl From<Ledger> for PaymentInput {
 pub struct PaymentSetup {
     pub decline_rate: f64,
     pub seed: u64,
-    pub payment_topic: String,
+    pub payment_topic: Arc<str>,
     /// Payment events go to their order's partition number (see `ledger.rs`).
     pub pinned: bool,
     pub dedup_capacity: usize,
