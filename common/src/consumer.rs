@@ -32,11 +32,12 @@ use crate::shutdown::Shutdown;
 use crate::stats::Stats;
 use crate::supervisor::{Supervised, Supervision, Worker};
 use actix::{Addr, Arbiter, Context, Message, Recipient};
+use foldhash::{HashMap, HashMapExt};
 use log::{debug, info, warn};
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message as _};
 use rdkafka::TopicPartitionList;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{mpsc, Arc, Weak};
 use std::time::Duration;
 

@@ -5,10 +5,12 @@
 //! claims everything up to N is done, so we store only up to the lowest
 //! still-pending offset: nothing unfinished is ever committed.
 
-use std::collections::{HashMap, VecDeque};
+use foldhash::HashMap;
+use std::collections::VecDeque;
 
 #[derive(Debug, Default)]
 pub struct OffsetTracker {
+    /// Looked up twice per event: hashed with foldhash, not SipHash.
     partitions: HashMap<i32, PartitionOffsets>,
 }
 
