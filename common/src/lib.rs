@@ -9,6 +9,7 @@
 //! Read in this order: [`event`], [`messages`], [`consumer`], [`producer`],
 //! [`supervisor`] (with [`error`], [`restart_policy`] and [`fault`]), [`service`].
 
+mod canonical;
 pub mod client_properties;
 pub mod config;
 pub mod consumer;
