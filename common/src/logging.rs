@@ -88,11 +88,16 @@ impl log::Log for ToBuffer {
                 log::Level::Debug => "DEBUG",
                 log::Level::Trace => "TRACE",
             };
-            let (service, target) = (self.service, record.target());
-            let _ = write!(line.text, " {level} {service} {target}: ");
+            // The prefix pushed piece by piece: through `write!` it cost as much as the message.
+            for piece in [" ", level, " ", self.service, " ", record.target(), ": "] {
+                line.text.push_str(piece);
+            }
             let prefix_len = line.text.len();
-            // A Display that fails midway leaves part of the message: the line still ends.
-            let _ = write!(line.text, "{}", record.args());
+            match record.args().as_str() {
+                Some(message) => line.text.push_str(message),
+                // A Display that fails midway leaves part of the message: the line still ends.
+                None => drop(write!(line.text, "{}", record.args())),
+            }
             if line.text[prefix_len..].contains('\n') {
                 line.prefix_each_line(prefix_len);
             }
