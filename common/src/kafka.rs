@@ -28,6 +28,9 @@ pub const PARTITIONS: i32 = 3;
 /// Broker trouble is logged at most this often.
 const COMPLAINT_INTERVAL: Duration = Duration::from_secs(5);
 
+/// How long waking a resumed partition's fetcher may block (see `wake_fetchers`).
+const WAKE_TIMEOUT: Duration = Duration::from_millis(100);
+
 /// Where to tell users to get a broker.
 const HOW_TO_START_A_BROKER: &str =
     "start one with `./scripts/broker` (or `docker compose up -d`), or point --brokers / KAFKA_BROKERS at yours";
@@ -139,8 +142,13 @@ impl KafkaContext {
     /// Pauses or resumes every partition `consumer` holds, as `gate` says.
     fn apply(&self, consumer: &impl Consumer<KafkaContext>, gate: &ReadGate) {
         let paused = gate.closed();
-        let partitions = consumer.assignment();
-        let result = partitions.and_then(|p| if paused { consumer.pause(&p) } else { consumer.resume(&p) });
+        let result = consumer.assignment().and_then(|partitions| {
+            if paused {
+                consumer.pause(&partitions)
+            } else {
+                consumer.resume(&partitions).map(|()| wake_fetchers(consumer, &partitions))
+            }
+        });
         if let Err(e) = result {
             self.complain(&format!("cannot {} reading: {e}", if paused { "pause" } else { "resume" }));
         }
@@ -237,6 +245,17 @@ impl ConsumerContext for KafkaContext {
             Rebalance::Revoke(_) => {}
             Rebalance::Error(e) => warn!(target: "kafka", "rebalance failed: {e}"),
         }
+    }
+}
+
+/// librdkafka does not wake a partition's fetcher when the partition resumes:
+/// its broker thread notices when it next wakes, up to a second later (that
+/// second went by after every assignment, while payment-service's orders
+/// waited). A request to each partition's leader wakes its thread now; the
+/// answer is not needed, so a slow one is not waited for long.
+fn wake_fetchers(consumer: &impl Consumer<KafkaContext>, partitions: &TopicPartitionList) {
+    for partition in partitions.elements() {
+        let _ = consumer.fetch_watermarks(partition.topic(), partition.partition(), WAKE_TIMEOUT);
     }
 }
 
