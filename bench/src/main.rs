@@ -17,7 +17,8 @@
 //! Each run starts with warm-up orders that are not measured (`--warmup-orders`,
 //! `--warmup-secs`): they take the start-up costs, which are the same for both
 //! sides (a fresh idempotent producer waits ~1 s for its producer id).
-//! Every run uses topics and consumer groups of its own. Prints one table and
+//! Every run uses topics and consumer groups of its own. A run that fails is
+//! run again on a fresh broker (three tries); the report lists each failure. Prints one table and
 //! writes the same figures as JSON (`--json`, default `target/bench.json`).
 //! Missed targets are reported, never an exit code.
 
@@ -94,22 +95,24 @@ fn run(plan: Plan) -> Result<(), String> {
     }
     let per_1000 = |cpu_ms: u64| cpu_ms as f64 * 1000.0 / (warm_n + n) as f64;
 
+    let mut failed_runs = Vec::new();
     let mut runs = Vec::new();
     for r in 1..=plan.runs {
         let phase = format!("throughput{r}");
         eprintln!("bench: run {r}/{}: ceiling, {warm_n} + {n} orders at unlimited rate", plan.runs);
-        let broker = RunBroker::start(&plan);
-        let cpu_before = process::own_cpu_ms()?;
-        let samples = ceiling::run(&ceiling_setup(&phase, &broker.address), warm_n + n, None)?;
-        let ceiling_cpu_ms = process::own_cpu_ms()?.saturating_sub(cpu_before);
-        drop(broker);
+        let (samples, ceiling_cpu_ms) = on_fresh_broker(&plan, &mut failed_runs, |brokers, attempt| {
+            let cpu_before = process::own_cpu_ms()?;
+            let samples =
+                ceiling::run(&ceiling_setup(&format!("{phase}{attempt}"), brokers), warm_n + n, None)?;
+            Ok((samples, process::own_cpu_ms()?.saturating_sub(cpu_before)))
+        })?;
         let ceiling = throughput(&measured(&format!("ceiling_{phase}"), samples, warm_n)?)?;
         eprintln!("bench:   {ceiling:.0} orders/s");
 
         eprintln!("bench: run {r}/{}: pipeline, {warm_n} + {n} orders at unlimited rate", plan.runs);
-        let broker = RunBroker::start(&plan);
-        let run = pipeline::run(&pipeline_setup(&phase, &broker.address), warm_n + n, 0.0)?;
-        drop(broker);
+        let run = on_fresh_broker(&plan, &mut failed_runs, |brokers, attempt| {
+            pipeline::run(&pipeline_setup(&format!("{phase}{attempt}"), brokers), warm_n + n, 0.0)
+        })?;
         let samples = measured(&format!("pipeline_{phase}"), run.samples, warm_n)?;
         let pipeline = throughput(&samples)?;
         let from_logs = log_throughput(&run.created_lines_ms, warm_n, &samples)?;
@@ -127,20 +130,20 @@ fn run(plan: Plan) -> Result<(), String> {
     }
 
     eprintln!("bench: ceiling latency, {warm_m} + {m} orders at {rate}/s");
-    let broker = RunBroker::start(&plan);
-    let samples = ceiling::run(&ceiling_setup("latency", &broker.address), warm_m + m, Some(rate))?;
-    drop(broker);
+    let samples = on_fresh_broker(&plan, &mut failed_runs, |brokers, attempt| {
+        ceiling::run(&ceiling_setup(&format!("latency{attempt}"), brokers), warm_m + m, Some(rate))
+    })?;
     let ceiling_latency = latency(&measured("ceiling_latency", samples, warm_m)?)?;
     eprintln!("bench:   {ceiling_latency:?}");
 
     // The pipeline at the fixed rate, on a broker of its own, with `extra` flags.
-    let pipeline_latency = |phase: &str, extra: &[String]| -> Result<Latency, String> {
-        let broker = RunBroker::start(&plan);
-        let mut setup = pipeline_setup(phase, &broker.address);
-        setup.extra_args.extend_from_slice(extra);
-        let samples = pipeline::run(&setup, warm_m + m, rate)?.samples;
-        drop(broker);
-        latency(&measured(&format!("pipeline_{phase}"), samples, warm_m)?)
+    let mut pipeline_latency = |phase: &str, extra: &[String]| -> Result<Latency, String> {
+        let run = on_fresh_broker(&plan, &mut failed_runs, |brokers, attempt| {
+            let mut setup = pipeline_setup(&format!("{phase}{attempt}"), brokers);
+            setup.extra_args.extend_from_slice(extra);
+            pipeline::run(&setup, warm_m + m, rate)
+        })?;
+        latency(&measured(&format!("pipeline_{phase}"), run.samples, warm_m)?)
     };
     eprintln!("bench: pipeline latency, {warm_m} + {m} orders at {rate}/s");
     let pipeline_latency_default = pipeline_latency("latency", &[])?;
@@ -172,6 +175,7 @@ fn run(plan: Plan) -> Result<(), String> {
         latency: [ceiling_latency, pipeline_latency_default],
         same_fetch_latency,
         restarts,
+        failed_runs,
     };
     print!("{}", report.table());
     let json = serde_json::to_string_pretty(&report.json()).expect("JSON values always serialize");
@@ -192,6 +196,34 @@ fn log_throughput(created_lines_ms: &[u64], warmup: u64, measured: &[Sample]) ->
     )?;
     let last = measured.iter().map(|s| s.done_ms).max().ok_or("no orders were measured")?;
     Ok(measured.len() as f64 / ((last.saturating_sub(*first)).max(1) as f64 / 1000.0))
+}
+
+/// How many times a run is tried, each on a broker of its own, before the bench stops.
+const TRIES: usize = 3;
+
+/// Runs `run` (given the brokers' address and the attempt's suffix for its topics
+/// and groups) on a fresh broker, and again on another if it fails: Nisshi
+/// 0.8.1 now and then answers an idempotent producer with
+/// OutOfOrderSequenceNumber, which is fatal to it. Each failure is printed and
+/// kept in `failures` for the report.
+fn on_fresh_broker<T>(
+    plan: &Plan,
+    failures: &mut Vec<String>,
+    mut run: impl FnMut(&str, &str) -> Result<T, String>,
+) -> Result<T, String> {
+    for attempt in 1..=TRIES {
+        let broker = RunBroker::start(plan);
+        let suffix = if attempt == 1 { String::new() } else { format!("_try{attempt}") };
+        match run(&broker.address, &suffix) {
+            Ok(measured) => return Ok(measured),
+            Err(e) if attempt < TRIES => {
+                eprintln!("bench:   failed ({e}); running it again on a fresh broker");
+                failures.push(e);
+            }
+            Err(e) => return Err(format!("{e} (and {} failures before it)", TRIES - 1)),
+        }
+    }
+    unreachable!("the last attempt returns")
 }
 
 /// The broker of one run: `--brokers`, or a fresh embedded one, so that no run

@@ -56,6 +56,8 @@ pub struct Report {
     pub same_fetch_latency: Latency,
     /// payment-service started over each history size.
     pub restarts: Vec<Restart>,
+    /// Why runs failed and were run again on a fresh broker (see `main.rs`).
+    pub failed_runs: Vec<String>,
 }
 
 /// Min, median and max (the lower middle for an even count).
@@ -262,6 +264,12 @@ impl Report {
                 "",
             ]);
         }
+        if !self.failed_runs.is_empty() {
+            let _ = writeln!(out, "runs failed and run again on a fresh broker: {}", self.failed_runs.len());
+            for failure in &self.failed_runs {
+                let _ = writeln!(out, "  {failure}");
+            }
+        }
         out
     }
 
@@ -331,6 +339,7 @@ impl Report {
                 "p99_at_ceiling_fetch_wait": self.same_fetch_latency.p99 / self.latency[0].p99,
                 "max": self.latency_ratio(|l| l.max),
             },
+            "failed_runs_run_again": self.failed_runs,
             "measuring_cost": {
                 "log_lines_disagreement_max": self.log_disagreement(),
                 "bench_cpu_share_of_services_max": self.bench_cpu_share(),
