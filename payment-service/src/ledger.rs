@@ -10,8 +10,8 @@
 //!
 //! - Each payment event goes to the `payment_topic` partition with the number of
 //!   its order's `order_topic` partition (both topics have the same count: checked
-//!   at start), and carries its order's position in the headers `order.partition`
-//!   and `order.offset`.
+//!   at start), and carries its order's offset in the header `order.offset` (and
+//!   its partition in `order.partition` when the counts differ).
 //! - Orders are paid roughly in offset order, so a partition's payments are read
 //!   backwards from its end, a block at a time (all partitions at once), until a
 //!   block whose payments are all of committed orders: the rest is older still. A
@@ -35,7 +35,8 @@ use std::time::{Duration, Instant};
 
 const PAYMENTS: &[Status] = &[Status::PaymentSuccessful, Status::PaymentFailed];
 
-/// The header of a payment event that names its order's `order_topic` partition.
+/// The header of a payment event that names its order's `order_topic` partition,
+/// when it is not the event's own.
 pub const ORDER_PARTITION: &str = "order.partition";
 /// The header of a payment event that names its order's offset.
 pub const ORDER_OFFSET: &str = "order.offset";
@@ -238,12 +239,18 @@ fn paid_anywhere(reader: &Reader, payments: &str, paid: &mut HashSet<u64>) -> Re
     Ok(read)
 }
 
-/// The `order_topic` partition and offset a payment event names in its headers.
+/// The `order_topic` partition and offset a payment event names in its headers;
+/// without `order.partition`, its own partition number is its order's (it was
+/// written to the partition with that number).
 fn order_position(record: &BorrowedMessage) -> Option<(i32, i64)> {
     let headers = record.headers()?;
     let value = |name: &str| {
         let header = headers.iter().find(|h| h.key == name)?;
         std::str::from_utf8(header.value?).ok()?.parse::<i64>().ok()
     };
-    Some((i32::try_from(value(ORDER_PARTITION)?).ok()?, value(ORDER_OFFSET)?))
+    let partition = match value(ORDER_PARTITION) {
+        Some(partition) => i32::try_from(partition).ok()?,
+        None => record.partition(),
+    };
+    Some((partition, value(ORDER_OFFSET)?))
 }
