@@ -19,7 +19,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Partitions of every topic we create.
@@ -114,7 +114,7 @@ impl KafkaContext {
     pub fn set_paused(&self, consumer: &impl Consumer<KafkaContext>, paused: bool) {
         let mut gate = self.gate.lock().unwrap_or_else(|p| p.into_inner());
         gate.back_pressured = paused;
-        self.apply(consumer, &gate);
+        self.apply(consumer, gate);
     }
 
     /// Pauses the newly assigned `partitions` while they are prepared; returns the
@@ -135,22 +135,29 @@ impl KafkaContext {
         let mut gate = self.gate.lock().unwrap_or_else(|p| p.into_inner());
         if gate.preparing == Some(assignment) {
             gate.preparing = None;
-            self.apply(consumer, &gate);
+            self.apply(consumer, gate);
         }
     }
 
-    /// Pauses or resumes every partition `consumer` holds, as `gate` says.
-    fn apply(&self, consumer: &impl Consumer<KafkaContext>, gate: &ReadGate) {
+    /// Pauses or resumes every partition `consumer` holds, as `gate` says, then
+    /// lets the gate go and wakes the fetchers of those resumed (a round trip:
+    /// not under the lock).
+    fn apply(&self, consumer: &impl Consumer<KafkaContext>, gate: MutexGuard<'_, ReadGate>) {
         let paused = gate.closed();
         let result = consumer.assignment().and_then(|partitions| {
             if paused {
-                consumer.pause(&partitions)
+                consumer.pause(&partitions).map(|()| None)
             } else {
-                consumer.resume(&partitions).map(|()| wake_fetchers(consumer, &partitions))
+                consumer.resume(&partitions).map(|()| Some(partitions))
             }
         });
-        if let Err(e) = result {
-            self.complain(&format!("cannot {} reading: {e}", if paused { "pause" } else { "resume" }));
+        drop(gate);
+        match result {
+            Ok(Some(resumed)) => wake_fetchers(consumer, &resumed),
+            Ok(None) => {}
+            Err(e) => {
+                self.complain(&format!("cannot {} reading: {e}", if paused { "pause" } else { "resume" }))
+            }
         }
     }
 
