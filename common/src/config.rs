@@ -7,7 +7,7 @@ use clap::Args;
 use std::time::Duration;
 
 /// `--fetch-wait-ms` unless given.
-pub const DEFAULT_FETCH_WAIT_MS: u32 = 20;
+pub const DEFAULT_FETCH_WAIT_MS: u32 = 10;
 
 /// `--max-in-flight` unless given. A stage moves at most its bound per round trip
 /// of an event (read, handled, its output acknowledged: ~15 ms at full load here),
@@ -42,8 +42,8 @@ pub struct KafkaArgs {
     /// The consumer's fetch long-poll, in ms (`fetch.wait.max.ms`). Nisshi answers a
     /// waiting fetch a while after data arrives, so a long wait adds latency, and
     /// it spends CPU while a fetch waits, so a short one costs an idle broker CPU:
-    /// 20 ms keeps the pipeline's p99 within 1.5x the bare-rdkafka ceiling's at
-    /// three-quarters of the idle cost of 10 ms (README).
+    /// 10 ms keeps the pipeline's p99 within 1.5x the bare-rdkafka ceiling's with a
+    /// margin (20 ms was at the limit), at three-quarters of the idle cost of 5 ms (README).
     #[arg(long, default_value_t = DEFAULT_FETCH_WAIT_MS, value_parser = clap::value_parser!(u32).range(1..=60_000))]
     pub fetch_wait_ms: u32,
     #[command(flatten)]
