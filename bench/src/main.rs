@@ -18,8 +18,9 @@
 //! `--warmup-secs`): they take the start-up costs, which are the same for both
 //! sides (a fresh idempotent producer waits ~1 s for its producer id).
 //! Every run uses topics and consumer groups of its own. A run that fails is
-//! run again on a fresh broker (three tries); the report lists each failure. Prints one table and
-//! writes the same figures as JSON (`--json`, default `target/bench.json`).
+//! run again on a fresh broker (three tries); the report lists each failure.
+//! Prints one table and writes the same figures as JSON (`--json`, default
+//! `target/bench.json`).
 //! Missed targets are reported, never an exit code.
 
 mod ceiling;
@@ -211,7 +212,8 @@ fn on_fresh_broker<T>(
     failures: &mut Vec<String>,
     mut run: impl FnMut(&str, &str) -> Result<T, String>,
 ) -> Result<T, String> {
-    for attempt in 1..=TRIES {
+    let mut attempt = 1;
+    loop {
         let broker = RunBroker::start(plan);
         let suffix = if attempt == 1 { String::new() } else { format!("_try{attempt}") };
         match run(&broker.address, &suffix) {
@@ -219,11 +221,11 @@ fn on_fresh_broker<T>(
             Err(e) if attempt < TRIES => {
                 eprintln!("bench:   failed ({e}); running it again on a fresh broker");
                 failures.push(e);
+                attempt += 1;
             }
             Err(e) => return Err(format!("{e} (and {} failures before it)", TRIES - 1)),
         }
     }
-    unreachable!("the last attempt returns")
 }
 
 /// The broker of one run: `--brokers`, or a fresh embedded one, so that no run

@@ -77,24 +77,23 @@ fn digits<'a>(rest: &mut &'a str) -> &'a str {
     digits
 }
 
+/// Takes the digits of a whole number as JSON writes it: at least one, no leading zero.
+fn whole_number<'a>(rest: &mut &'a str) -> Option<&'a str> {
+    let digits = digits(rest);
+    let leading_zero = digits.len() > 1 && digits.starts_with('0');
+    (!digits.is_empty() && !leading_zero).then_some(digits)
+}
+
 /// A u64 as JSON writes it: no sign, no leading zero, no overflow.
 fn integer(rest: &mut &str) -> Option<u64> {
-    let digits = digits(rest);
-    if digits.is_empty() || digits.len() > 1 && digits.starts_with('0') {
-        return None;
-    }
-    digits.parse().ok()
+    whole_number(rest)?.parse().ok()
 }
 
 /// A decimal without sign or exponent, of at most 15 significant digits: every
 /// such number has one nearest f64, which both this parser and serde_json's find.
 fn decimal(rest: &mut &str) -> Option<f64> {
     let start = *rest;
-    let whole = digits(rest);
-    if whole.is_empty() || whole.len() > 1 && whole.starts_with('0') {
-        return None;
-    }
-    let mut significant = whole.len();
+    let mut significant = whole_number(rest)?.len();
     if let Some(after_point) = rest.strip_prefix('.') {
         *rest = after_point;
         let fraction = digits(rest);

@@ -129,14 +129,12 @@ impl Stats {
     /// The broker acknowledged a record for `topic` this long after it was handed over.
     pub fn produced(&self, topic: &str, latency: Duration) {
         let mut by_topic = self.produce_latency_by_topic.lock().unwrap_or_else(PoisonError::into_inner);
-        let histogram = match by_topic.iter().position(|(known, _)| known == topic) {
-            Some(index) => &by_topic[index].1,
-            None => {
-                by_topic.push((topic.to_string(), self.produce_latency.with_label_values(&[topic])));
-                &by_topic[by_topic.len() - 1].1
-            }
-        };
+        if let Some((_, histogram)) = by_topic.iter().find(|(known, _)| known == topic) {
+            return histogram.observe(latency.as_secs_f64());
+        }
+        let histogram = self.produce_latency.with_label_values(&[topic]);
         histogram.observe(latency.as_secs_f64());
+        by_topic.push((topic.to_string(), histogram));
     }
     /// This service took the event of an order created at `created_at_ms` (if it says).
     pub fn took_event_created_at(&self, created_at_ms: Option<u64>) {

@@ -152,13 +152,13 @@ impl Worker for PaymentActor {
             Some("✅ Payment Event Sent"),
         );
         if let Some((partition, offset)) = position {
+            publish.partition = self.setup.pinned.then_some(partition);
             // Pinned, the event's own partition names its order's: one header, not two
             // (each costs librdkafka an allocation at both ends).
-            publish.headers = if self.setup.pinned {
-                publish.partition = Some(partition);
-                Arc::new([(ORDER_OFFSET, offset.to_string())])
-            } else {
-                Arc::new([(ORDER_PARTITION, partition.to_string()), (ORDER_OFFSET, offset.to_string())])
+            let offset = (ORDER_OFFSET, offset.to_string());
+            publish.headers = match publish.partition {
+                Some(_) => Arc::new([offset]),
+                None => Arc::new([(ORDER_PARTITION, partition.to_string()), offset]),
             };
         }
         self.setup.producer.do_send(publish);
