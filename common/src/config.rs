@@ -3,6 +3,7 @@
 use crate::client_properties::ClientProperties;
 use crate::fault::{CrashMode, FaultPlan, Role};
 use crate::restart_policy::RestartLimits;
+use crate::store::{StoreSetup, StoreUrl};
 use clap::Args;
 use std::time::Duration;
 
@@ -69,6 +70,27 @@ pub struct DedupArgs {
     /// other orders is handled again.
     #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub dedup_capacity: u64,
+}
+
+/// Where a consumer service records what it did (see `store/`).
+#[derive(Args, Clone, Debug)]
+pub struct StoreArgs {
+    /// The store: `sqlite://PATH` (instances on one host share the file) or
+    /// `postgres://USER@HOST:PORT/DB` (instances on several hosts). Default:
+    /// `sqlite://<service>.db` in the working directory.
+    #[arg(long, env = "PIPELINE_STORE", value_name = "URL", value_parser = StoreUrl::parse)]
+    pub store: Option<StoreUrl>,
+    /// Rows older than this many days are pruned from the store.
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub store_retention_days: u32,
+}
+
+impl StoreArgs {
+    /// The store of `service`, written by this process as `instance`.
+    pub fn setup(&self, service: &str, instance: String) -> StoreSetup {
+        let url = self.store.clone().unwrap_or_else(|| StoreUrl::Sqlite(format!("{service}.db")));
+        StoreSetup { url, instance, retention_days: self.store_retention_days }
+    }
 }
 
 /// Supervision limits, fault injection, flow control and counters.

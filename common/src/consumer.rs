@@ -17,15 +17,14 @@
 //! partitions go, the callback waits until every event in flight is done (the
 //! actors keep working on the main thread) and commits, so the next owner
 //! starts exactly where this one stopped (unless the wait times out: then it
-//! redoes the unfinished events). After partitions are assigned, a service's
-//! [`PrepareAssignment`] (payment-service's ledger) runs on a thread of its own
-//! while they stay paused, so the callback returns at once.
+//! redoes the unfinished events).
 
 use crate::error::ActorError;
 use crate::event::{OrderEvent, Status};
 use crate::fault::Role;
 use crate::in_flight::InFlight;
-use crate::kafka::{dead_letter_topic, KafkaContext, RebalanceHooks};
+use crate::dead_letter::{dead_letter, Source};
+use crate::kafka::{KafkaContext, RebalanceHooks};
 use crate::messages::{Completed, Origin, Process, Publish, TicketIssuer};
 use crate::offsets::OffsetTracker;
 use crate::shutdown::Shutdown;
@@ -34,20 +33,15 @@ use crate::supervisor::{Supervised, Supervision, Worker};
 use actix::{Addr, Arbiter, Context, Message, Recipient};
 use foldhash::{HashMap, HashMapExt};
 use log::{debug, info, warn};
-use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message as _};
-use rdkafka::TopicPartitionList;
 use std::collections::VecDeque;
-use std::sync::{mpsc, Arc, Weak};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 /// How long the reader waits for a free in-flight slot before it pauses its
 /// partitions (and polls on): far below any `max.poll.interval.ms`.
 const PAUSE_AFTER: Duration = Duration::from_millis(500);
-
-/// The most of a bad record's bytes a dead letter carries: under librdkafka's
-/// default `message.max.bytes` (1,000,000), with room for the headers.
-const DEAD_LETTER_MAX_BYTES: usize = 900_000;
 
 /// How often the offsets of the events done meanwhile are stored.
 pub const STORE_EVERY: Duration = Duration::from_millis(100);
@@ -158,16 +152,7 @@ pub struct ConsumerSetup {
     pub service: &'static str,
     /// How long a rebalance waits for the events in flight.
     pub drain_timeout: Duration,
-    /// Runs after each assignment, before its records are read (payment-service
-    /// loads its ledger there).
-    pub prepare: Option<PrepareAssignment>,
 }
-
-/// Work to do after each assignment before any record of the new partitions is
-/// handled, given their numbers. It runs on a thread of its own while those
-/// partitions are paused, so the rebalance callback (and the group) never waits
-/// for it; they resume when it returns.
-pub type PrepareAssignment = Arc<dyn Fn(&[i32]) + Send + Sync>;
 
 impl ConsumerActor {
     /// Starts the actor under supervision, and the task that feeds it records.
@@ -219,15 +204,6 @@ impl ConsumerActor {
                     );
                 }
             }),
-            after_assign: match setup.prepare {
-                Some(prepare) => {
-                    let client = Arc::downgrade(&setup.client);
-                    Box::new(move |consumer, partitions| {
-                        prepare_while_paused(consumer, partitions, prepare.clone(), client.clone());
-                    })
-                }
-                None => Box::new(|_, _| {}),
-            },
         });
         // The reader gets a thread of its own: the rebalance callback blocks it
         // while the actors, on this thread, finish the events in flight.
@@ -254,28 +230,10 @@ impl ConsumerActor {
                     self.topic
                 );
                 self.stats.dead_lettered();
+                let source = Source { topic: &self.topic, partition, offset, service: self.service };
                 let payload = record.payload.as_deref().unwrap_or_default();
-                let mut headers = vec![
-                    ("dlq.error", invalid.to_string()),
-                    ("dlq.source.topic", self.topic.clone()),
-                    ("dlq.source.partition", partition.to_string()),
-                    ("dlq.source.offset", offset.to_string()),
-                    ("dlq.service", self.service.to_string()),
-                ];
-                // A record may be larger than our producer may send (1 MB with
-                // headers): keep its head, say so, and the dead letter goes out.
-                if payload.len() > DEAD_LETTER_MAX_BYTES {
-                    headers.push(("dlq.truncated.from.bytes", payload.len().to_string()));
-                }
-                self.dead_letters.do_send(Publish {
-                    topic: dead_letter_topic(&self.topic).into(),
-                    partition: None,
-                    key: record.key.clone(),
-                    payload: payload[..payload.len().min(DEAD_LETTER_MAX_BYTES)].to_vec(),
-                    headers: headers.into(),
-                    ticket,
-                    announce: None,
-                });
+                let letter = dead_letter(&source, record.key.clone(), payload, invalid.to_string(), ticket);
+                self.dead_letters.do_send(letter);
             }
         }
     }
@@ -351,26 +309,6 @@ impl Worker for ConsumerActor {
     fn is_event(input: &ConsumerInput) -> bool {
         matches!(input, ConsumerInput::Received(_))
     }
-}
-
-/// Pauses the newly assigned `partitions` and runs `prepare` on a thread of its
-/// own, then lets them be read (see `KafkaContext::prepared`): the rebalance
-/// callback returns at once.
-fn prepare_while_paused(
-    consumer: &BaseConsumer<KafkaContext>,
-    partitions: &TopicPartitionList,
-    prepare: PrepareAssignment,
-    client: Weak<StreamConsumer<KafkaContext>>,
-) {
-    let numbers: Vec<i32> = partitions.elements().iter().map(|p| p.partition()).collect();
-    let assignment = consumer.context().preparing(consumer, partitions);
-    std::thread::spawn(move || {
-        prepare(&numbers);
-        // Gone: the service is exiting.
-        if let Some(client) = client.upgrade() {
-            client.context().prepared(client.as_ref(), assignment);
-        }
-    });
 }
 
 /// Feeds the actor: one in-flight slot per record, until shutdown. The slot is

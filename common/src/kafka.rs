@@ -19,7 +19,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Partitions of every topic we create.
@@ -43,52 +43,30 @@ pub fn dead_letter_topic(topic: &str) -> String {
 /// Receives librdkafka's logs and errors: broker trouble becomes one WARN line
 /// every few seconds at most (it retries on its own), the rest goes to debug.
 /// A consumer's context also runs its [`RebalanceHooks`] and keeps its
-/// partitions paused while the reader is back-pressured or a new assignment is
-/// being prepared.
+/// partitions paused while the reader is back-pressured.
 pub struct KafkaContext {
     brokers: String,
     last_complaint: Mutex<Option<Instant>>,
     rebalance_hooks: OnceLock<RebalanceHooks>,
-    /// Why reading is paused; a partition assigned meanwhile is paused as it
-    /// comes, before any of its records is fetched, and one assigned later is
-    /// resumed (librdkafka would keep it paused).
-    gate: Mutex<ReadGate>,
+    /// Whether reading is paused (the reader has no free in-flight slot); a
+    /// partition assigned meanwhile is paused as it comes, before any of its
+    /// records is fetched, and one assigned later is resumed (librdkafka would
+    /// keep it paused).
+    back_pressured: Mutex<bool>,
     /// Revocations so far: a record read before one is read again after it.
     revocations: AtomicU64,
     /// Where librdkafka's statistics go (a consumer's lag), once set.
     statistics: OnceLock<Arc<Stats>>,
 }
 
-/// Why a consumer's partitions are paused: they are read only when nothing holds them.
-#[derive(Default)]
-struct ReadGate {
-    /// The reader has no free in-flight slot.
-    back_pressured: bool,
-    /// The number of the assignment being prepared, if one is.
-    preparing: Option<u64>,
-    /// Assignments prepared so far.
-    assignments: u64,
-}
-
-impl ReadGate {
-    fn closed(&self) -> bool {
-        self.back_pressured || self.preparing.is_some()
-    }
-}
-
 /// What a consumer does around a rebalance; installed once its actors exist.
-/// Both run on the consumer's reader thread, which reads no record meanwhile
+/// It runs on the consumer's reader thread, which reads no record meanwhile
 /// (the revoke at shutdown runs where the consumer is dropped).
 pub struct RebalanceHooks {
     /// Before partitions are taken away: finish the events in flight, so their
     /// offsets are committed and the next owner starts where this one stopped.
     pub before_revoke: Box<dyn Fn() + Send + Sync>,
-    /// After partitions are assigned, with the consumer and the new partitions.
-    pub after_assign: Box<AssignHook>,
 }
-
-/// What runs after an assignment, given the consumer and its new partitions.
-pub type AssignHook = dyn Fn(&BaseConsumer<KafkaContext>, &TopicPartitionList) + Send + Sync;
 
 impl KafkaContext {
     /// The context of a client of `brokers` (the producer's wraps one: see `producer.rs`).
@@ -97,7 +75,7 @@ impl KafkaContext {
             brokers: brokers.to_string(),
             last_complaint: Mutex::new(None),
             rebalance_hooks: OnceLock::new(),
-            gate: Mutex::new(ReadGate::default()),
+            back_pressured: Mutex::new(false),
             revocations: AtomicU64::new(0),
             statistics: OnceLock::new(),
         }
@@ -109,41 +87,12 @@ impl KafkaContext {
     }
 
     /// Pauses fetching for every partition `consumer` holds while it is
-    /// back-pressured, and for those assigned to it meanwhile; resumes it after,
-    /// unless an assignment is being prepared. Polling goes on meanwhile.
+    /// back-pressured, and for those assigned to it meanwhile; resumes it after.
+    /// Polling goes on meanwhile. The fetchers of the partitions resumed are
+    /// woken once the lock is let go (a round trip: not under the lock).
     pub fn set_paused(&self, consumer: &impl Consumer<KafkaContext>, paused: bool) {
-        let mut gate = self.gate.lock().unwrap_or_else(|p| p.into_inner());
-        gate.back_pressured = paused;
-        self.apply(consumer, gate);
-    }
-
-    /// Pauses the newly assigned `partitions` while they are prepared; returns the
-    /// number that [`KafkaContext::prepared`] takes.
-    pub fn preparing(&self, consumer: &impl Consumer<KafkaContext>, partitions: &TopicPartitionList) -> u64 {
-        let mut gate = self.gate.lock().unwrap_or_else(|p| p.into_inner());
-        gate.assignments += 1;
-        gate.preparing = Some(gate.assignments);
-        if let Err(e) = consumer.pause(partitions) {
-            self.complain(&format!("cannot pause the partitions assigned: {e}"));
-        }
-        gate.assignments
-    }
-
-    /// The assignment numbered `assignment` is prepared: reading resumes, unless a
-    /// newer one is being prepared or the reader is back-pressured.
-    pub fn prepared(&self, consumer: &impl Consumer<KafkaContext>, assignment: u64) {
-        let mut gate = self.gate.lock().unwrap_or_else(|p| p.into_inner());
-        if gate.preparing == Some(assignment) {
-            gate.preparing = None;
-            self.apply(consumer, gate);
-        }
-    }
-
-    /// Pauses or resumes every partition `consumer` holds, as `gate` says, then
-    /// lets the gate go and wakes the fetchers of those resumed (a round trip:
-    /// not under the lock).
-    fn apply(&self, consumer: &impl Consumer<KafkaContext>, gate: MutexGuard<'_, ReadGate>) {
-        let paused = gate.closed();
+        let mut back_pressured = self.back_pressured.lock().unwrap_or_else(|p| p.into_inner());
+        *back_pressured = paused;
         let result = consumer.assignment().and_then(|partitions| {
             if paused {
                 consumer.pause(&partitions).map(|()| None)
@@ -151,7 +100,7 @@ impl KafkaContext {
                 consumer.resume(&partitions).map(|()| Some(partitions))
             }
         });
-        drop(gate);
+        drop(back_pressured);
         match result {
             Ok(Some(resumed)) => wake_fetchers(consumer, &resumed),
             Ok(None) => {}
@@ -239,14 +188,11 @@ impl ConsumerContext for KafkaContext {
                 info!(target: "kafka", "partitions assigned: {}", list.join(" "));
                 // librdkafka keeps a partition's pause through a revocation and a
                 // new assignment: say anew whether reading is paused.
-                let paused = self.gate.lock().unwrap_or_else(|p| p.into_inner()).closed();
+                let paused = *self.back_pressured.lock().unwrap_or_else(|p| p.into_inner());
                 let result = if paused { consumer.pause(partitions) } else { consumer.resume(partitions) };
                 if let Err(e) = result {
                     let what = if paused { "pause" } else { "resume" };
                     self.complain(&format!("cannot {what} the partitions assigned: {e}"));
-                }
-                if let Some(hooks) = self.rebalance_hooks.get() {
-                    (hooks.after_assign)(consumer, partitions);
                 }
             }
             Rebalance::Revoke(_) => {}
@@ -256,9 +202,7 @@ impl ConsumerContext for KafkaContext {
 }
 
 /// librdkafka does not wake a partition's fetcher when the partition resumes:
-/// its broker thread notices when it next wakes, up to a second later (that
-/// second went by after every assignment, while payment-service's orders
-/// waited). A request to each partition's leader wakes its thread now; the
+/// its broker thread notices when it next wakes, up to a second later. A request to each partition's leader wakes its thread now; the
 /// answer is not needed, so a slow one is not waited for long.
 fn wake_fetchers(consumer: &impl Consumer<KafkaContext>, partitions: &TopicPartitionList) {
     for partition in partitions.elements() {

@@ -13,6 +13,7 @@ mod canonical;
 pub mod client_properties;
 pub mod config;
 pub mod consumer;
+pub mod dead_letter;
 pub mod error;
 pub mod event;
 pub mod fault;
@@ -27,6 +28,7 @@ pub mod recent_ids;
 pub mod restart_policy;
 pub mod service;
 pub mod shutdown;
+pub mod store;
 pub mod stats;
 pub mod supervisor;
 

@@ -9,8 +9,8 @@
 //! 3. on shutdown: stop taking events, drain those in flight, commit offsets,
 //!    flush the producer, log the counters, and exit with the reason's code.
 
-use crate::config::{KafkaArgs, RuntimeArgs};
-use crate::consumer::{ConsumerActor, ConsumerSetup, PrepareAssignment, StoreOffsets};
+use crate::config::{KafkaArgs, RuntimeArgs, StoreArgs};
+use crate::consumer::{ConsumerActor, ConsumerSetup, StoreOffsets};
 use crate::event::Status;
 use crate::fault::Role;
 use crate::http::{self, Endpoints, Readiness};
@@ -20,6 +20,7 @@ use crate::messages::{Process, Publish};
 use crate::producer::{KafkaProducer, ProducerActor};
 use crate::shutdown::{Reason, Shutdown};
 use crate::stats::Stats;
+use crate::store::Store;
 use crate::supervisor::{Supervised, Supervision, Worker};
 use actix::{Addr, Recipient};
 use log::{error, info, warn};
@@ -135,8 +136,7 @@ impl Service {
         Ok(ProducerActor::start(producer, &self.supervision))
     }
 
-    /// Starts the consumer actor on `topic` in `group`, feeding `domain`;
-    /// `prepare` runs after each assignment, before its records are handled.
+    /// Starts the consumer actor on `topic` in `group`, feeding `domain`.
     pub fn start_consumer(
         &mut self,
         group: &str,
@@ -144,7 +144,6 @@ impl Service {
         accepted: &'static [Status],
         domain: Recipient<Process>,
         dead_letters: Recipient<Publish>,
-        prepare: Option<PrepareAssignment>,
     ) -> Result<(), String> {
         let metrics = self.runtime.metrics_addr.is_some();
         let client = kafka::consumer(&self.kafka, self.name, group, topic, metrics)?;
@@ -159,11 +158,27 @@ impl Service {
             in_flight: self.in_flight.clone(),
             service: self.name,
             drain_timeout: Duration::from_secs(self.runtime.drain_timeout_secs),
-            prepare,
         };
         let actor = ConsumerActor::start(setup, &self.supervision);
         self.consumer = Some(RunningConsumer { client, actor });
         Ok(())
+    }
+
+    /// Opens this service's store (see `store/`).
+    pub fn open_store(&self, store: &StoreArgs) -> Store {
+        let setup = store.setup(self.name, self.instance());
+        info!(target: "store", "store: {}, written as {}", setup.url.shown(), setup.instance);
+        Store::open(setup)
+    }
+
+    /// Who this process is in the records it writes: its `--instance-id`, or the
+    /// service and host, and its process id (a restart is another writer).
+    pub fn instance(&self) -> String {
+        let name = self.kafka.instance_id.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+            format!("{}@{}", self.name, host.trim())
+        });
+        format!("{name}#{}", std::process::id())
     }
 
     /// Starts any worker under this service's supervision.

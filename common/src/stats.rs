@@ -26,6 +26,8 @@ pub struct Stats {
     retries: IntCounter,
     duplicates_suppressed: IntCounter,
     dead_lettered: IntCounter,
+    conflicts: IntCounter,
+    emails_in_doubt: IntCounter,
     in_flight: IntGauge,
     consumer_lag: IntGaugeVec,
     produce_latency: HistogramVec,
@@ -51,6 +53,14 @@ impl Default for Stats {
                 "Events for an order already handled, recognised and skipped.",
             ),
             dead_lettered: counter("dead_lettered_total", "Records that were not valid events, sent to the dead-letter topic."),
+            conflicts: counter(
+                "conflicts_total",
+                "Orders whose id the store holds for another order (other user or amount): dead-lettered, never paid.",
+            ),
+            emails_in_doubt: counter(
+                "emails_in_doubt_total",
+                "Emails claimed by an instance that never recorded them as sent (it died or froze): sent, maybe again.",
+            ),
             in_flight: IntGauge::with_opts(opts("events_in_flight", "Events read but not yet done (sampled when scraped)."))
                 .expect("valid metric"),
             consumer_lag: IntGaugeVec::new(
@@ -77,7 +87,7 @@ impl Default for Stats {
             )
             .expect("valid metric"),
         };
-        let collectors: [Box<dyn Collector>; 11] = [
+        let collectors: [Box<dyn Collector>; 13] = [
             Box::new(stats.processed.clone()),
             Box::new(stats.crashes.clone()),
             Box::new(stats.restarts.clone()),
@@ -85,6 +95,8 @@ impl Default for Stats {
             Box::new(stats.retries.clone()),
             Box::new(stats.duplicates_suppressed.clone()),
             Box::new(stats.dead_lettered.clone()),
+            Box::new(stats.conflicts.clone()),
+            Box::new(stats.emails_in_doubt.clone()),
             Box::new(stats.in_flight.clone()),
             Box::new(stats.consumer_lag.clone()),
             Box::new(stats.produce_latency.clone()),
@@ -119,6 +131,14 @@ impl Stats {
     }
     pub fn dead_lettered(&self) {
         self.dead_lettered.inc();
+    }
+    /// An order's id was recorded for another order: dead-lettered.
+    pub fn conflict(&self) {
+        self.conflicts.inc();
+    }
+    /// An email was claimed by an instance that never recorded it as sent.
+    pub fn email_in_doubt(&self) {
+        self.emails_in_doubt.inc();
     }
     pub fn crashed(&self, actor: &str) {
         self.crashes.with_label_values(&[actor]).inc();
@@ -180,7 +200,8 @@ impl Stats {
         let total = |name: &str| totals.get(name).copied().unwrap_or_default();
         let per_actor: Vec<String> = crashes.iter().map(|(actor, n)| format!("{actor}={n}")).collect();
         format!(
-            "processed={} crashes={} ({}) restarts={} redeliveries={} duplicates_suppressed={} dead_lettered={} retries={}",
+            "processed={} crashes={} ({}) restarts={} redeliveries={} duplicates_suppressed={} dead_lettered={} retries={} \
+             conflicts={} emails_in_doubt={}",
             total("pipeline_events_processed_total"),
             total("pipeline_crashes_total"),
             per_actor.join(" "),
@@ -189,6 +210,8 @@ impl Stats {
             total("pipeline_duplicates_suppressed_total"),
             total("pipeline_dead_lettered_total"),
             total("pipeline_retries_total"),
+            total("pipeline_conflicts_total"),
+            total("pipeline_emails_in_doubt_total"),
         )
     }
 }
@@ -222,10 +245,13 @@ mod tests {
         stats.duplicate_suppressed();
         stats.dead_lettered();
         stats.retried();
+        stats.conflict();
+        stats.email_in_doubt();
+        stats.email_in_doubt();
         assert_eq!(
             stats.summary(),
             "processed=2 crashes=3 (ConsumerActor=1 PaymentActor=2) restarts=1 redeliveries=1 \
-             duplicates_suppressed=1 dead_lettered=1 retries=1"
+             duplicates_suppressed=1 dead_lettered=1 retries=1 conflicts=1 emails_in_doubt=2"
         );
     }
 

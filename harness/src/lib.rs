@@ -11,6 +11,7 @@ pub mod history;
 pub mod logline;
 pub mod scrape;
 mod security;
+pub mod store;
 
 pub use security::Security;
 use std::collections::BTreeMap;
@@ -79,7 +80,7 @@ impl Broker {
     /// A broker with a free port and storage, not running yet: `restart` starts it.
     pub fn stopped() -> Broker {
         let port = free_port();
-        let dir = std::env::temp_dir().join(format!("pipeline-harness-{}-{port}", std::process::id()));
+        let dir = test_dir(port);
         std::fs::create_dir_all(&dir).expect("cannot create a temporary folder for the broker");
         Broker {
             address: format!("127.0.0.1:{port}"),
@@ -221,6 +222,27 @@ impl Drop for Broker {
     }
 }
 
+/// The temporary folder of the test whose broker listens on `port`: the broker's
+/// storage and the services' stores, removed with the broker.
+fn test_dir(port: u16) -> PathBuf {
+    std::env::temp_dir().join(format!("pipeline-harness-{}-{port}", std::process::id()))
+}
+
+/// The store (`--store`) that the harness gives `service` (payment-service or
+/// notification-service) run against the broker at `address`: a SQLite file in
+/// that test's folder, shared by the instances of the service, as on one host.
+pub fn store_url(address: &str, service: &str) -> String {
+    format!("sqlite://{}", store_path(address, service).display())
+}
+
+/// The SQLite file of [`store_url`].
+pub fn store_path(address: &str, service: &str) -> PathBuf {
+    let port = address.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let dir = test_dir(port);
+    let _ = std::fs::create_dir_all(&dir); // the broker may not exist (yet)
+    dir.join(format!("{service}.db"))
+}
+
 /// The Nisshi binary: `NISSHI_BIN`, or the one `scripts/install-nisshi` installs.
 fn nisshi() -> PathBuf {
     let nisshi = std::env::var_os("NISSHI_BIN")
@@ -266,11 +288,19 @@ impl Service {
         Service::start_logging(name, address, args, "info")
     }
 
-    /// Starts `name` against `address` with `RUST_LOG=rust_log`.
+    /// Starts `name` against `address` with `RUST_LOG=rust_log`. A consumer service
+    /// gets the store of the broker's test ([`store_url`]) unless `args` name one.
     pub fn start_logging(name: &str, address: &str, args: &[&str], rust_log: &str) -> Service {
         let binary = binary(name);
+        let store = match name {
+            "payment-service" | "notification-service" if !args.contains(&"--store") => {
+                vec!["--store".to_string(), store_url(address, name)]
+            }
+            _ => Vec::new(),
+        };
         let mut child = Command::new(&binary)
             .args(["--brokers", address, "--stats-interval", "0"])
+            .args(&store)
             .args(args)
             .env("RUST_LOG", rust_log)
             .env("RUST_BACKTRACE", "0")
@@ -447,6 +477,9 @@ pub fn count_orders(lines: &[String], marker: &str) -> BTreeMap<u64, usize> {
 /// The marker of a successful notification.
 pub const NOTIFIED: &str = "✅ Payment Successful for Order ";
 
+/// The marker of a notification of a declined payment.
+pub const DECLINED_NOTIFIED: &str = "❌ Payment Failed for Order ";
+
 /// The marker of a payment event the broker acknowledged (payment-service).
 pub const PAID: &str = "✅ Payment Event Sent: {\"order_id\":";
 
@@ -527,6 +560,34 @@ pub fn payments_on_topic(broker: &Broker) -> BTreeMap<u64, usize> {
         *counts.entry(payment["order_id"].as_u64().expect("an order id")).or_default() += 1;
     }
     counts
+}
+
+/// Every payment event on `payment_topic`: its order id and its bytes.
+pub fn payment_events(broker: &Broker) -> Vec<(u64, Vec<u8>)> {
+    records_on_topic(broker, "payment_topic")
+        .into_iter()
+        .map(|record| {
+            let payment: serde_json::Value =
+                serde_json::from_slice(&record.payload).expect("payment_topic holds JSON events");
+            (payment["order_id"].as_u64().expect("an order id"), record.payload)
+        })
+        .collect()
+}
+
+/// What the run against `broker` did to the orders `created`, given every line of
+/// every notification-service process: from the topics and both stores.
+pub fn outcome(broker: &Broker, created: std::ops::RangeInclusive<u64>, notification_lines: &[String]) -> store::Outcome {
+    let mut emailed = count_orders(notification_lines, NOTIFIED);
+    for (order_id, n) in count_orders(notification_lines, DECLINED_NOTIFIED) {
+        *emailed.entry(order_id).or_default() += n;
+    }
+    store::Outcome::of(
+        created,
+        &payment_events(broker),
+        &store::charges(&store_path(&broker.address, "payment-service")),
+        &store::emails(&store_path(&broker.address, "notification-service")),
+        &emailed,
+    )
 }
 
 /// The `📊 summary:` line of a service that has exited.

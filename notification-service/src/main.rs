@@ -1,14 +1,16 @@
 //! notification-service: consumes payment events from `payment_topic` and
-//! "emails" each customer once.
+//! "emails" each customer once, each email claimed in the service's store
+//! (`--store`) before it goes out and recorded there once sent (see `notification.rs`).
 //!
-//! ConsumerActor --Process--> NotificationActor --Completed--> ConsumerActor
+//! ConsumerActor --Process--> NotificationActor --claim--> store --Claimed--> NotificationActor
+//!   (email sent) --sent--> store --Recorded--> NotificationActor --Completed--> ConsumerActor
 //! (its ProducerActor only writes dead letters)
 
 mod email;
 mod notification;
 
 use clap::Parser;
-use common::config::{probability, DedupArgs, KafkaArgs, RuntimeArgs};
+use common::config::{probability, DedupArgs, KafkaArgs, RuntimeArgs, StoreArgs};
 use common::event::Status;
 use common::fault::Role;
 use common::kafka::dead_letter_topic;
@@ -30,6 +32,8 @@ struct Args {
     #[arg(long, default_value_t = 0.0, value_parser = probability)]
     email_failure_rate: f64,
     #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
     dedup: DedupArgs,
     #[command(flatten)]
     runtime: RuntimeArgs,
@@ -48,6 +52,7 @@ fn main() -> ExitCode {
             let producer = service.start_producer()?;
             let notification = service.supervise(NotificationActor::new(
                 Mailer::new(args.email_failure_rate, args.runtime.seed),
+                service.open_store(&args.store),
                 args.dedup.dedup_capacity as usize,
                 service.supervision.stats.clone(),
             ));
@@ -58,7 +63,6 @@ fn main() -> ExitCode {
                 accepted,
                 notification.recipient(),
                 producer.recipient(),
-                None, // no ledger: see notification.rs for the email guarantee
             )?;
             Ok(service)
         },

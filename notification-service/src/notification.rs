@@ -1,58 +1,225 @@
 //! The notification actor: "emails" the customer once per order.
 //!
-//! Idempotent by order id within the process, for the last `--dedup-capacity`
-//! orders: a payment event seen again (after a crash, or a second record of it)
-//! sends no second email. Across a SIGKILL the guarantee is at-least-once: see
-//! the README.
+//! The store is the fence (see `common::store`): before an email goes out, its
+//! order is claimed in the store for this instance; once the mail server has
+//! taken it, it is recorded as sent, and only then is its event done. An email
+//! found recorded as sent (a copy of the payment event, or a zombie's queued
+//! events meeting what its successor wrote) is not sent again. What stays
+//! possible: an email sent but not yet recorded when its instance died or froze
+//! for longer than a claim holds is taken over by the next owner and sent once
+//! more; such emails are counted in doubt (`emails_in_doubt`).
+//!
+//! An instance that finds its own claim older than [`RENEW_AFTER`] when it is
+//! about to send (it was frozen or cut off meanwhile) asks the store again, and
+//! sends only if nobody took the claim over.
+//!
+//! What it remembers is bounded: the orders on their way, and the last
+//! `--dedup-capacity` orders it emailed (their copies need no store round trip).
 
 use crate::email::Mailer;
-use actix::Context;
+use actix::{AsyncContext, Context, Message};
 use common::error::ActorError;
+use common::event::OrderEvent;
 use common::fault::Role;
-use common::messages::Process;
+use common::messages::{Process, Ticket};
 use common::recent_ids::RecentIds;
 use common::stats::Stats;
+use common::store::{EmailVerdict, Store};
 use common::supervisor::{Supervised, Worker};
-use log::info;
+use foldhash::{HashMap, HashMapExt};
+use log::{info, warn};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A claim older than this when its email is about to go out is asked for
+/// again: well under the claim's lease (`CLAIM_LEASE_MS`), so a claim found
+/// still ours cannot have been taken over before the send.
+pub const RENEW_AFTER: Duration = Duration::from_secs(5);
+
+/// How long an email claimed by another instance waits before it is asked for again.
+const BUSY_WAIT: Duration = Duration::from_millis(500);
+
+/// The store's answer on a claim, with the payment event it is for.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Claimed {
+    payment: OrderEvent,
+    verdict: EmailVerdict,
+    /// When the claim was asked for.
+    asked: Instant,
+}
+
+/// Ask the store for the email of this payment again.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Claim {
+    payment: OrderEvent,
+    renew: bool,
+}
+
+/// The email of this order is recorded as sent.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Recorded(u64);
+
+/// What the notification actor handles.
+pub enum NotificationInput {
+    Payment(Process),
+    Claim(Claim),
+    Claimed(Claimed),
+    Recorded(u64),
+}
+
+impl From<Process> for NotificationInput {
+    fn from(process: Process) -> Self {
+        NotificationInput::Payment(process)
+    }
+}
+
+impl From<Claim> for NotificationInput {
+    fn from(claim: Claim) -> Self {
+        NotificationInput::Claim(claim)
+    }
+}
+
+impl From<Claimed> for NotificationInput {
+    fn from(claimed: Claimed) -> Self {
+        NotificationInput::Claimed(claimed)
+    }
+}
+
+impl From<Recorded> for NotificationInput {
+    fn from(Recorded(order_id): Recorded) -> Self {
+        NotificationInput::Recorded(order_id)
+    }
+}
 
 pub struct NotificationActor {
-    /// Orders whose email went out; an order joins only after its send succeeded,
+    /// Orders whose email went out and is recorded; an order joins only then,
     /// so a failed send is retried, not taken for a duplicate.
     notified: RecentIds,
+    /// Orders being notified: the tickets of the payment event and of the
+    /// copies of it that arrived meanwhile, done once the email is recorded.
+    notifying: HashMap<u64, Vec<Ticket>>,
     mailer: Mailer,
+    store: Store,
     stats: Arc<Stats>,
 }
 
 impl NotificationActor {
-    pub fn new(mailer: Mailer, dedup_capacity: usize, stats: Arc<Stats>) -> Self {
-        NotificationActor { notified: RecentIds::new(dedup_capacity), mailer, stats }
+    pub fn new(mailer: Mailer, store: Store, dedup_capacity: usize, stats: Arc<Stats>) -> Self {
+        NotificationActor { notified: RecentIds::new(dedup_capacity), notifying: HashMap::new(), mailer, store, stats }
+    }
+
+    fn received(&mut self, Process { event, ticket, .. }: &Process, ctx: &Context<Supervised<Self>>) {
+        let order_id = event.order_id;
+        if let Some(tickets) = self.notifying.get_mut(&order_id) {
+            self.stats.duplicate_suppressed();
+            info!(target: Self::NAME, "🔁 Order {order_id} is being notified: duplicate ignored");
+            return tickets.push(ticket.clone());
+        }
+        if self.notified.contains(order_id) {
+            self.stats.duplicate_suppressed();
+            info!(target: Self::NAME, "🔁 Order {order_id} was already notified: duplicate ignored");
+            return ticket.complete();
+        }
+        self.notifying.insert(order_id, vec![ticket.clone()]);
+        self.claim(event.clone(), false, ctx);
+    }
+
+    fn claim(&self, payment: OrderEvent, renew: bool, ctx: &Context<Supervised<Self>>) {
+        let (me, asked) = (ctx.address(), Instant::now());
+        self.store.claim_email(
+            payment.order_id,
+            renew,
+            Box::new(move |verdict| me.do_send(Claimed { payment, verdict, asked })),
+        );
+    }
+
+    fn claimed(&mut self, claimed: &Claimed, ctx: &mut Context<Supervised<Self>>) -> Result<(), ActorError> {
+        let Claimed { payment, verdict, asked } = claimed;
+        let order_id = payment.order_id;
+        match verdict {
+            EmailVerdict::Claimed | EmailVerdict::TakenOver { .. } if asked.elapsed() > RENEW_AFTER => {
+                self.claim(payment.clone(), true, ctx);
+            }
+            EmailVerdict::Claimed => self.send(payment, ctx)?,
+            EmailVerdict::TakenOver { claimed_by } => {
+                warn!(
+                    target: Self::NAME,
+                    "order {order_id}'s email was claimed by {claimed_by}, which never recorded it as sent: \
+                     sending it (in doubt: it may have gone out already)"
+                );
+                self.stats.email_in_doubt();
+                self.send(payment, ctx)?;
+            }
+            EmailVerdict::Busy { claimed_by } => {
+                info!(target: Self::NAME, "order {order_id}'s email is being sent by {claimed_by}: asking again shortly");
+                ctx.notify_later(Claim { payment: payment.clone(), renew: false }, BUSY_WAIT);
+            }
+            EmailVerdict::ClaimedElsewhere { claimed_by } => {
+                info!(
+                    target: Self::NAME,
+                    "🔁 Order {order_id}'s email was taken over by {claimed_by} while this instance was away: not sent here"
+                );
+                self.stats.duplicate_suppressed();
+                self.done(order_id, false);
+            }
+            EmailVerdict::AlreadySent { sent_by } => {
+                info!(target: Self::NAME, "🔁 Order {order_id} was already notified by {sent_by}: duplicate ignored");
+                self.stats.duplicate_suppressed();
+                self.done(order_id, true);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the email, then records it as sent.
+    fn send(&mut self, payment: &OrderEvent, ctx: &Context<Supervised<Self>>) -> Result<(), ActorError> {
+        self.mailer.send(payment)?; // not sent: the supervisor tries it again later
+        self.stats.processed();
+        let me = ctx.address();
+        let order_id = payment.order_id;
+        self.store.email_sent(order_id, Box::new(move |()| me.do_send(Recorded(order_id))));
+        Ok(())
+    }
+
+    /// The order's events are done; `notified`: its email is recorded as sent.
+    fn done(&mut self, order_id: u64, notified: bool) {
+        if notified {
+            self.notified.insert(order_id);
+        }
+        for ticket in self.notifying.remove(&order_id).unwrap_or_default() {
+            ticket.complete();
+        }
     }
 }
 
 impl Worker for NotificationActor {
-    type Input = Process;
+    type Input = NotificationInput;
     const NAME: &'static str = "NotificationActor";
     const ROLE: Role = Role::Domain;
 
-    fn handle(
-        &mut self,
-        Process { event, ticket, .. }: &Process,
-        _: &mut Context<Supervised<Self>>,
-    ) -> Result<(), ActorError> {
-        if self.notified.contains(event.order_id) {
-            info!(target: Self::NAME, "🔁 Order {} was already notified: duplicate ignored", event.order_id);
-            self.stats.duplicate_suppressed();
-        } else {
-            self.mailer.send(event)?; // not sent: the supervisor tries it again later
-            self.notified.insert(event.order_id);
-            self.stats.processed();
+    fn handle(&mut self, input: &NotificationInput, ctx: &mut Context<Supervised<Self>>) -> Result<(), ActorError> {
+        match input {
+            NotificationInput::Payment(process) => self.received(process, ctx),
+            NotificationInput::Claim(Claim { payment, renew }) => self.claim(payment.clone(), *renew, ctx),
+            NotificationInput::Claimed(claimed) => self.claimed(claimed, ctx)?,
+            NotificationInput::Recorded(order_id) => self.done(*order_id, true),
         }
-        ticket.complete();
         Ok(())
     }
 
-    fn describe(process: &Process) -> String {
-        format!("order {}", process.event.order_id)
+    fn describe(input: &NotificationInput) -> String {
+        match input {
+            NotificationInput::Payment(process) => format!("order {}", process.event.order_id),
+            NotificationInput::Claim(claim) => format!("the claim on order {}'s email", claim.payment.order_id),
+            NotificationInput::Claimed(claimed) => format!("the email of order {}", claimed.payment.order_id),
+            NotificationInput::Recorded(order_id) => format!("the record of order {order_id}'s email"),
+        }
+    }
+
+    fn is_event(input: &NotificationInput) -> bool {
+        matches!(input, NotificationInput::Payment(_))
     }
 }

@@ -1,38 +1,51 @@
 //! The payment actor: charges each order once and publishes the outcome.
 //!
-//! Idempotent by order id: an order seen again (redelivered after a crash, or
-//! read twice from Kafka) gets no second payment event. An order counts as paid
-//! only once the broker has its payment event: a copy that arrives before then
-//! is completed together with the original, never ahead of it, so its offset is
-//! not committed before the payment is safe. After every assignment the ledger
-//! says which of the orders Kafka can still redeliver are already paid (see
-//! `ledger.rs`), so this also holds across restarts and between instances.
+//! The store is the fence (see `common::store`): an order's charge is recorded
+//! under its id before its payment event is published, and the event published
+//! is always the recorded one. An order found recorded (by this instance before
+//! a crash, or by another instance, a zombie's successor or the zombie itself)
+//! is not decided again: its recorded event is published again, byte for byte,
+//! so no order is left without its event and every copy of it agrees. An order
+//! whose id is recorded for another order (other user or amount) is a conflict:
+//! dead-lettered, never taken as paid.
 //!
-//! What it remembers is bounded: the ledger until the orders it covers are
-//! past, and the last `--dedup-capacity` orders it paid (for a second record of
-//! an order, which only another producer writes).
+//! An order counts as paid once the broker has its payment event; a copy that
+//! arrives before then is completed with the original, never ahead of it. What
+//! it remembers is bounded: the orders on their way, and the last
+//! `--dedup-capacity` orders it paid (their copies need no store round trip).
 
-use crate::ledger::{Ledger, ORDER_OFFSET, ORDER_PARTITION};
-use actix::{Context, Recipient};
+use actix::{AsyncContext, Context, Message, Recipient};
+use common::dead_letter::{dead_letter, Source};
 use common::error::ActorError;
 use common::event::{OrderEvent, Status};
 use common::fault::Role;
 use common::messages::{Completed, Origin, Process, Publish, Ticket, TicketIssuer};
 use common::recent_ids::RecentIds;
 use common::stats::Stats;
+use common::store::{Charge, ChargeVerdict, RecordedCharge, Store};
 use common::supervisor::{Supervised, Worker};
 use foldhash::{HashMap, HashMapExt};
-use log::info;
+use log::{info, warn};
 use std::sync::Arc;
 
 /// Why a declined payment was declined (chosen per order, repeatably).
 const DECLINE_REASONS: [&str; 3] = ["card declined", "insufficient funds", "card expired"];
 
-/// What the payment actor handles: orders, the ledger of each assignment, and
-/// the broker's acknowledgements of its payment events.
+/// The store's answer on an order's charge, with the order and the payment
+/// event this instance decided for it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Charged {
+    order: Process,
+    decided: Vec<u8>,
+    verdict: ChargeVerdict,
+}
+
+/// What the payment actor handles: orders, the store's answers, and the
+/// broker's acknowledgements of what it published.
 pub enum PaymentInput {
     Order(Process),
-    Ledger(Ledger),
+    Charged(Charged),
     Acknowledged(Origin),
 }
 
@@ -48,9 +61,9 @@ impl From<Process> for PaymentInput {
     }
 }
 
-impl From<Ledger> for PaymentInput {
-    fn from(ledger: Ledger) -> Self {
-        PaymentInput::Ledger(ledger)
+impl From<Charged> for PaymentInput {
+    fn from(charged: Charged) -> Self {
+        PaymentInput::Charged(charged)
     }
 }
 
@@ -58,22 +71,27 @@ impl From<Ledger> for PaymentInput {
 pub struct PaymentSetup {
     pub decline_rate: f64,
     pub seed: u64,
+    pub order_topic: String,
     pub payment_topic: Arc<str>,
-    /// Payment events go to their order's partition number (see `ledger.rs`).
-    pub pinned: bool,
+    pub store: Store,
     pub dedup_capacity: usize,
     pub producer: Recipient<Publish>,
     pub stats: Arc<Stats>,
 }
 
+/// An order on its way: charged (or being), its payment event not yet acknowledged.
+struct Paying {
+    ticket: Ticket,
+    /// Copies of the order that arrived meanwhile (nearly always none).
+    copies: Vec<Ticket>,
+    /// Dead-lettered as a conflict: acknowledged, it is not paid.
+    conflict: bool,
+}
+
 pub struct PaymentActor {
-    /// Orders already paid that the last assignment can still redeliver.
-    ledger: Ledger,
     /// The orders this process paid last, whose payment events the broker has.
     paid: RecentIds,
-    /// Orders whose payment event is on its way: the ticket of the order, and
-    /// those of the copies of it that arrived meanwhile (nearly always none).
-    paying: HashMap<u64, (Ticket, Vec<Ticket>)>,
+    paying: HashMap<u64, Paying>,
     /// The tickets of payment events, completed when the broker has them.
     acknowledgements: TicketIssuer,
     setup: PaymentSetup,
@@ -82,13 +100,113 @@ pub struct PaymentActor {
 impl PaymentActor {
     pub fn new(setup: PaymentSetup) -> Self {
         PaymentActor {
-            ledger: Ledger::default(),
             paid: RecentIds::new(setup.dedup_capacity),
             paying: HashMap::new(),
             acknowledgements: TicketIssuer::default(),
             setup,
         }
     }
+
+    /// Decides `order`'s payment and asks the store to record it.
+    fn received(&mut self, order: &Process, ctx: &Context<Supervised<Self>>) {
+        info!(target: Self::NAME, "🧾 Received Order {}", order.json());
+        let order_id = order.event.order_id;
+        if let Some(paying) = self.paying.get_mut(&order_id) {
+            self.setup.stats.duplicate_suppressed();
+            info!(target: Self::NAME, "🔁 Order {order_id} is being paid: duplicate ignored");
+            return paying.copies.push(order.ticket.clone()); // done when the payment is acknowledged
+        }
+        if self.paid.contains(order_id) {
+            self.setup.stats.duplicate_suppressed();
+            info!(target: Self::NAME, "🔁 Order {order_id} is already paid: duplicate ignored");
+            return order.ticket.complete();
+        }
+        let payment = charge(&order.event, self.setup.decline_rate, self.setup.seed);
+        let decided = payment.encode();
+        let charge = Charge {
+            order_id,
+            user_id: order.event.user_id,
+            amount: order.event.amount,
+            declined: payment.reason,
+            event: decided.clone(),
+        };
+        self.paying.insert(order_id, Paying { ticket: order.ticket.clone(), copies: Vec::new(), conflict: false });
+        let (me, order) = (ctx.address(), order.clone());
+        self.setup.store.charge(charge, Box::new(move |verdict| me.do_send(Charged { order, decided, verdict })));
+    }
+
+    /// Publishes the recorded payment event of `order`, or dead-letters a conflict.
+    fn charged(&mut self, Charged { order, decided, verdict }: &Charged, ctx: &Context<Supervised<Self>>) {
+        let order_id = order.event.order_id;
+        let acknowledgement = self.acknowledgements.issue(Origin::Order { order_id }, ctx);
+        let event = match verdict {
+            ChargeVerdict::Recorded => {
+                self.setup.stats.processed();
+                decided.clone()
+            }
+            ChargeVerdict::Found(recorded) if same_order(&order.event, recorded) => {
+                self.setup.stats.duplicate_suppressed();
+                info!(
+                    target: Self::NAME,
+                    "🔁 Order {order_id} was already charged by {} at {}: publishing its recorded payment event",
+                    recorded.charged_by,
+                    recorded.charged_at_ms
+                );
+                recorded.event.clone()
+            }
+            ChargeVerdict::Found(recorded) => return self.conflict(order, recorded, acknowledgement),
+        };
+        self.setup.producer.do_send(Publish {
+            topic: self.setup.payment_topic.clone(),
+            partition: None,
+            key: Some(order.event.key().into_bytes()),
+            payload: event,
+            headers: Arc::default(),
+            ticket: acknowledgement,
+            announce: Some("✅ Payment Event Sent"),
+        });
+    }
+
+    /// `order` has the id of another order in the store: it is dead-lettered, not paid.
+    fn conflict(&mut self, order: &Process, recorded: &RecordedCharge, acknowledgement: Ticket) {
+        let event = &order.event;
+        let why = format!(
+            "order {} conflicts with the charge recorded for that id by {} at {} (user {}, amount {}): this \
+             one has user {}, amount {}; order ids were reused (was the broker's storage emptied?), or \
+             another producer writes them",
+            event.order_id, recorded.charged_by, recorded.charged_at_ms, recorded.user_id, recorded.amount,
+            event.user_id, event.amount
+        );
+        let (partition, offset) = match order.ticket.origin {
+            Origin::Record { partition, offset } => (partition, offset),
+            Origin::Order { .. } => (-1, -1), // made in this process: never, orders are consumed
+        };
+        warn!(target: Self::NAME, "☠️  dead-lettering {}[{partition}]@{offset}: {why}", self.setup.order_topic);
+        self.setup.stats.conflict();
+        self.setup.stats.dead_lettered();
+        if let Some(paying) = self.paying.get_mut(&event.order_id) {
+            paying.conflict = true;
+        }
+        let source = Source { topic: &self.setup.order_topic, partition, offset, service: "payment-service" };
+        let payload = order.payload.as_deref().unwrap_or_default();
+        self.setup.producer.do_send(dead_letter(&source, Some(event.key().into_bytes()), payload, why, acknowledgement));
+    }
+
+    fn acknowledged(&mut self, origin: Origin) {
+        let Origin::Order { order_id } = origin else { return };
+        if let Some(paying) = self.paying.remove(&order_id) {
+            if !paying.conflict {
+                self.paid.insert(order_id);
+            }
+            paying.ticket.complete();
+            paying.copies.iter().for_each(Ticket::complete);
+        }
+    }
+}
+
+/// Whether the order recorded is the one arriving (same user, same amount).
+fn same_order(order: &OrderEvent, recorded: &RecordedCharge) -> bool {
+    order.user_id == recorded.user_id && order.amount.to_bits() == recorded.amount.to_bits()
 }
 
 impl Worker for PaymentActor {
@@ -96,79 +214,19 @@ impl Worker for PaymentActor {
     const NAME: &'static str = "PaymentActor";
     const ROLE: Role = Role::Domain;
 
-    fn handle(
-        &mut self,
-        input: &PaymentInput,
-        ctx: &mut Context<Supervised<Self>>,
-    ) -> Result<(), ActorError> {
-        let process = match input {
-            PaymentInput::Order(process) => process,
-            PaymentInput::Ledger(ledger) => {
-                self.ledger = ledger.clone();
-                return Ok(());
-            }
-            PaymentInput::Acknowledged(origin) => {
-                if let Origin::Order { order_id } = *origin {
-                    self.paid.insert(order_id);
-                    if let Some((original, copies)) = self.paying.remove(&order_id) {
-                        original.complete();
-                        copies.iter().for_each(Ticket::complete);
-                    }
-                }
-                return Ok(());
-            }
-        };
-        info!(target: Self::NAME, "🧾 Received Order {}", process.json());
-        let Process { event, ticket, .. } = process;
-        let order_id = event.order_id;
-        // Where on order_topic the order is (always known: orders come from the consumer).
-        let position = match ticket.origin {
-            Origin::Record { partition, offset } => Some((partition, offset)),
-            Origin::Order { .. } => None,
-        };
-        if let Some((partition, offset)) = position {
-            self.ledger.passed(partition, offset);
+    fn handle(&mut self, input: &PaymentInput, ctx: &mut Context<Supervised<Self>>) -> Result<(), ActorError> {
+        match input {
+            PaymentInput::Order(order) => self.received(order, ctx),
+            PaymentInput::Charged(charged) => self.charged(charged, ctx),
+            PaymentInput::Acknowledged(origin) => self.acknowledged(*origin),
         }
-        if self.paid.contains(order_id)
-            || self.ledger.contains(order_id)
-            || self.paying.contains_key(&order_id)
-        {
-            info!(target: Self::NAME, "🔁 Order {order_id} is already paid: duplicate ignored");
-            self.setup.stats.duplicate_suppressed();
-            match self.paying.get_mut(&order_id) {
-                Some((_, copies)) => copies.push(ticket.clone()), // done when the payment is acknowledged
-                None => ticket.complete(),
-            }
-            return Ok(());
-        }
-        let payment = charge(event, self.setup.decline_rate, self.setup.seed);
-        self.paying.insert(order_id, (ticket.clone(), Vec::new()));
-        self.setup.stats.processed();
-        let acknowledgement = self.acknowledgements.issue(Origin::Order { order_id }, ctx);
-        let mut publish = Publish::event(
-            &self.setup.payment_topic,
-            &payment,
-            acknowledgement,
-            Some("✅ Payment Event Sent"),
-        );
-        if let Some((partition, offset)) = position {
-            publish.partition = self.setup.pinned.then_some(partition);
-            // Pinned, the event's own partition names its order's: one header, not two
-            // (each costs librdkafka an allocation at both ends).
-            let offset = (ORDER_OFFSET, offset.to_string());
-            publish.headers = match publish.partition {
-                Some(_) => Arc::new([offset]),
-                None => Arc::new([(ORDER_PARTITION, partition.to_string()), offset]),
-            };
-        }
-        self.setup.producer.do_send(publish);
         Ok(())
     }
 
     fn describe(input: &PaymentInput) -> String {
         match input {
             PaymentInput::Order(process) => format!("order {}", process.event.order_id),
-            PaymentInput::Ledger(ledger) => format!("the ledger of {} paid orders", ledger.paid.len()),
+            PaymentInput::Charged(charged) => format!("the recorded charge of order {}", charged.order.event.order_id),
             PaymentInput::Acknowledged(origin) => format!("the acknowledgement of {origin:?}"),
         }
     }

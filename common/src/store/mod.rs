@@ -1,0 +1,324 @@
+//! The store of a consumer service: where it records what it did, under the
+//! order's id, so that only the writer that wins the key acts.
+//!
+//! This is the fence against zombies. An instance that stopped talking to the
+//! broker (frozen, cut off) for longer than the session timeout has lost its
+//! partitions to another instance, yet still holds their events; Kafka cannot
+//! stop it from publishing them (no transactions on our broker). The store can:
+//! payment-service records each order's charge before it publishes the payment
+//! event, and publishes what the store holds, so every copy of the event is the
+//! first decision's; notification-service claims each email before sending it
+//! and records it once sent, so a late copy meets its successor's record.
+//!
+//! Requests go to one writer thread ([`writer`]), which runs what is queued in
+//! one transaction (a batch, like the offsets) and answers each request by its
+//! callback. While the store is unreachable it retries the batch and says so
+//! every few seconds: nothing is charged or emailed that was not recorded.
+
+mod postgres;
+mod sqlite;
+mod writer;
+
+use std::sync::mpsc;
+use std::time::{SystemTime, UNIX_EPOCH};
+use thiserror::Error;
+
+pub use writer::MAX_BATCH;
+
+/// A store that cannot be opened or written.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("--store {0:?} is not a store URL: give sqlite://PATH or postgres://USER@HOST:PORT/DB")]
+    BadUrl(String),
+    #[error("SQLite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] ::postgres::Error),
+}
+
+/// Where the store is: `--store`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StoreUrl {
+    Sqlite(String),
+    Postgres(String),
+}
+
+impl StoreUrl {
+    pub fn parse(url: &str) -> Result<StoreUrl, StoreError> {
+        if let Some(path) = url.strip_prefix("sqlite://").filter(|path| !path.is_empty()) {
+            return Ok(StoreUrl::Sqlite(path.to_string()));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(StoreUrl::Postgres(url.to_string()));
+        }
+        Err(StoreError::BadUrl(url.to_string()))
+    }
+
+    /// The URL as logged: a password in it is masked.
+    pub fn shown(&self) -> String {
+        match self {
+            StoreUrl::Sqlite(path) => format!("sqlite://{path}"),
+            StoreUrl::Postgres(url) => match (url.find("://"), url.rfind('@')) {
+                (Some(scheme), Some(at)) if url[scheme + 3..at].contains(':') => {
+                    let user_end = scheme + 3 + url[scheme + 3..at].find(':').unwrap_or(0);
+                    format!("{}:******{}", &url[..user_end], &url[at..])
+                }
+                _ => url.clone(),
+            },
+        }
+    }
+}
+
+/// A payment-service charge to record: the order as it arrived and the payment
+/// event decided for it, as it would be published.
+#[derive(Clone, Debug)]
+pub struct Charge {
+    pub order_id: u64,
+    pub user_id: u64,
+    pub amount: f64,
+    /// `None`: charged; `Some(reason)`: declined.
+    pub declined: Option<String>,
+    pub event: Vec<u8>,
+}
+
+/// A charge as the store holds it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordedCharge {
+    pub user_id: u64,
+    pub amount: f64,
+    pub event: Vec<u8>,
+    pub charged_by: String,
+    pub charged_at_ms: i64,
+}
+
+/// What became of a [`Charge`] sent to the store.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ChargeVerdict {
+    /// This one is the record: its event is the one to publish.
+    Recorded,
+    /// The order was recorded before (by this instance before a crash, or by
+    /// another): that record stands.
+    Found(RecordedCharge),
+}
+
+/// What became of a claim on an order's email.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EmailVerdict {
+    /// Nobody else had claimed it, or the claim is this instance's: send it.
+    Claimed,
+    /// Someone claimed it over [`CLAIM_LEASE_MS`] ago and never recorded it as
+    /// sent (they died, froze or are cut off): it may have gone out. Now ours:
+    /// send it, counted in doubt.
+    TakenOver { claimed_by: String },
+    /// Another instance claimed it moments ago and may be sending it: ask again
+    /// later, when it is sent or its claim has lapsed.
+    Busy { claimed_by: String },
+    /// This instance's claim was taken over while it was away (asked again with
+    /// `renew`): the other instance sends it, not this one.
+    ClaimedElsewhere { claimed_by: String },
+    /// It went out, recorded by `sent_by`: do not send it again.
+    AlreadySent { sent_by: String },
+}
+
+/// How long a claim on an email holds off other instances: longer than the
+/// consumers' session timeout (10 s), so that an instance which lost its
+/// partitions while frozen finds, when it wakes, that its claims were taken
+/// over only if it was away that long (see `EmailVerdict::ClaimedElsewhere`).
+pub const CLAIM_LEASE_MS: i64 = 15_000;
+
+/// Whom the writer answers: called on the writer's thread.
+pub type Reply<T> = Box<dyn FnOnce(T) + Send>;
+
+/// A service's handle on its store: requests are queued to the writer thread.
+#[derive(Clone)]
+pub struct Store {
+    requests: mpsc::Sender<Op>,
+}
+
+/// How a service opens its store.
+pub struct StoreSetup {
+    pub url: StoreUrl,
+    /// Who this instance is, in the records it writes (`charged_by`, `sent_by`).
+    pub instance: String,
+    pub retention_days: u32,
+}
+
+impl Store {
+    /// Starts the writer thread; it connects (and creates its tables) at once,
+    /// and keeps trying while the store is unreachable.
+    pub fn open(setup: StoreSetup) -> Store {
+        Store { requests: writer::start(setup) }
+    }
+
+    /// Records `charge` unless its order is recorded already; `reply` is told which.
+    pub fn charge(&self, charge: Charge, reply: Reply<ChargeVerdict>) {
+        self.send(Op::Charge { charge, reply, verdict: None });
+    }
+
+    /// Claims the email of `order_id` for this instance; `reply` says whether to
+    /// send it. `renew`: this instance claimed it before, long enough ago that
+    /// the claim may have been taken over; it is kept only if it was not.
+    pub fn claim_email(&self, order_id: u64, renew: bool, reply: Reply<EmailVerdict>) {
+        self.send(Op::ClaimEmail { order_id, renew, reply, verdict: None });
+    }
+
+    /// Records that the email of `order_id` went out; `reply` is called once it is recorded.
+    pub fn email_sent(&self, order_id: u64, reply: Reply<()>) {
+        self.send(Op::EmailSent { order_id, reply });
+    }
+
+    fn send(&self, op: Op) {
+        // The writer lives as long as the process: it ends only when every handle is gone.
+        let _ = self.requests.send(op);
+    }
+}
+
+/// Now, in ms since the Unix epoch: what the rows say.
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Order ids are u64; both stores keep a signed 64-bit integer, the same bits.
+fn key(order_id: u64) -> i64 {
+    order_id as i64
+}
+
+/// One request to the writer, and its answer once its batch's transaction ran.
+pub(crate) enum Op {
+    Charge { charge: Charge, reply: Reply<ChargeVerdict>, verdict: Option<ChargeVerdict> },
+    ClaimEmail { order_id: u64, renew: bool, reply: Reply<EmailVerdict>, verdict: Option<EmailVerdict> },
+    EmailSent { order_id: u64, reply: Reply<()> },
+}
+
+impl Op {
+    fn order_id(&self) -> u64 {
+        match self {
+            Op::Charge { charge, .. } => charge.order_id,
+            Op::ClaimEmail { order_id, .. } | Op::EmailSent { order_id, .. } => *order_id,
+        }
+    }
+
+    /// Tells the requester; a backend answers every op of a batch that it ran.
+    fn answer(self) {
+        match self {
+            Op::Charge { reply, verdict: Some(verdict), .. } => reply(verdict),
+            Op::ClaimEmail { reply, verdict: Some(verdict), .. } => reply(verdict),
+            Op::EmailSent { reply, .. } => reply(()),
+            Op::Charge { charge, .. } => log::error!(target: "store", "no verdict on the charge of order {}", charge.order_id),
+            Op::ClaimEmail { order_id, .. } => log::error!(target: "store", "no verdict on the email of order {order_id}"),
+        }
+    }
+}
+
+/// The statements of a transaction, in either store's SQL.
+pub(crate) trait Statements {
+    /// Inserts the charge unless its order has one; whether it did.
+    fn insert_charge(&mut self, charge: &Charge, outcome: &str, event: &str, instance: &str, now_ms: i64)
+        -> Result<bool, StoreError>;
+    fn recorded_charge(&mut self, order_id: u64) -> Result<RecordedCharge, StoreError>;
+    /// Inserts a claim on the email unless it has one; whether it did.
+    fn insert_claim(&mut self, order_id: u64, instance: &str, now_ms: i64) -> Result<bool, StoreError>;
+    /// Who claimed the email and when, and who recorded it as sent.
+    fn claim(&mut self, order_id: u64) -> Result<(String, i64, Option<String>), StoreError>;
+    /// Makes an unsent email's claim this instance's as of now, counting it in
+    /// doubt if it was another's.
+    fn take_over(&mut self, order_id: u64, instance: &str, now_ms: i64, in_doubt: bool) -> Result<(), StoreError>;
+    fn sent(&mut self, order_id: u64, instance: &str, now_ms: i64) -> Result<(), StoreError>;
+}
+
+/// Runs `op` in the transaction `tx`, filling in its answer: the same rules for
+/// both stores.
+fn apply(tx: &mut impl Statements, op: &mut Op, instance: &str, now_ms: i64) -> Result<(), StoreError> {
+    match op {
+        Op::Charge { charge, verdict, .. } => {
+            let outcome = if charge.declined.is_some() { "declined" } else { "charged" };
+            let event = String::from_utf8_lossy(&charge.event);
+            *verdict = Some(match tx.insert_charge(charge, outcome, &event, instance, now_ms)? {
+                true => ChargeVerdict::Recorded,
+                false => ChargeVerdict::Found(tx.recorded_charge(charge.order_id)?),
+            });
+        }
+        Op::ClaimEmail { order_id, renew, verdict, .. } => {
+            *verdict = Some(if tx.insert_claim(*order_id, instance, now_ms)? {
+                EmailVerdict::Claimed
+            } else {
+                match tx.claim(*order_id)? {
+                    (_, _, Some(sent_by)) => EmailVerdict::AlreadySent { sent_by },
+                    (claimed_by, _, None) if claimed_by == instance => {
+                        tx.take_over(*order_id, instance, now_ms, false)?;
+                        EmailVerdict::Claimed
+                    }
+                    (claimed_by, _, None) if *renew => EmailVerdict::ClaimedElsewhere { claimed_by },
+                    (claimed_by, claimed_at_ms, None) if now_ms - claimed_at_ms < CLAIM_LEASE_MS => {
+                        EmailVerdict::Busy { claimed_by }
+                    }
+                    (claimed_by, _, None) => {
+                        tx.take_over(*order_id, instance, now_ms, true)?;
+                        EmailVerdict::TakenOver { claimed_by }
+                    }
+                }
+            });
+        }
+        Op::EmailSent { order_id, .. } => tx.sent(*order_id, instance, now_ms)?,
+    }
+    Ok(())
+}
+
+/// A connected store: runs a batch in one transaction.
+pub(crate) trait Backend: Send {
+    /// Runs every op of `batch` in one transaction, filling in their answers;
+    /// on an error nothing of it is recorded.
+    fn run(&mut self, batch: &mut [Op], instance: &str, now_ms: i64) -> Result<(), StoreError>;
+    /// Deletes rows older than `before_ms`; how many.
+    fn prune(&mut self, before_ms: i64) -> Result<u64, StoreError>;
+}
+
+fn connect(url: &StoreUrl) -> Result<Box<dyn Backend>, StoreError> {
+    Ok(match url {
+        StoreUrl::Sqlite(path) => Box::new(sqlite::Sqlite::open(path)?),
+        StoreUrl::Postgres(url) => Box::new(postgres::Postgres::connect(url)?),
+    })
+}
+
+/// The tables, the same in both stores but for the amount's type.
+fn schema(double: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS payments (
+            order_id BIGINT PRIMARY KEY,
+            user_id BIGINT NOT NULL,
+            amount {double} NOT NULL,
+            outcome TEXT NOT NULL,
+            reason TEXT,
+            event TEXT NOT NULL,
+            charged_by TEXT NOT NULL,
+            charged_at_ms BIGINT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS payments_charged_at ON payments (charged_at_ms);
+        CREATE TABLE IF NOT EXISTS emails (
+            order_id BIGINT PRIMARY KEY,
+            claimed_by TEXT NOT NULL,
+            claimed_at_ms BIGINT NOT NULL,
+            sent_by TEXT,
+            sent_at_ms BIGINT,
+            in_doubt INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX IF NOT EXISTS emails_claimed_at ON emails (claimed_at_ms);"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_parsed_and_passwords_masked() {
+        assert_eq!(StoreUrl::parse("sqlite://a/b.db").unwrap(), StoreUrl::Sqlite("a/b.db".into()));
+        assert_eq!(StoreUrl::parse("sqlite:///tmp/b.db").unwrap(), StoreUrl::Sqlite("/tmp/b.db".into()));
+        let pg = StoreUrl::parse("postgres://pay:secret@db:5432/payments").unwrap();
+        assert_eq!(pg.shown(), "postgres://pay:******@db:5432/payments");
+        assert_eq!(StoreUrl::parse("postgres://pay@db/p").unwrap().shown(), "postgres://pay@db/p");
+        for bad in ["sqlite://", "payments.db", "mysql://x"] {
+            assert!(StoreUrl::parse(bad).unwrap_err().to_string().contains("not a store URL"), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! The SQLite store: one file, shared by the instances of a service on one host.
+//!
+//! WAL journal (readers never wait for the writer) and `synchronous=FULL` (a
+//! recorded charge survives a power cut, not only a crash); each batch takes
+//! the write lock at its start (`BEGIN IMMEDIATE`), and an instance waits up to
+//! `busy_timeout` for another's batch to end.
+
+use super::{apply, key, schema, Backend, Charge, Op, RecordedCharge, Statements, StoreError};
+use rusqlite::{params, Connection, Transaction, TransactionBehavior};
+use std::time::Duration;
+
+pub(super) struct Sqlite {
+    connection: Connection,
+}
+
+impl Sqlite {
+    pub(super) fn open(path: &str) -> Result<Sqlite, StoreError> {
+        let connection = Connection::open(path)?;
+        connection.busy_timeout(Duration::from_secs(5))?;
+        connection.pragma_update(None, "journal_mode", "WAL")?;
+        connection.pragma_update(None, "synchronous", "FULL")?;
+        connection.execute_batch(&schema("REAL"))?;
+        Ok(Sqlite { connection })
+    }
+}
+
+impl Backend for Sqlite {
+    fn run(&mut self, batch: &mut [Op], instance: &str, now_ms: i64) -> Result<(), StoreError> {
+        let mut transaction = self.connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for op in batch.iter_mut() {
+            apply(&mut transaction, op, instance, now_ms)?;
+        }
+        transaction.commit()?;
+        Ok(())
+    }
+
+    fn prune(&mut self, before_ms: i64) -> Result<u64, StoreError> {
+        let payments = self.connection.execute("DELETE FROM payments WHERE charged_at_ms < ?1", [before_ms])?;
+        let emails = self.connection.execute("DELETE FROM emails WHERE claimed_at_ms < ?1", [before_ms])?;
+        Ok((payments + emails) as u64)
+    }
+}
+
+impl Statements for Transaction<'_> {
+    fn insert_charge(&mut self, charge: &Charge, outcome: &str, event: &str, instance: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let inserted = self
+            .prepare_cached(
+                "INSERT INTO payments (order_id, user_id, amount, outcome, reason, event, charged_by, charged_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (order_id) DO NOTHING",
+            )?
+            .execute(params![
+                key(charge.order_id),
+                key(charge.user_id),
+                charge.amount,
+                outcome,
+                charge.declined,
+                event,
+                instance,
+                now_ms
+            ])?;
+        Ok(inserted == 1)
+    }
+
+    fn recorded_charge(&mut self, order_id: u64) -> Result<RecordedCharge, StoreError> {
+        let mut select = self
+            .prepare_cached("SELECT user_id, amount, event, charged_by, charged_at_ms FROM payments WHERE order_id = ?1")?;
+        Ok(select.query_row([key(order_id)], |row| {
+            Ok(RecordedCharge {
+                user_id: row.get::<_, i64>(0)? as u64,
+                amount: row.get(1)?,
+                event: row.get::<_, String>(2)?.into_bytes(),
+                charged_by: row.get(3)?,
+                charged_at_ms: row.get(4)?,
+            })
+        })?)
+    }
+
+    fn insert_claim(&mut self, order_id: u64, instance: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let inserted = self
+            .prepare_cached(
+                "INSERT INTO emails (order_id, claimed_by, claimed_at_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (order_id) DO NOTHING",
+            )?
+            .execute(params![key(order_id), instance, now_ms])?;
+        Ok(inserted == 1)
+    }
+
+    fn claim(&mut self, order_id: u64) -> Result<(String, i64, Option<String>), StoreError> {
+        let mut select = self.prepare_cached("SELECT claimed_by, claimed_at_ms, sent_by FROM emails WHERE order_id = ?1")?;
+        Ok(select.query_row([key(order_id)], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?)
+    }
+
+    fn take_over(&mut self, order_id: u64, instance: &str, now_ms: i64, in_doubt: bool) -> Result<(), StoreError> {
+        self.prepare_cached(
+            "UPDATE emails SET claimed_by = ?2, claimed_at_ms = ?3, in_doubt = in_doubt + ?4 WHERE order_id = ?1",
+        )?
+        .execute(params![key(order_id), instance, now_ms, i64::from(in_doubt)])?;
+        Ok(())
+    }
+
+    fn sent(&mut self, order_id: u64, instance: &str, now_ms: i64) -> Result<(), StoreError> {
+        self.prepare_cached("UPDATE emails SET sent_by = ?2, sent_at_ms = ?3 WHERE order_id = ?1")?
+            .execute(params![key(order_id), instance, now_ms])?;
+        Ok(())
+    }
+}

@@ -1,0 +1,120 @@
+//! The store's writer thread: takes what is queued, runs it in one transaction,
+//! answers each request; retries while the store is unreachable.
+
+use super::{connect, now_ms, Backend, Op, StoreSetup};
+use log::{info, warn};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The most requests one transaction takes.
+pub const MAX_BATCH: usize = 1000;
+
+/// How often an unreachable store is reported.
+const COMPLAIN_EVERY: Duration = Duration::from_secs(5);
+
+/// The longest wait between two tries of a failed batch.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// How often rows past the retention are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+pub(super) fn start(setup: StoreSetup) -> mpsc::Sender<Op> {
+    let (requests, queue) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("store".into())
+        .spawn(move || Writer::new(setup).serve(queue))
+        .expect("cannot start the store's thread");
+    requests
+}
+
+struct Writer {
+    setup: StoreSetup,
+    backend: Option<Box<dyn Backend>>,
+    last_complaint: Option<Instant>,
+    next_prune: Instant,
+}
+
+impl Writer {
+    fn new(setup: StoreSetup) -> Writer {
+        let mut writer = Writer { setup, backend: None, last_complaint: None, next_prune: Instant::now() };
+        writer.connected(); // at once: a bad path or server shows at start
+        writer
+    }
+
+    fn serve(mut self, queue: mpsc::Receiver<Op>) {
+        while let Ok(first) = queue.recv() {
+            let mut ops = vec![first];
+            ops.extend(queue.try_iter().take(MAX_BATCH - 1));
+            self.run(&mut ops);
+            ops.into_iter().for_each(Op::answer);
+            if Instant::now() >= self.next_prune {
+                self.prune();
+            }
+        }
+    }
+
+    /// Runs `ops` in one transaction, trying again until the store takes it.
+    fn run(&mut self, ops: &mut [Op]) {
+        // One order of locking for every instance: two batches of the same
+        // orders never wait for each other in a circle.
+        ops.sort_by_key(Op::order_id);
+        let mut backoff = Duration::from_millis(50);
+        let instance = self.setup.instance.clone();
+        loop {
+            let Some(backend) = self.connected() else {
+                std::thread::sleep(backoff); // nothing to wait on but time: the store is away
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            };
+            match backend.run(ops, &instance, now_ms()) {
+                Ok(()) => {
+                    if self.last_complaint.take().is_some() {
+                        info!(target: "store", "the store {} answers again", self.setup.url.shown());
+                    }
+                    return;
+                }
+                Err(e) => {
+                    self.complain(&format!("cannot record {} operations: {e}", ops.len()));
+                    self.backend = None; // reconnect: the connection may be what broke
+                    std::thread::sleep(backoff); // nothing to wait on but time
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    /// The connection, made if there is none.
+    fn connected(&mut self) -> Option<&mut Box<dyn Backend>> {
+        if self.backend.is_none() {
+            match connect(&self.setup.url) {
+                Ok(backend) => self.backend = Some(backend),
+                Err(e) => self.complain(&format!("cannot open it: {e}")),
+            }
+        }
+        self.backend.as_mut()
+    }
+
+    /// Says what is wrong, at most once every few seconds.
+    fn complain(&mut self, what: &str) {
+        if self.last_complaint.is_some_and(|at| at.elapsed() < COMPLAIN_EVERY) {
+            return;
+        }
+        self.last_complaint = Some(Instant::now());
+        warn!(
+            target: "store",
+            "the store {} is unavailable: {what} (retrying; events wait, nothing is done that is not recorded)",
+            self.setup.url.shown()
+        );
+    }
+
+    fn prune(&mut self) {
+        self.next_prune = Instant::now() + PRUNE_EVERY;
+        let retention = i64::from(self.setup.retention_days) * 24 * 3600 * 1000;
+        let Some(backend) = self.connected() else { return };
+        match backend.prune(now_ms() - retention) {
+            Ok(0) => {}
+            Ok(rows) => info!(target: "store", "pruned {rows} rows older than {} days", self.setup.retention_days),
+            Err(e) => warn!(target: "store", "cannot prune old rows: {e} (trying again in an hour)"),
+        }
+    }
+}
