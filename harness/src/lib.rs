@@ -9,6 +9,8 @@
 
 pub mod history;
 pub mod logline;
+pub mod netns;
+pub mod proxy;
 pub mod scrape;
 mod security;
 pub mod store;
@@ -16,7 +18,7 @@ pub mod store;
 pub use security::Security;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
-use std::net::{TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -52,8 +54,11 @@ pub fn run(name: &str, args: &[&str]) -> std::process::Output {
 /// A Nisshi broker on a free port of 127.0.0.1, with durable sqlite storage in a
 /// fresh temporary folder (or in memory). Killed on drop.
 pub struct Broker {
+    /// Where clients reach it, as it advertises itself: its own address, or its
+    /// proxy's ([`Broker::start_behind_proxy`]).
     pub address: String,
-    port: u16,
+    /// Where it listens.
+    listen: SocketAddr,
     dir: PathBuf,
     /// Nisshi's `--storage-engine`.
     storage: &'static str,
@@ -79,12 +84,45 @@ impl Broker {
 
     /// A broker with a free port and storage, not running yet: `restart` starts it.
     pub fn stopped() -> Broker {
-        let port = free_port();
-        let dir = test_dir(port);
+        Broker::stopped_at(Ipv4Addr::LOCALHOST, None)
+    }
+
+    /// A broker listening on a free port of `ip` (a [`netns::Network`]'s bridge,
+    /// which hosts in namespaces reach), advertised there.
+    pub fn start_on(ip: Ipv4Addr) -> Broker {
+        let mut broker = Broker::stopped_at(ip, None);
+        broker.restart();
+        broker
+    }
+
+    /// A broker on 127.0.0.1 advertised behind a [`proxy::Proxy`]: it listens on
+    /// a port of its own, but tells clients to use the proxy's, so that every
+    /// client (given `broker.address`, the proxy's) talks to it through the proxy
+    /// only. Keep the proxy as long as the broker.
+    pub fn start_behind_proxy() -> (Broker, proxy::Proxy) {
+        Broker::start_behind_proxy_on(Ipv4Addr::LOCALHOST)
+    }
+
+    /// [`Broker::start_behind_proxy`] with the broker and the proxy on `ip`.
+    pub fn start_behind_proxy_on(ip: Ipv4Addr) -> (Broker, proxy::Proxy) {
+        let listen = SocketAddr::from((ip, free_port_on(ip)));
+        let proxy = proxy::Proxy::start(IpAddr::V4(ip), listen);
+        let mut broker = Broker::stopped_at(ip, Some((listen.port(), proxy.address)));
+        broker.restart();
+        (broker, proxy)
+    }
+
+    /// A broker not running yet, on a free port of `ip` or on `behind`'s port,
+    /// advertised at `behind`'s address (a proxy) or at its own. Its folder is
+    /// named after the port clients use, as [`store_path`] expects.
+    fn stopped_at(ip: Ipv4Addr, behind: Option<(u16, SocketAddr)>) -> Broker {
+        let listen = SocketAddr::from((ip, behind.map_or_else(|| free_port_on(ip), |(port, _)| port)));
+        let address = behind.map_or(listen, |(_, proxy)| proxy);
+        let dir = test_dir(address.port());
         std::fs::create_dir_all(&dir).expect("cannot create a temporary folder for the broker");
         Broker {
-            address: format!("127.0.0.1:{port}"),
-            port,
+            address: address.to_string(),
+            listen,
             dir,
             storage: "sqlite://nisshi.db",
             child: None,
@@ -148,10 +186,10 @@ impl Broker {
             .append(true)
             .open(self.log_path())
             .expect("cannot create the broker log");
-        let url = format!("tcp://{}", self.address);
+        let (url, advertised) = (format!("tcp://{}", self.listen), format!("tcp://{}", self.address));
         let mut child = Command::new(&nisshi)
             .current_dir(&self.dir) // the sqlite path is relative to it
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &advertised])
             .args(["--storage-engine", self.storage])
             .args(self.security.broker_flags(&self.dir))
             .stdout(log.try_clone().expect("log file"))
@@ -159,7 +197,7 @@ impl Broker {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", nisshi.display()));
         let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        while TcpStream::connect(self.listen).is_err() {
             if let Ok(Some(status)) = child.try_wait() {
                 panic!("the broker exited at start ({status}):\n{}", self.log());
             }
@@ -256,8 +294,8 @@ fn nisshi() -> PathBuf {
     nisshi
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("no free port on 127.0.0.1").port()
+pub(crate) fn free_port_on(ip: Ipv4Addr) -> u16 {
+    TcpListener::bind((ip, 0)).and_then(|l| l.local_addr()).unwrap_or_else(|e| panic!("no free port on {ip}: {e}")).port()
 }
 
 /// The log lines of a running service, shared with the thread that reads them.
@@ -291,6 +329,19 @@ impl Service {
     /// Starts `name` against `address` with `RUST_LOG=rust_log`. A consumer service
     /// gets the store of the broker's test ([`store_url`]) unless `args` name one.
     pub fn start_logging(name: &str, address: &str, args: &[&str], rust_log: &str) -> Service {
+        Service::spawn(name, address, args, rust_log, None)
+    }
+
+    /// Starts `name` against `broker` inside the network namespace `netns`
+    /// (`ip netns exec`, which execs: the process is the service itself). See
+    /// [`netns::Host::start`].
+    pub fn start_in_netns(name: &str, broker: &Broker, args: &[&str], netns: &str) -> Service {
+        let client_args = broker.client_args();
+        let all: Vec<&str> = client_args.iter().map(String::as_str).chain(args.iter().copied()).collect();
+        Service::spawn(name, &broker.address, &all, "info", Some(netns))
+    }
+
+    fn spawn(name: &str, address: &str, args: &[&str], rust_log: &str, netns: Option<&str>) -> Service {
         let binary = binary(name);
         let store = match name {
             "payment-service" | "notification-service" if !args.contains(&"--store") => {
@@ -298,7 +349,15 @@ impl Service {
             }
             _ => Vec::new(),
         };
-        let mut child = Command::new(&binary)
+        let mut command = match netns {
+            Some(netns) => {
+                let mut ip = Command::new("ip");
+                ip.args(["netns", "exec", netns]).arg(&binary);
+                ip
+            }
+            None => Command::new(&binary),
+        };
+        let mut child = command
             .args(["--brokers", address, "--stats-interval", "0"])
             .args(&store)
             .args(args)
@@ -376,6 +435,17 @@ impl Service {
     /// Sends SIGINT (Ctrl-C).
     pub fn interrupt(&self) {
         interrupt(&self.child);
+    }
+
+    /// Freezes the process with SIGSTOP: its sockets stay open, but it sends
+    /// nothing (no heartbeat), as a long GC pause or a suspended VM would.
+    pub fn pause(&self) {
+        signal(&self.child, nix::sys::signal::Signal::SIGSTOP);
+    }
+
+    /// Lets a paused process go on (SIGCONT).
+    pub fn resume(&self) {
+        signal(&self.child, nix::sys::signal::Signal::SIGCONT);
     }
 
     /// Sends SIGKILL and reaps the process.
@@ -577,17 +647,23 @@ pub fn payment_events(broker: &Broker) -> Vec<(u64, Vec<u8>)> {
 /// What the run against `broker` did to the orders `created`, given every line of
 /// every notification-service process: from the topics and both stores.
 pub fn outcome(broker: &Broker, created: std::ops::RangeInclusive<u64>, notification_lines: &[String]) -> store::Outcome {
-    let mut emailed = count_orders(notification_lines, NOTIFIED);
-    for (order_id, n) in count_orders(notification_lines, DECLINED_NOTIFIED) {
-        *emailed.entry(order_id).or_default() += n;
-    }
     store::Outcome::of(
         created,
         &payment_events(broker),
         &store::charges(&store_path(&broker.address, "payment-service")),
         &store::emails(&store_path(&broker.address, "notification-service")),
-        &emailed,
+        &emailed(notification_lines),
     )
+}
+
+/// How many emails each order got in these notification-service lines, about
+/// a successful payment or a declined one.
+pub fn emailed(lines: &[String]) -> BTreeMap<u64, usize> {
+    let mut emailed = count_orders(lines, NOTIFIED);
+    for (order_id, n) in count_orders(lines, DECLINED_NOTIFIED) {
+        *emailed.entry(order_id).or_default() += n;
+    }
+    emailed
 }
 
 /// The `📊 summary:` line of a service that has exited.
