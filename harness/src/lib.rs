@@ -11,6 +11,7 @@ pub mod history;
 pub mod logline;
 pub mod netns;
 pub mod proxy;
+pub mod postgres;
 pub mod scrape;
 mod security;
 pub mod store;

@@ -1,0 +1,179 @@
+//! The store, SQLite and PostgreSQL alike: what wins a key, what a second
+//! writer is told, how an email's claim is held, lapses and is taken over; and
+//! the whole pipeline on PostgreSQL, through the server stopping mid-stream.
+
+use common::store::{Charge, ChargeVerdict, EmailVerdict, Store, StoreSetup, StoreUrl};
+use harness::postgres::Postgres;
+use harness::{emailed, payment_events, store, Broker, Service};
+use std::collections::BTreeMap;
+use std::sync::mpsc;
+use std::time::Duration;
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+fn open(url: &StoreUrl, instance: &str) -> Store {
+    Store::open(StoreSetup { url: url.clone(), instance: instance.to_string(), retention_days: 7 })
+}
+
+/// Asks the store and waits for its answer.
+fn ask<T: Send + 'static>(request: impl FnOnce(Box<dyn FnOnce(T) + Send>)) -> T {
+    let (answer, answered) = mpsc::channel();
+    request(Box::new(move |verdict| {
+        let _ = answer.send(verdict);
+    }));
+    answered.recv_timeout(MINUTE).expect("the store answers within a minute")
+}
+
+fn charge(order_id: u64, declined: Option<&str>) -> Charge {
+    let event = format!("{{\"order_id\":{order_id},\"declined\":{declined:?}}}");
+    Charge { order_id, user_id: 7, amount: 12.5, declined: declined.map(str::to_string), event: event.into_bytes() }
+}
+
+/// Plays both stores' rules with two instances; `lapse` makes the claim on an
+/// email older than the claim's lease.
+fn fences(url: StoreUrl, lapse: impl Fn(u64)) {
+    let (a, b) = (open(&url, "a#1"), open(&url, "b#2"));
+    assert_eq!(ask(|reply| a.charge(charge(1, Some("card declined")), reply)), ChargeVerdict::Recorded);
+    match ask(|reply| b.charge(charge(1, None), reply)) {
+        ChargeVerdict::Found(recorded) => {
+            assert_eq!(recorded.event, charge(1, Some("card declined")).event, "the first decision stands");
+            assert_eq!((recorded.user_id, recorded.amount, recorded.charged_by.as_str()), (7, 12.5, "a#1"));
+        }
+        other => panic!("a second charge of order 1 was {other:?}"),
+    }
+    assert_eq!(ask(|reply| b.charge(charge(2, None), reply)), ChargeVerdict::Recorded);
+
+    assert_eq!(ask(|reply| a.claim_email(7, false, reply)), EmailVerdict::Claimed);
+    assert_eq!(ask(|reply| a.claim_email(7, true, reply)), EmailVerdict::Claimed, "a's claim is still a's");
+    assert_eq!(ask(|reply| b.claim_email(7, false, reply)), EmailVerdict::Busy { claimed_by: "a#1".into() });
+    lapse(7);
+    assert_eq!(ask(|reply| b.claim_email(7, false, reply)), EmailVerdict::TakenOver { claimed_by: "a#1".into() });
+    assert_eq!(
+        ask(|reply| a.claim_email(7, true, reply)),
+        EmailVerdict::ClaimedElsewhere { claimed_by: "b#2".into() },
+        "a, back, finds its claim taken over and does not send"
+    );
+    ask(|reply| b.email_sent(7, reply));
+    assert_eq!(ask(|reply| a.claim_email(7, false, reply)), EmailVerdict::AlreadySent { sent_by: "b#2".into() });
+    assert_eq!(ask(|reply| a.claim_email(8, false, reply)), EmailVerdict::Claimed);
+}
+
+#[test]
+fn sqlite_fences_a_second_writer() {
+    let dir = std::env::temp_dir().join(format!("pipeline-store-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary folder");
+    let path = dir.join("store.db");
+    let lapse = |order_id: u64| {
+        let db = rusqlite::Connection::open(&path).expect("the store opens");
+        db.execute("UPDATE emails SET claimed_at_ms = claimed_at_ms - 60000 WHERE order_id = ?1", [order_id as i64])
+            .expect("the claim is made older");
+    };
+    fences(StoreUrl::Sqlite(path.display().to_string()), lapse);
+    let emails = store::emails(&path);
+    assert_eq!(emails[&7], store::Email { sent: true, in_doubt: 1 });
+    assert_eq!(emails[&8], store::Email { sent: false, in_doubt: 0 });
+    assert_eq!(store::charges(&path).len(), 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn postgres_fences_a_second_writer() {
+    let postgres = Postgres::start();
+    let lapse = |order_id: u64| {
+        postgres.query(&format!("UPDATE emails SET claimed_at_ms = claimed_at_ms - 60000 WHERE order_id = {order_id}"));
+    };
+    fences(StoreUrl::parse(&postgres.url()).expect("a store URL"), lapse);
+    assert_eq!(postgres.query("SELECT in_doubt, sent_by FROM emails WHERE order_id = 7"), "1|b#2");
+    assert_eq!(postgres.query("SELECT count(*) FROM payments"), "2");
+}
+
+/// The charges PostgreSQL holds, read with psql.
+fn charges(postgres: &Postgres) -> BTreeMap<u64, store::Charge> {
+    let rows = postgres.query("SELECT order_id || E'\\t' || outcome || E'\\t' || charged_by || E'\\t' || event FROM payments");
+    rows.lines()
+        .map(|row| {
+            let mut fields = row.splitn(4, '\t');
+            let mut field = || fields.next().expect("four fields").to_string();
+            let order_id = field().parse().expect("an order id");
+            let (outcome, charged_by, event) = (field(), field(), field());
+            (order_id, store::Charge { outcome, event, charged_by })
+        })
+        .collect()
+}
+
+fn emails(postgres: &Postgres) -> BTreeMap<u64, store::Email> {
+    let rows = postgres.query("SELECT order_id, sent_at_ms IS NOT NULL, in_doubt FROM emails");
+    rows.lines()
+        .map(|row| {
+            let fields: Vec<&str> = row.split('|').collect();
+            let email = store::Email { sent: fields[1] == "t", in_doubt: fields[2].parse().expect("a count") };
+            (fields[0].parse().expect("an order id"), email)
+        })
+        .collect()
+}
+
+/// Two payment-service instances and notification-service on PostgreSQL;
+/// the server stopped mid-stream for a while, then started again: the
+/// services wait, say so, record and publish nothing meanwhile, and carry on.
+#[test]
+fn the_pipeline_on_postgres_waits_out_the_store_going_away() {
+    const ORDERS: u64 = 1000;
+    let postgres = Postgres::start();
+    let broker = Broker::start();
+    let url = postgres.url();
+    let store = ["--store", url.as_str(), "--decline-rate", "0.5"];
+    let seeded = |seed: &'static str| [&store[..], &["--seed", seed]].concat();
+    let mut payments =
+        [Service::start("payment-service", &broker, &seeded("1")), Service::start("payment-service", &broker, &seeded("2"))];
+    let mut notification = Service::start("notification-service", &broker, &["--store", &url]);
+    let mut orders = Service::start("order-service", &broker, &["--count", &ORDERS.to_string(), "--rate", "100"]);
+    notification.wait_until("300 orders are emailed", MINUTE, |lines| emailed(lines).len() >= 300);
+    postgres.stop();
+    notification.wait_until("it says the store is away", MINUTE, |lines| {
+        lines.iter().any(|l| l.contains("the store postgres://") && l.contains("is unavailable"))
+    });
+    let emailed_while_away = emailed(&notification.lines()).len();
+    payments[0].wait_until("it says the store is away", MINUTE, |lines| {
+        lines.iter().any(|l| l.contains("is unavailable"))
+    });
+    postgres.resume();
+    notification.wait_until("every order is emailed", 3 * MINUTE, |lines| emailed(lines).len() as u64 >= ORDERS);
+    assert!(emailed_while_away < ORDERS as usize, "the store went away after the last email: nothing was tested");
+    assert!(orders.wait_exit(MINUTE).success(), "order-service failed");
+    for payment in &mut payments {
+        payment.stop_gracefully(MINUTE);
+    }
+    notification.stop_gracefully(MINUTE);
+    let outcome = store::Outcome::of(
+        1001..=1000 + ORDERS,
+        &payment_events(&broker),
+        &charges(&postgres),
+        &emails(&postgres),
+        &emailed(&notification.lines()),
+    );
+    outcome.assert_holds();
+    assert_eq!(outcome.emails_in_doubt, 0, "{outcome:?}");
+}
+
+/// A SQLite store that cannot be opened (its folder is missing) holds the
+/// orders back, said every few seconds; once it can, they are paid.
+#[test]
+fn an_unopenable_sqlite_store_holds_orders_back_until_it_opens() {
+    let broker = Broker::start();
+    let dir = std::env::temp_dir().join(format!("pipeline-missing-{}", std::process::id()));
+    let url = format!("sqlite://{}/payments.db", dir.display());
+    let mut payment = Service::start("payment-service", &broker, &["--store", &url]);
+    let mut notification = Service::start("notification-service", &broker, &[]);
+    let mut orders = Service::start("order-service", &broker, &["--count", "50", "--rate", "0"]);
+    payment.wait_until("it says the store is away", MINUTE, |lines| {
+        lines.iter().any(|l| l.contains("is unavailable") && l.contains("cannot open it"))
+    });
+    assert_eq!(payment_events(&broker).len(), 0, "payments were published without a record of them");
+    std::fs::create_dir_all(&dir).expect("the store's folder");
+    notification.wait_until("every order is emailed", MINUTE, |lines| emailed(lines).len() >= 50);
+    assert!(orders.wait_exit(MINUTE).success(), "order-service failed");
+    payment.stop_gracefully(MINUTE);
+    notification.stop_gracefully(MINUTE);
+    assert_eq!(store::charges(&dir.join("payments.db")).len(), 50);
+    let _ = std::fs::remove_dir_all(&dir);
+}

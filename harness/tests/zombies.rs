@@ -1,0 +1,72 @@
+//! Zombies: an instance frozen (SIGSTOP) for longer than the session timeout
+//! while orders flow. Its group hands its partitions to the other instance,
+//! which handles their orders; the frozen one wakes (SIGCONT) still holding
+//! events, and handles them too. The store is what keeps that harmless: every
+//! order is charged once (one record), every copy of its payment event is the
+//! recorded one, and it is emailed once (twice only if its email is in doubt).
+//!
+//! Each instance decides for itself (`--decline-rate 0.5`, its own `--seed`),
+//! so a second decision would show as a different payment event.
+
+use harness::{emailed, outcome, Broker, Service, PAID};
+use std::process::Command;
+use std::time::Duration;
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// Longer than the consumers' session timeout (10 s): the group gives up on
+/// the frozen instance and hands its partitions over.
+const FREEZE: Duration = Duration::from_secs(25);
+
+const ORDERS: u64 = 6000;
+
+fn signal(service: &Service, signal: &str) {
+    let status = Command::new("kill").args([signal, &service.pid().to_string()]).status();
+    assert!(status.is_ok_and(|s| s.success()), "cannot send {signal} to {}", service.name);
+}
+
+fn instance(name: &str, broker: &Broker, seed: &str) -> Service {
+    Service::start(name, broker, &["--decline-rate", "0.5", "--seed", seed])
+}
+
+#[test]
+fn a_frozen_payment_and_notification_instance_charge_and_email_nothing_twice() {
+    let broker = Broker::start();
+    let mut payments = [instance("payment-service", &broker, "1"), instance("payment-service", &broker, "2")];
+    let mut notifications =
+        [instance("notification-service", &broker, "3"), instance("notification-service", &broker, "4")];
+    let count = ORDERS.to_string();
+    let mut orders = Service::start("order-service", &broker, &["--count", &count, "--rate", "200"]);
+    // Freeze the second of each once both are busy with orders.
+    let (zombie_payment, zombie_notification) = (&payments[1], &notifications[1]);
+    zombie_payment.wait_until("it pays orders", MINUTE, |lines| {
+        lines.iter().filter(|l| l.contains(PAID)).count() >= 100
+    });
+    zombie_notification.wait_until("it emails customers", MINUTE, |lines| emailed(lines).len() >= 100);
+    signal(zombie_payment, "-STOP");
+    signal(zombie_notification, "-STOP");
+    std::thread::sleep(FREEZE); // the fault itself: they stay frozen this long
+    signal(zombie_payment, "-CONT");
+    signal(zombie_notification, "-CONT");
+
+    assert!(orders.wait_exit(3 * MINUTE).success(), "order-service failed");
+    let all_emails = |notifications: &[Service]| notifications.iter().flat_map(Service::lines).collect::<Vec<_>>();
+    notifications[0].wait_until("every order is emailed", 3 * MINUTE, |_| {
+        emailed(&all_emails(&notifications)).len() as u64 >= ORDERS
+    });
+    for service in payments.iter_mut().chain(notifications.iter_mut()) {
+        service.stop_gracefully(MINUTE);
+    }
+    // The freeze made zombies: each lost its partitions while frozen.
+    for zombie in [&payments[1], &notifications[1]] {
+        let lines = zombie.lines();
+        assert!(
+            lines.iter().any(|l| l.contains("partitions revoked") || l.contains("session timed out")),
+            "{} kept its partitions through a {FREEZE:?} freeze: no zombie was made",
+            zombie.name
+        );
+    }
+    let outcome = outcome(&broker, 1001..=1000 + ORDERS, &all_emails(&notifications));
+    println!("{outcome:?}");
+    outcome.assert_holds();
+}
