@@ -75,7 +75,15 @@ pub fn run(setup: &Setup, count: u64, rate: f64) -> Result<Measured, String> {
     .to_vec();
     common.extend(setup.extra_args.iter().cloned());
     let start = |name: &str, more: &[String]| {
-        let args: Vec<String> = common.iter().chain(more).cloned().collect();
+        let mut args: Vec<String> = common.iter().chain(more).cloned().collect();
+        if name != "order-service" {
+            // A fresh store per run, beside its logs: each run's broker starts order ids anew.
+            let store = setup.logs.join(format!("{name}.db"));
+            for file in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{file}", store.display()));
+            }
+            args.extend(["--store".to_string(), format!("sqlite://{}", store.display())]);
+        }
         let log = setup.logs.join(format!("{name}.log"));
         LoggedService::start(name, &args, setup.rust_log.as_deref(), &log)
     };

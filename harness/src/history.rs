@@ -1,13 +1,13 @@
-//! A long history on the topics, written straight to the broker: as if
-//! payment-service had paid every order of it and committed all but the last few
-//! of each partition. For the tests and the benchmark of a restart over history.
+//! A long history on the topics and in payment-service's store, written
+//! straight to them: as if payment-service had paid every order of it and
+//! committed all but the last few of each partition. For the tests and the
+//! benchmark of a restart over history.
 
-use crate::{Broker, Service};
+use crate::{store_path, Broker, Service};
 use common::kafka::{self, PARTITIONS};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use std::time::Duration;
@@ -21,12 +21,12 @@ pub struct History {
     pub uncommitted: Vec<u64>,
 }
 
-/// Runs payment-service once, so that it creates its topics and leaves its group
-/// "payment-service"; then writes `orders` orders to `order_topic` (order `id` in
-/// partition `id % 3`) and one payment event each to the same partition of
-/// `payment_topic`, with the headers payment-service writes; then commits, for the
-/// group, every order but the last `uncommitted` of each partition. The topics
-/// must not exist yet.
+/// Runs payment-service once, so that it creates its topics and its store and
+/// leaves its group "payment-service"; then writes `orders` orders to
+/// `order_topic` (order `id` in partition `id % 3`), one payment event each to
+/// `payment_topic` and its charge to the store (the harness's, [`store_path`]);
+/// then commits, for the group, every order but the last `uncommitted` of each
+/// partition. The topics must not exist yet.
 pub fn write_paid_history(broker: &Broker, orders: u64, uncommitted: u64) -> History {
     let mut first = Service::start("payment-service", broker, &[]);
     let minute = Duration::from_secs(60);
@@ -41,10 +41,19 @@ pub fn write_paid_history(broker: &Broker, orders: u64, uncommitted: u64) -> His
         .set("linger.ms", "20")
         .create()
         .expect("cannot create the history's producer");
+    let mut store = rusqlite::Connection::open(store_path(&broker.address, "payment-service"))
+        .expect("cannot open payment-service's store");
+    let charges = store.transaction().expect("a transaction on the store");
+    let mut insert = charges
+        .prepare(
+            "INSERT INTO payments (order_id, user_id, amount, outcome, event, charged_by, charged_at_ms)
+             VALUES (?1, ?2, 12.5, 'charged', ?3, 'history', ?4)",
+        )
+        .expect("payment-service made its store's tables");
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
     let mut next_offset = [0i64; PARTITIONS as usize];
     for id in ids.clone() {
         let partition = (id % PARTITIONS as u64) as i32;
-        let offset = next_offset[partition as usize];
         next_offset[partition as usize] += 1;
         let key = id.to_string();
         let event = |status: &str| {
@@ -52,14 +61,13 @@ pub fn write_paid_history(broker: &Broker, orders: u64, uncommitted: u64) -> His
         };
         let order = event("created");
         send(&producer, BaseRecord::to("order_topic").partition(partition).key(&key).payload(&order));
-        let headers = OwnedHeaders::new()
-            .insert(Header { key: "order.partition", value: Some(&partition.to_string()) })
-            .insert(Header { key: "order.offset", value: Some(&offset.to_string()) });
         let payment = event("payment_successful");
-        let record = BaseRecord::to("payment_topic").partition(partition).key(&key).payload(&payment);
-        send(&producer, record.headers(headers));
+        send(&producer, BaseRecord::to("payment_topic").key(&key).payload(&payment));
+        insert.execute(rusqlite::params![id as i64, (id % 100) as i64, payment, now_ms]).expect("a charge is recorded");
     }
     producer.flush(Duration::from_secs(120)).expect("the history was not written within 2 min");
+    drop(insert);
+    charges.commit().expect("the history's charges are recorded");
 
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &broker.address)
