@@ -139,20 +139,19 @@ impl NotificationActor {
     fn claimed(&mut self, claimed: &Claimed, ctx: &mut Context<Supervised<Self>>) -> Result<(), ActorError> {
         let Claimed { payment, verdict, asked } = claimed;
         let order_id = payment.order_id;
+        if let EmailVerdict::TakenOver { claimed_by } = verdict {
+            warn!(
+                target: Self::NAME,
+                "order {order_id}'s email was claimed by {claimed_by}, which never recorded it as sent: \
+                 sending it (in doubt: it may have gone out already)"
+            );
+            self.stats.email_in_doubt();
+        }
         match verdict {
             EmailVerdict::Claimed | EmailVerdict::TakenOver { .. } if asked.elapsed() > RENEW_AFTER => {
                 self.claim(payment.clone(), true, ctx);
             }
-            EmailVerdict::Claimed => self.send(payment, ctx)?,
-            EmailVerdict::TakenOver { claimed_by } => {
-                warn!(
-                    target: Self::NAME,
-                    "order {order_id}'s email was claimed by {claimed_by}, which never recorded it as sent: \
-                     sending it (in doubt: it may have gone out already)"
-                );
-                self.stats.email_in_doubt();
-                self.send(payment, ctx)?;
-            }
+            EmailVerdict::Claimed | EmailVerdict::TakenOver { .. } => self.send(payment, ctx)?,
             EmailVerdict::Busy { claimed_by } => {
                 info!(target: Self::NAME, "order {order_id}'s email is being sent by {claimed_by}: asking again shortly");
                 ctx.notify_later(Claim { payment: payment.clone(), renew: false }, BUSY_WAIT);
