@@ -8,29 +8,33 @@
 //! second record of the same order. The first needs only the last few ids; the
 //! second is recognised while its original is among the last `capacity` ids.
 
-use foldhash::{HashSet, HashSetExt};
+use foldhash::{HashMap, HashMapExt};
 use std::collections::VecDeque;
 
+/// The last `capacity` ids, each with what is remembered of it (`V`: nothing,
+/// or what tells its copies from another order under the same id).
 #[derive(Debug)]
-pub struct RecentIds {
+pub struct RecentIds<V = ()> {
     capacity: usize,
     /// Hashed with foldhash, not SipHash: looked up for every event, and an id
     /// hashes in a few instructions (SipHash was ~2 % of payment-service's CPU).
-    ids: HashSet<u64>,
+    ids: HashMap<u64, V>,
     /// Oldest first: who goes when the set is full.
     order: VecDeque<u64>,
 }
 
-impl RecentIds {
+impl<V> RecentIds<V> {
     pub fn new(capacity: usize) -> Self {
-        RecentIds { capacity: capacity.max(1), ids: HashSet::new(), order: VecDeque::new() }
+        RecentIds { capacity: capacity.max(1), ids: HashMap::new(), order: VecDeque::new() }
     }
 
-    /// Remembers `id`, forgetting the oldest beyond capacity. False if it was known.
-    pub fn insert(&mut self, id: u64) -> bool {
-        if !self.ids.insert(id) {
+    /// Remembers `id` with `value`, forgetting the oldest beyond capacity. False
+    /// (and `value` not kept) if it was known.
+    pub fn insert(&mut self, id: u64, value: V) -> bool {
+        if self.ids.contains_key(&id) {
             return false;
         }
+        self.ids.insert(id, value);
         self.order.push_back(id);
         if self.order.len() > self.capacity {
             if let Some(oldest) = self.order.pop_front() {
@@ -41,7 +45,11 @@ impl RecentIds {
     }
 
     pub fn contains(&self, id: u64) -> bool {
-        self.ids.contains(&id)
+        self.ids.contains_key(&id)
+    }
+
+    pub fn get(&self, id: u64) -> Option<&V> {
+        self.ids.get(&id)
     }
 
     pub fn len(&self) -> usize {
@@ -57,13 +65,19 @@ impl RecentIds {
 mod tests {
     use super::*;
 
+    impl RecentIds {
+        fn insert_id(&mut self, id: u64) -> bool {
+            self.insert(id, ())
+        }
+    }
+
     #[test]
     fn remembers_the_last_ids_up_to_capacity() {
         let mut recent = RecentIds::new(3);
-        assert!(recent.insert(1));
-        assert!(!recent.insert(1), "a copy is recognised");
+        assert!(recent.insert_id(1));
+        assert!(!recent.insert_id(1), "a copy is recognised");
         for id in 2..=4 {
-            assert!(recent.insert(id));
+            assert!(recent.insert_id(id));
         }
         assert_eq!(recent.len(), 3);
         assert!(!recent.contains(1), "the oldest went when the fourth came");
@@ -73,10 +87,10 @@ mod tests {
     #[test]
     fn a_recognised_copy_does_not_refresh_or_grow() {
         let mut recent = RecentIds::new(2);
-        recent.insert(7);
-        recent.insert(8);
-        recent.insert(7);
-        recent.insert(9);
+        recent.insert_id(7);
+        recent.insert_id(8);
+        recent.insert_id(7);
+        recent.insert_id(9);
         assert!(!recent.contains(7), "7 was the oldest insertion");
         assert_eq!(recent.len(), 2);
     }

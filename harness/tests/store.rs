@@ -177,3 +177,45 @@ fn an_unopenable_sqlite_store_holds_orders_back_until_it_opens() {
     assert_eq!(store::charges(&dir.join("payments.db")).len(), 50);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An order whose id the store holds for another order (ids reused, e.g. the
+/// broker's storage emptied, or another producer) is a conflict: dead-lettered
+/// with the reason, counted, never paid; a true copy of an order is paid once.
+#[test]
+fn an_order_id_recorded_for_another_order_is_dead_lettered_as_a_conflict() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let broker = Broker::start();
+    let mut payment = Service::start("payment-service", &broker, &[]);
+    let mut notification = Service::start("notification-service", &broker, &[]);
+    let mut orders = Service::start("order-service", &broker, &["--count", "20", "--rate", "0"]);
+    notification.wait_until("every order is emailed", MINUTE, |lines| emailed(lines).len() >= 20);
+    assert!(orders.wait_exit(MINUTE).success(), "order-service failed");
+
+    let original = String::from_utf8(harness::records_on_topic(&broker, "order_topic")[0].payload.clone())
+        .expect("an order in JSON");
+    let order: serde_json::Value = serde_json::from_str(&original).expect("an order");
+    let order_id = order["order_id"].as_u64().expect("an order id");
+    let other = format!(r#"{{"order_id":{order_id},"user_id":999999,"amount":1.5,"status":"created"}}"#);
+    let producer: BaseProducer =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", &broker.address).create().expect("a test producer");
+    let key = order_id.to_string();
+    for payload in [&other, &original] {
+        producer.send(BaseRecord::to("order_topic").key(&key).payload(payload)).expect("queued");
+    }
+    producer.flush(MINUTE).expect("the records are written");
+    payment.wait_until("the copy is recognised", MINUTE, |lines| {
+        lines.iter().filter(|l| l.contains(&format!("🔁 Order {order_id} "))).count() >= 1
+            && lines.iter().any(|l| l.contains("conflicts with the charge recorded"))
+    });
+    payment.stop_gracefully(MINUTE);
+    notification.stop_gracefully(MINUTE);
+    let summary = harness::summary(&payment);
+    assert_eq!(harness::counter(&summary, "conflicts"), 1, "{summary}");
+    let letters = harness::records_on_topic(&broker, "order_topic.dlq");
+    assert_eq!(letters.len(), 1, "one dead letter: the conflict");
+    assert_eq!(letters[0].payload, other.as_bytes());
+    assert!(letters[0].headers["dlq.error"].contains("user 999999, amount 1.5"), "{:?}", letters[0].headers);
+    let charges = store::charges(&harness::store_path(&broker.address, "payment-service"));
+    assert_eq!(charges.len(), 20, "the conflict was not charged");
+    assert_eq!(emailed(&notification.lines())[&order_id], 1, "the true copy was not emailed again");
+}

@@ -186,7 +186,7 @@ impl NotificationActor {
     /// The order's events are done; `notified`: its email is recorded as sent.
     fn done(&mut self, order_id: u64, notified: bool) {
         if notified {
-            self.notified.insert(order_id);
+            self.notified.insert(order_id, ());
         }
         for ticket in self.notifying.remove(&order_id).unwrap_or_default() {
             ticket.complete();

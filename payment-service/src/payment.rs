@@ -79,18 +79,29 @@ pub struct PaymentSetup {
     pub stats: Arc<Stats>,
 }
 
+/// What tells an order from another under the same id: its user and amount.
+type Fingerprint = (u64, u64);
+
+fn fingerprint(order: &OrderEvent) -> Fingerprint {
+    (order.user_id, order.amount.to_bits())
+}
+
 /// An order on its way: charged (or being), its payment event not yet acknowledged.
 struct Paying {
+    order: Fingerprint,
     ticket: Ticket,
     /// Copies of the order that arrived meanwhile (nearly always none).
     copies: Vec<Ticket>,
+    /// Other orders under the same id that arrived meanwhile, handled once this one is done.
+    others: Vec<Process>,
     /// Dead-lettered as a conflict: acknowledged, it is not paid.
     conflict: bool,
 }
 
 pub struct PaymentActor {
-    /// The orders this process paid last, whose payment events the broker has.
-    paid: RecentIds,
+    /// The orders this process paid last, whose payment events the broker has,
+    /// with their user and amount: a copy is the same order, under the same id.
+    paid: RecentIds<Fingerprint>,
     paying: HashMap<u64, Paying>,
     /// The tickets of payment events, completed when the broker has them.
     acknowledgements: TicketIssuer,
@@ -112,11 +123,15 @@ impl PaymentActor {
         info!(target: Self::NAME, "🧾 Received Order {}", order.json());
         let order_id = order.event.order_id;
         if let Some(paying) = self.paying.get_mut(&order_id) {
+            if paying.order != fingerprint(&order.event) {
+                // Another order under the id being paid: the store judges it once that one is.
+                return paying.others.push(order.clone());
+            }
             self.setup.stats.duplicate_suppressed();
             info!(target: Self::NAME, "🔁 Order {order_id} is being paid: duplicate ignored");
             return paying.copies.push(order.ticket.clone()); // done when the payment is acknowledged
         }
-        if self.paid.contains(order_id) {
+        if self.paid.get(order_id) == Some(&fingerprint(&order.event)) {
             self.setup.stats.duplicate_suppressed();
             info!(target: Self::NAME, "🔁 Order {order_id} is already paid: duplicate ignored");
             return order.ticket.complete();
@@ -130,7 +145,8 @@ impl PaymentActor {
             declined: payment.reason,
             event: decided.clone(),
         };
-        self.paying.insert(order_id, Paying { ticket: order.ticket.clone(), copies: Vec::new(), conflict: false });
+        let paying = Paying { order: fingerprint(&order.event), ticket: order.ticket.clone(), copies: Vec::new(), others: Vec::new(), conflict: false };
+        self.paying.insert(order_id, paying);
         let (me, order) = (ctx.address(), order.clone());
         self.setup.store.charge(charge, Box::new(move |verdict| me.do_send(Charged { order, decided, verdict })));
     }
@@ -192,14 +208,17 @@ impl PaymentActor {
         self.setup.producer.do_send(dead_letter(&source, Some(event.key().into_bytes()), payload, why, acknowledgement));
     }
 
-    fn acknowledged(&mut self, origin: Origin) {
+    fn acknowledged(&mut self, origin: Origin, ctx: &Context<Supervised<Self>>) {
         let Origin::Order { order_id } = origin else { return };
         if let Some(paying) = self.paying.remove(&order_id) {
             if !paying.conflict {
-                self.paid.insert(order_id);
+                self.paid.insert(order_id, paying.order);
             }
             paying.ticket.complete();
             paying.copies.iter().for_each(Ticket::complete);
+            for other in &paying.others {
+                self.received(other, ctx);
+            }
         }
     }
 }
@@ -218,7 +237,7 @@ impl Worker for PaymentActor {
         match input {
             PaymentInput::Order(order) => self.received(order, ctx),
             PaymentInput::Charged(charged) => self.charged(charged, ctx),
-            PaymentInput::Acknowledged(origin) => self.acknowledged(*origin),
+            PaymentInput::Acknowledged(origin) => self.acknowledged(*origin, ctx),
         }
         Ok(())
     }
