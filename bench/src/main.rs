@@ -3,10 +3,12 @@
 //! Each run on a broker of its own (a fresh embedded Nisshi on a free port, in
 //! memory unless `--storage sqlite`) or on `--brokers`:
 //!
-//! 1. ceiling throughput and pipeline throughput, `--runs` times each, alternated:
-//!    `--orders` orders at unlimited rate, first order created to last order
-//!    notified; with the bench's own CPU meanwhile and the figure from the
-//!    services' log lines alone, to show that measuring costs them nothing;
+//! 1. ceiling throughput, fair ceiling throughput (the ceiling writing the
+//!    services' rows to stores of its own: see `ceiling.rs`) and pipeline
+//!    throughput, `--runs` times each, alternated: `--orders` orders at unlimited
+//!    rate, first order created to last order notified; with the bench's own CPU
+//!    meanwhile and the figure from the services' log lines alone, to show that
+//!    measuring costs them nothing;
 //! 2. ceiling latency and pipeline latency (at the services' fetch long-poll, and
 //!    again at the ceiling's): `--rate` orders/s for `--latency-secs`,
 //!    p50/p99/max of notified time − `created_at_ms`;
@@ -65,6 +67,7 @@ fn run(plan: Plan) -> Result<(), String> {
         settings: ceiling_settings.clone(),
         max_in_flight: plan.max_in_flight,
         timeout: plan.timeout,
+        stores: None,
     };
     let pipeline_setup = |phase: &str, brokers: &str| pipeline::Setup {
         brokers: brokers.to_string(),
@@ -95,20 +98,30 @@ fn run(plan: Plan) -> Result<(), String> {
         );
     }
     let per_1000 = |cpu_ms: u64| cpu_ms as f64 * 1000.0 / (warm_n + n) as f64;
+    // One throughput run of the ceiling (`fair`: with the services' stores), and
+    // its CPU per 1000 orders.
+    let ceiling_throughput = |failures: &mut Vec<String>, phase: &str, fair: bool| {
+        let (side, topics) = if fair { ("fair_ceiling", "fair_") } else { ("ceiling", "") };
+        let (samples, cpu_ms) = on_fresh_broker(&plan, failures, |brokers, attempt| {
+            let mut setup = ceiling_setup(&format!("{topics}{phase}{attempt}"), brokers);
+            setup.stores = fair.then(|| plan.logs.join(format!("{side}_{phase}{attempt}")));
+            let cpu_before = process::own_cpu_ms()?;
+            let samples = ceiling::run(&setup, warm_n + n, None)?;
+            Ok((samples, process::own_cpu_ms()?.saturating_sub(cpu_before)))
+        })?;
+        let orders_per_s = throughput(&measured(&format!("{side}_{phase}"), samples, warm_n)?)?;
+        eprintln!("bench:   {orders_per_s:.0} orders/s");
+        Ok::<_, String>((orders_per_s, per_1000(cpu_ms)))
+    };
 
     let mut failed_runs = Vec::new();
     let mut runs = Vec::new();
     for r in 1..=plan.runs {
         let phase = format!("throughput{r}");
         eprintln!("bench: run {r}/{}: ceiling, {warm_n} + {n} orders at unlimited rate", plan.runs);
-        let (samples, ceiling_cpu_ms) = on_fresh_broker(&plan, &mut failed_runs, |brokers, attempt| {
-            let cpu_before = process::own_cpu_ms()?;
-            let samples =
-                ceiling::run(&ceiling_setup(&format!("{phase}{attempt}"), brokers), warm_n + n, None)?;
-            Ok((samples, process::own_cpu_ms()?.saturating_sub(cpu_before)))
-        })?;
-        let ceiling = throughput(&measured(&format!("ceiling_{phase}"), samples, warm_n)?)?;
-        eprintln!("bench:   {ceiling:.0} orders/s");
+        let (ceiling, ceiling_cpu_per_1000) = ceiling_throughput(&mut failed_runs, &phase, false)?;
+        eprintln!("bench: run {r}/{}: fair ceiling (with the stores), {warm_n} + {n} orders", plan.runs);
+        let (fair_ceiling, fair_ceiling_cpu_per_1000) = ceiling_throughput(&mut failed_runs, &phase, true)?;
 
         eprintln!("bench: run {r}/{}: pipeline, {warm_n} + {n} orders at unlimited rate", plan.runs);
         let run = on_fresh_broker(&plan, &mut failed_runs, |brokers, attempt| {
@@ -120,11 +133,13 @@ fn run(plan: Plan) -> Result<(), String> {
         eprintln!("bench:   {pipeline:.0} orders/s ({from_logs:.0} from the services' log lines alone)");
         runs.push(report::ThroughputRun {
             ceiling,
+            fair_ceiling,
             pipeline,
             from_logs,
             bench_cpu_ms: run.bench_cpu_ms,
             services_cpu_ms: run.usage.iter().map(|u| u.cpu_ms).sum(),
-            ceiling_cpu_per_1000: per_1000(ceiling_cpu_ms),
+            ceiling_cpu_per_1000,
+            fair_ceiling_cpu_per_1000,
             services_cpu_per_1000: run.usage.map(|u| per_1000(u.cpu_ms)),
             peak_rss_mib: run.usage.map(|u| u.peak_rss_kib as f64 / 1024.0),
         });

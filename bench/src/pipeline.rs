@@ -13,7 +13,7 @@ use harness::logline::{order_after, timestamp_ms};
 use harness::NOTIFIED;
 use rdkafka::Message;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// How long the consumer services may take to join their groups.
@@ -77,12 +77,8 @@ pub fn run(setup: &Setup, count: u64, rate: f64) -> Result<Measured, String> {
     let start = |name: &str, more: &[String]| {
         let mut args: Vec<String> = common.iter().chain(more).cloned().collect();
         if name != "order-service" {
-            // A fresh store per run, beside its logs: each run's broker starts order ids anew.
-            let store = setup.logs.join(format!("{name}.db"));
-            for file in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{file}", store.display()));
-            }
-            args.extend(["--store".to_string(), format!("sqlite://{}", store.display())]);
+            // A fresh store per run, beside its logs.
+            args.extend(["--store".to_string(), fresh_store(&setup.logs, name)?]);
         }
         let log = setup.logs.join(format!("{name}.log"));
         LoggedService::start(name, &args, setup.rust_log.as_deref(), &log)
@@ -122,6 +118,17 @@ pub fn run(setup: &Setup, count: u64, rate: f64) -> Result<Measured, String> {
         bench_cpu_ms,
         created_lines_ms,
     })
+}
+
+/// The URL of a fresh SQLite store `<dir>/<name>.db`, what an earlier run left
+/// there removed: each run's broker starts order ids anew.
+pub fn fresh_store(dir: &Path, name: &str) -> Result<String, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let store = dir.join(format!("{name}.db"));
+    for file in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{file}", store.display()));
+    }
+    Ok(format!("sqlite://{}", store.display()))
 }
 
 /// Each order's `created_at_ms`, from the payment events on the payment topic.

@@ -18,16 +18,22 @@ fn smoke_benchmark_completes_and_writes_every_figure() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "bench --smoke failed ({}):\n{stdout}\n{stderr}", output.status);
     assert!(stdout.contains("throughput (orders/s)"), "no table printed:\n{stdout}");
+    assert!(stdout.contains("against the fair ceiling"), "no fair ceiling in the table:\n{stdout}");
 
     let text = std::fs::read_to_string(&json).unwrap_or_else(|e| panic!("no {}: {e}", json.display()));
     let figures: Value = serde_json::from_str(&text).expect("the JSON is valid");
     let mut keys = vec![
         "/ratio/throughput_median".to_string(),
         "/ratio/p99".to_string(),
+        "/ratio/throughput_median_to_fair_ceiling".to_string(),
         "/runs/0/pipeline_from_logs_per_s".to_string(),
+        "/runs/0/fair_ceiling_per_s".to_string(),
+        "/fair_ceiling/cpu_ms_per_1000_orders_median".to_string(),
     ];
-    for side in ["ceiling", "pipeline"] {
+    for side in ["ceiling", "fair_ceiling", "pipeline"] {
         keys.extend(["min", "median", "max"].map(|s| format!("/{side}/throughput_per_s/{s}")));
+    }
+    for side in ["ceiling", "pipeline"] {
         keys.extend(["p50", "p99", "max"].map(|p| format!("/{side}/latency_ms/{p}")));
     }
     for service in ["order-service", "payment-service", "notification-service"] {
@@ -42,12 +48,20 @@ fn smoke_benchmark_completes_and_writes_every_figure() {
         let value = figures.pointer(&key).and_then(Value::as_f64);
         assert!(value.is_some_and(|v| v > 0.0), "{key} is {value:?}, not a positive number, in:\n{text}");
     }
-    for key in
-        ["/measuring_cost/log_lines_disagreement_max", "/measuring_cost/bench_cpu_share_of_services_max"]
-    {
+    // The store's cost is a difference of two noisy figures: any sign.
+    for key in [
+        "/measuring_cost/log_lines_disagreement_max",
+        "/measuring_cost/bench_cpu_share_of_services_max",
+        "/store_cost_per_1000_orders/cpu_ms",
+        "/store_cost_per_1000_orders/wall_ms",
+    ] {
         assert!(figures.pointer(key).is_some_and(Value::is_number), "{key} missing in:\n{text}");
     }
-    for key in ["/targets/throughput_at_least_0_8_of_ceiling", "/targets/p99_at_most_1_5_of_ceiling"] {
+    for key in [
+        "/targets/throughput_at_least_0_8_of_ceiling",
+        "/targets/throughput_at_least_0_8_of_fair_ceiling",
+        "/targets/p99_at_most_1_5_of_ceiling",
+    ] {
         assert!(figures.pointer(key).is_some_and(Value::is_boolean), "{key} missing in:\n{text}");
     }
 }
