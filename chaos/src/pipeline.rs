@@ -1,100 +1,237 @@
 //! The pipeline under the storm: the service processes, started with injected
-//! crashes, killed and started again as the storm says, and every process that
-//! ever ran kept, for its log lines.
+//! crashes, killed, frozen, cut off and started again as the storm says, and
+//! every process that ever ran kept, for its log lines.
+//!
+//! Each consumer service runs two instances: `#1` a static member
+//! (`--instance-id`) in the root namespace, the one the storm SIGKILLs and starts
+//! again; `#2` a dynamic member on a host of its own (a network namespace), the
+//! one it freezes or cuts off (a zombie: its group hands its partitions to the
+//! others after the session timeout). A churn adds instances of its own (dynamic
+//! members, root namespace). Every instance decides for itself
+//! (`--decline-rate 0.5`, a `--seed` of its own), so a second decision on an
+//! order would show as a payment event unlike the recorded charge. Every client
+//! reaches the broker through a proxy (which the `slow` fault slows).
 
+use harness::netns::{Host, Network};
+use harness::proxy::Proxy;
 use harness::{Broker, Service};
-use std::time::Duration;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
-/// payment-service instances running at once.
-pub const PAYMENT_INSTANCES: usize = 2;
 /// The share of events whose handling crashes an actor on purpose, in every service.
 const CRASH_RATE: &str = "0.01";
+/// The share of payments each payment-service instance declines.
+const DECLINE_RATE: &str = "0.5";
 /// How long a service may take to stop after Ctrl-C.
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What marks an email in notification-service's log, paid or declined.
-pub const EMAILED: [&str; 2] = ["✅ Payment Successful for Order ", "❌ Payment Failed for Order "];
+pub const EMAILED: [&str; 2] = [harness::NOTIFIED, harness::DECLINED_NOTIFIED];
+
+/// A consumer service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Payment,
+    Notification,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Payment => "payment-service",
+            Kind::Notification => "notification-service",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
 
 pub struct Pipeline {
     seed: u64,
     /// Orders order-service was asked to make.
     count: u64,
     orders: Service,
-    /// The running instance of each payment-service (`#1` first).
-    payments: Vec<Service>,
-    notification: Service,
-    /// Processes SIGKILLed by the storm, with the lines they printed.
-    pub killed_payments: Vec<Service>,
-    pub killed_notifications: Vec<Service>,
+    /// Each consumer service's instances `#1` and `#2`, by `Kind::index`.
+    instances: [Vec<Service>; 2],
+    /// The host of each service's `#2`.
+    hosts: [Host; 2],
+    /// The churn's own running instances, by kind.
+    churned: [Vec<Service>; 2],
+    /// Instances stopped with Ctrl-C, their exit not yet awaited.
+    interrupted: Vec<Service>,
+    /// Processes SIGKILLed (or exited), kept for the lines they printed.
+    retired: Vec<Service>,
+    /// Instances started so far: each one's `--seed` is the run's plus its number.
+    started: u64,
 }
 
 impl Pipeline {
     /// Starts every service and waits for the first email.
-    pub fn start(broker: &Broker, seed: u64, count: u64, rate: f64) -> Pipeline {
-        let payments = (1..=PAYMENT_INSTANCES).map(|i| start_payment(broker, seed, i)).collect();
-        let notification = start_notification(broker, seed);
-        let (count_text, rate, seed_text) = (count.to_string(), format!("{rate:.1}"), seed.to_string());
-        let orders = Service::start(
-            "order-service",
-            broker,
-            &["--count", &count_text, "--rate", &rate, "--seed", &seed_text, "--crash-rate", CRASH_RATE]
-                .into_iter()
-                .chain(["--crash-actor", "any", "--crash-mode", "panic", "--broker-wait-secs", "0"])
-                .collect::<Vec<_>>(),
-        );
-        notification
-            .wait_until("the first email", Duration::from_secs(120), |lines| distinct_emails(lines) > 0);
-        Pipeline {
+    /// The broker must be reachable from `network`'s hosts.
+    pub fn start(broker: &Broker, network: &Network, seed: u64, count: u64, rate: f64) -> Pipeline {
+        let hosts = [network.add_host(), network.add_host()];
+        let mut pipeline = Pipeline {
             seed,
             count,
-            orders,
-            payments,
-            notification,
-            killed_payments: Vec::new(),
-            killed_notifications: Vec::new(),
+            orders: start_orders(broker, seed, count, rate),
+            instances: [Vec::new(), Vec::new()],
+            hosts,
+            churned: [Vec::new(), Vec::new()],
+            interrupted: Vec::new(),
+            retired: Vec::new(),
+            started: 0,
+        };
+        for kind in [Kind::Payment, Kind::Notification] {
+            for number in 1..=2 {
+                let instance = pipeline.start_instance(broker, kind, Some(number));
+                pipeline.instances[kind.index()].push(instance);
+            }
+        }
+        let notifications = &pipeline.instances[Kind::Notification.index()];
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while distinct_emails(&notifications.iter().flat_map(Service::lines).collect::<Vec<_>>()) == 0 {
+            assert!(Instant::now() < deadline, "no email within 120 s of the start");
+            std::thread::sleep(Duration::from_millis(100)); // polling the lines of several processes
+        }
+        pipeline
+    }
+
+    /// Starts an instance of `kind`: `#number` (1: static member, root
+    /// namespace; 2: dynamic member on its host), or one of the churn's.
+    fn start_instance(&mut self, broker: &Broker, kind: Kind, number: Option<usize>) -> Service {
+        self.started += 1;
+        let seed = (self.seed.wrapping_add(self.started)).to_string();
+        // Odd instances crash by panicking, even ones by returning errors.
+        let mode = if self.started % 2 == 1 { "panic" } else { "error" };
+        let mut args = vec!["--seed", &seed, "--crash-rate", CRASH_RATE, "--crash-actor", "any", "--crash-mode", mode];
+        args.extend(["--broker-wait-secs", "0"]);
+        if kind == Kind::Payment {
+            args.extend(["--decline-rate", DECLINE_RATE]);
+        }
+        let id = format!("{}-{}", kind.name().trim_end_matches("-service"), number.unwrap_or(0));
+        match number {
+            Some(1) => {
+                args.extend(["--instance-id", &id]);
+                Service::start(kind.name(), broker, &args)
+            }
+            Some(_) => self.hosts[kind.index()].start(kind.name(), broker, &args),
+            None => Service::start(kind.name(), broker, &args),
         }
     }
 
-    /// SIGKILLs payment-service `#instance`, and starts it again (same instance
-    /// id) after `down`.
-    pub fn kill_payment(&mut self, instance: usize, down: Duration, broker: &Broker) {
-        self.payments[instance - 1].kill();
-        std::thread::sleep(down); // the process stays dead this long
-        let fresh = start_payment(broker, self.seed, instance);
-        let killed = std::mem::replace(&mut self.payments[instance - 1], fresh);
-        self.killed_payments.push(killed);
+    fn instance(&self, kind: Kind, number: usize) -> &Service {
+        &self.instances[kind.index()][number - 1]
     }
 
-    /// SIGKILLs notification-service, and starts it again after `down`.
-    pub fn kill_notification(&mut self, down: Duration, broker: &Broker) {
-        self.notification.kill();
-        std::thread::sleep(down); // the process stays dead this long
-        let killed = std::mem::replace(&mut self.notification, start_notification(broker, self.seed));
-        self.killed_notifications.push(killed);
+    /// SIGKILLs instance `#number` of `kind`.
+    pub fn kill(&mut self, kind: Kind, number: usize) {
+        self.instances[kind.index()][number - 1].kill();
     }
 
-    /// Waits, at most `timeout`, until order-service has made every order and
-    /// every order was emailed. False if that did not happen.
-    pub fn settle(&mut self, timeout: Duration) -> bool {
-        let count = self.count as usize;
-        let earlier = self.killed_notifications.iter().map(|s| s.lines()).collect::<Vec<_>>().concat();
-        self.notification
-            .wait_for(timeout, |lines| {
-                let mut all = earlier.clone();
-                all.extend_from_slice(lines);
-                distinct_emails(&all) >= count
-            })
-            .is_ok()
+    /// Starts instance `#number` of `kind` again (after `kill`).
+    pub fn restart(&mut self, broker: &Broker, kind: Kind, number: usize) {
+        let fresh = self.start_instance(broker, kind, Some(number));
+        let killed = std::mem::replace(&mut self.instances[kind.index()][number - 1], fresh);
+        self.retired.push(killed);
     }
 
-    /// Stops every running service with Ctrl-C; the ones that did not exit 0.
+    pub fn pause(&self, kind: Kind, number: usize) {
+        self.instance(kind, number).pause();
+    }
+
+    pub fn resume(&self, kind: Kind, number: usize) {
+        self.instance(kind, number).resume();
+    }
+
+    /// The host of `#number` of `kind`, which must be on one (`#2`).
+    pub fn host(&self, kind: Kind, number: usize) -> &Host {
+        assert_eq!(number, 2, "only #2 instances run on a host of their own");
+        &self.hosts[kind.index()]
+    }
+
+    /// A churn's move: start one of its own instances of `kind`.
+    pub fn churn_start(&mut self, broker: &Broker, kind: Kind) -> u32 {
+        let instance = self.start_instance(broker, kind, None);
+        let pid = instance.pid();
+        self.churned[kind.index()].push(instance);
+        pid
+    }
+
+    /// A churn's move: stop its `n`-th running instance of `kind`, with Ctrl-C
+    /// (its exit is awaited at the end) or SIGKILL.
+    pub fn churn_stop(&mut self, kind: Kind, n: usize, kill: bool) -> u32 {
+        let mut instance = self.churned[kind.index()].remove(n);
+        let pid = instance.pid();
+        if kill {
+            instance.kill();
+            self.retired.push(instance);
+        } else {
+            instance.interrupt();
+            self.interrupted.push(instance);
+        }
+        pid
+    }
+
+    /// Undoes every pause (SIGCONT to every consumer instance: harmless to a
+    /// running one) and every cut.
+    pub fn heal(&self, network: &Network, proxy: &Proxy) {
+        for instance in self.instances.iter().flatten() {
+            instance.resume();
+        }
+        network.restore_all();
+        proxy.set_delay(Duration::ZERO);
+    }
+
+    /// Every notification-service process, running or not.
+    fn notifications(&self) -> impl Iterator<Item = &Service> {
+        let kind = Kind::Notification.index();
+        let retired = self.retired.iter().chain(&self.interrupted).filter(|s| s.name == Kind::Notification.name());
+        self.instances[kind].iter().chain(&self.churned[kind]).chain(retired)
+    }
+
+    /// Waits, at most `timeout`, until every order was emailed (by any
+    /// notification-service process), or until every order not emailed is
+    /// recorded as sent in notification-service's store at `store`: nothing
+    /// more will come for those (their email lines were lost, see `Drain`).
+    pub fn settle(&self, timeout: Duration, store: &Path) -> Drain {
+        let deadline = Instant::now() + timeout;
+        let mut store_checked = Instant::now();
+        loop {
+            let emailed = emails(&self.notification_lines());
+            let missing: Vec<u64> = (1001..=1000 + self.count).filter(|id| !emailed.contains(id)).collect();
+            if missing.is_empty() {
+                return Drain::Emailed;
+            }
+            if store_checked.elapsed() >= Duration::from_secs(2) {
+                store_checked = Instant::now();
+                let records = crate::invariants::read_store(store, harness::store::emails, &mut Vec::new());
+                if missing.iter().all(|id| records.get(id).is_some_and(|email| email.sent)) {
+                    return Drain::RecordedOnly;
+                }
+            }
+            if Instant::now() >= deadline {
+                return Drain::TimedOut;
+            }
+            std::thread::sleep(Duration::from_millis(200)); // polling the lines of several processes
+        }
+    }
+
+    /// Stops every running service with Ctrl-C and waits for the ones stopped
+    /// before; the ones that did not exit 0.
     pub fn stop(&mut self) -> Vec<String> {
         let mut failed = Vec::new();
         let running = std::iter::once(&mut self.orders)
-            .chain(self.payments.iter_mut())
-            .chain(std::iter::once(&mut self.notification));
-        for service in running {
+            .chain(self.instances.iter_mut().flatten())
+            .chain(self.churned.iter_mut().flatten());
+        let mut stopping: Vec<&mut Service> = running.collect();
+        for service in &stopping {
             service.interrupt();
+        }
+        stopping.extend(self.interrupted.iter_mut());
+        for service in stopping {
             if !service.wait_exit(STOP_TIMEOUT).success() {
                 failed.push(format!("{} ({})", service.name, service.pid()));
             }
@@ -103,47 +240,55 @@ impl Pipeline {
     }
 
     /// Every line every notification-service process printed.
-    pub fn notification_lines(&self) -> (Vec<String>, Vec<String>) {
-        let killed = self.killed_notifications.iter().flat_map(Service::lines).collect();
-        (killed, self.notification.lines())
+    pub fn notification_lines(&self) -> Vec<String> {
+        self.notifications().flat_map(Service::lines).collect()
     }
 
     /// Injected crashes per service, counted from the log lines of every process.
     pub fn injected_crashes(&self) -> Vec<(&'static str, usize)> {
-        let crashes = |services: Vec<&Service>| -> usize {
-            services.iter().flat_map(|s| s.lines()).filter(|l| l.contains("(injected fault: ")).count()
+        let all: Vec<&Service> = std::iter::once(&self.orders)
+            .chain(self.instances.iter().flatten())
+            .chain(self.churned.iter().flatten())
+            .chain(&self.interrupted)
+            .chain(&self.retired)
+            .collect();
+        let crashes = |name: &str| -> usize {
+            all.iter()
+                .filter(|s| s.name == name)
+                .flat_map(|s| s.lines())
+                .filter(|l| l.contains("(injected fault: "))
+                .count()
         };
-        let payments = self.payments.iter().chain(&self.killed_payments).collect();
-        let notifications = std::iter::once(&self.notification).chain(&self.killed_notifications).collect();
-        vec![
-            ("order-service", crashes(vec![&self.orders])),
-            ("payment-service", crashes(payments)),
-            ("notification-service", crashes(notifications)),
-        ]
+        ["order-service", "payment-service", "notification-service"].map(|name| (name, crashes(name))).to_vec()
     }
 }
 
-fn start_payment(broker: &Broker, seed: u64, instance: usize) -> Service {
-    let (id, seed) = (format!("payment-{instance}"), (seed + instance as u64).to_string());
-    // Odd instances crash by panicking, even ones by returning errors.
-    let mode = if instance % 2 == 1 { "panic" } else { "error" };
-    let args = ["--instance-id", &id, "--decline-rate", "0.1", "--seed", &seed, "--crash-rate", CRASH_RATE];
-    let faults = ["--crash-actor", "any", "--crash-mode", mode, "--broker-wait-secs", "0"];
-    Service::start("payment-service", broker, &[&args[..], &faults[..]].concat())
+fn start_orders(broker: &Broker, seed: u64, count: u64, rate: f64) -> Service {
+    let (count, rate, seed) = (count.to_string(), format!("{rate:.1}"), seed.to_string());
+    let args = ["--count", &count, "--rate", &rate, "--seed", &seed, "--crash-rate", CRASH_RATE];
+    let faults = ["--crash-actor", "any", "--crash-mode", "panic", "--broker-wait-secs", "0"];
+    Service::start("order-service", broker, &[&args[..], &faults[..]].concat())
 }
 
-fn start_notification(broker: &Broker, seed: u64) -> Service {
-    let seed = (seed + 100).to_string();
-    let args = ["--instance-id", "notification-1", "--seed", &seed, "--crash-rate", CRASH_RATE];
-    let faults = ["--crash-actor", "any", "--crash-mode", "error", "--broker-wait-secs", "0"];
-    Service::start("notification-service", broker, &[&args[..], &faults[..]].concat())
+/// How the drain after the storm ended.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Drain {
+    /// Every order's email was logged.
+    Emailed,
+    /// Some orders' emails were not logged, but the store records every one of
+    /// them as sent: their lines went with a SIGKILLed process, and no instance
+    /// will send them again.
+    RecordedOnly,
+    /// Some orders were neither emailed nor recorded as sent by the deadline.
+    TimedOut,
+}
+
+/// The orders the `lines` email.
+pub fn emails(lines: &[String]) -> BTreeSet<u64> {
+    EMAILED.iter().flat_map(|m| harness::count_orders(lines, m).into_keys()).collect()
 }
 
 /// How many different orders the `lines` email.
 pub fn distinct_emails(lines: &[String]) -> usize {
-    EMAILED
-        .iter()
-        .flat_map(|m| harness::count_orders(lines, m).into_keys())
-        .collect::<std::collections::BTreeSet<_>>()
-        .len()
+    emails(lines).len()
 }

@@ -1,6 +1,21 @@
 //! The report: what was injected and when, how long the pipeline took to
 //! recover from each fault, the figures, and each invariant with its verdict;
 //! and the same as one JSON line.
+//!
+//! How to read the lines of the faults that make zombies and slow the network:
+//! `pause: payment-service #2 SIGSTOPped 15 s, then SIGCONT` froze that
+//! instance past the session timeout (10 s): its group handed its partitions to
+//! the others, and it woke still holding their events; `cut: ... network cut
+//! 20 s, then restored` did the same by pulling its host's link, every packet
+//! dropped silently; `slow: ... +200 ms each way` delayed every chunk to and
+//! from the broker in the proxy all clients go through; `churn: N started, N
+//! Ctrl-C, N SIGKILL over 30 s` started and stopped instances of its own every
+//! 1-4 s. For these, "recovered after" runs from the fault's start to the first
+//! email after it was healed. The figures then say what the store fenced off:
+//! `charged twice` (a payment event unlike its order's charge record: must be 0),
+//! `identical copies` (a zombie or a redelivery publishing the recorded event
+//! again: allowed), `in doubt` (an email whose claim was taken over from an
+//! instance that may have sent it: the only emails that may go out twice).
 
 use crate::invariants::Outcome;
 use crate::storm::Fault;
@@ -27,7 +42,7 @@ pub struct Report {
 }
 
 impl Report {
-    /// Crashes, kills and broker restarts.
+    /// Crashes, kills, broker restarts, pauses, cuts, slow spells and churns.
     fn faults_injected(&self) -> usize {
         let crashes: usize = self.crashes.iter().map(|(_, n)| n).sum();
         crashes + self.struck.iter().filter(|s| s.fault.is_process_fault()).count()
@@ -59,19 +74,26 @@ impl Report {
         let _ =
             writeln!(out, "  all run  injected actor crashes (panics and errors): {}", crashes.join(", "));
         let _ = writeln!(out, "\n  faults injected {}", self.faults_injected());
+        let _ = writeln!(out, "  orders created {}: paid {}, declined {}", o.created, o.paid, o.declined);
         let _ = writeln!(
             out,
-            "  orders created {}: paid {}, declined {}, paid twice {}",
-            o.created, o.paid, o.declined, o.paid_twice
+            "  charged twice {}; orders with more than one payment event {}, identical copies {}",
+            o.charged_twice, o.paid_twice, o.payment_event_copies
         );
-        let _ =
-            writeln!(out, "  emailed {}, emailed twice {} (across a SIGKILL)", o.emailed, o.emailed_twice);
+        let _ = writeln!(
+            out,
+            "  emailed {}, emailed twice {}, emails in doubt {}",
+            o.emailed, o.emailed_twice, o.emails_in_doubt
+        );
         let _ = writeln!(out, "  poison injected {}, dead-lettered {}", o.poison_injected, o.dead_lettered);
-        let _ =
-            writeln!(out, "  lost {}; p99 latency, created to emailed: {} ms\n", o.lost, o.p99_latency_ms);
+        let _ = writeln!(
+            out,
+            "  lost {}, unseen {}; p99 latency, created to emailed: {} ms\n",
+            o.lost, o.unseen, o.p99_latency_ms
+        );
         for check in &o.checks {
             let verdict = if check.holds { "HOLDS" } else { "BROKEN" };
-            let _ = writeln!(out, "  {verdict:<6}  {:<56} {}", check.name, check.detail);
+            let _ = writeln!(out, "  {verdict:<6}  {:<52} {}", check.name, check.detail);
         }
         let broken: Vec<&str> = o.checks.iter().filter(|c| !c.holds).map(|c| c.name).collect();
         if broken.is_empty() {
@@ -91,11 +113,15 @@ impl Report {
             "paid": o.paid,
             "declined": o.declined,
             "paid_twice": o.paid_twice,
+            "charged_twice": o.charged_twice,
+            "payment_event_copies": o.payment_event_copies,
             "emailed": o.emailed,
             "emailed_twice": o.emailed_twice,
+            "emails_in_doubt": o.emails_in_doubt,
             "dead_lettered": o.dead_lettered,
             "poison_injected": o.poison_injected,
             "lost": o.lost,
+            "unseen": o.unseen,
             "faults_injected": self.faults_injected(),
             "duration_s": self.duration_s,
             "p99_latency_ms": o.p99_latency_ms,
