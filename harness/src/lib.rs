@@ -679,3 +679,17 @@ pub fn counter(summary: &str, name: &str) -> u64 {
     let value = summary.split(&format!(" {name}=")).nth(1).and_then(|rest| rest.split(' ').next());
     value.and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("no {name} in {summary}"))
 }
+
+/// Waits until `done` holds for the lines of all `services` together; panics
+/// after `timeout`, saying `what`. Polls: no one process's output says when.
+pub fn wait_until_all(services: &[&Service], what: &str, timeout: Duration, done: impl Fn(&[String]) -> bool) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let lines: Vec<String> = services.iter().flat_map(|s| s.lines()).collect();
+        if done(&lines) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "not within {timeout:?}: {what}; the last lines:\n{}", tail(&lines));
+        std::thread::sleep(Duration::from_millis(100)); // polling a condition over several processes
+    }
+}

@@ -5,11 +5,10 @@
 //! order is charged once (one record), every copy of its payment event is the
 //! recorded one, and it is emailed once (twice only if its email is in doubt).
 //!
-//! Each instance decides for itself (`--decline-rate 0.5`, its own `--seed`),
-//! so a second decision would show as a different payment event.
+//! Each payment instance decides for itself (`--decline-rate 0.5`, its own
+//! `--seed`), so a second decision would show as a different payment event.
 
-use harness::{emailed, outcome, Broker, Service, PAID};
-use std::process::Command;
+use harness::{emailed, outcome, wait_until_all, Broker, Service, PAID};
 use std::time::Duration;
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -20,13 +19,11 @@ const FREEZE: Duration = Duration::from_secs(25);
 
 const ORDERS: u64 = 6000;
 
-fn signal(service: &Service, signal: &str) {
-    let status = Command::new("kill").args([signal, &service.pid().to_string()]).status();
-    assert!(status.is_ok_and(|s| s.success()), "cannot send {signal} to {}", service.name);
-}
-
+/// An instance with its own decisions: payment-service declines half the orders
+/// by its own seed; notification-service's mail server refuses one send in twenty.
 fn instance(name: &str, broker: &Broker, seed: &str) -> Service {
-    Service::start(name, broker, &["--decline-rate", "0.5", "--seed", seed])
+    let own = if name == "payment-service" { "--decline-rate=0.5" } else { "--email-failure-rate=0.05" };
+    Service::start(name, broker, &[own, "--seed", seed])
 }
 
 #[test]
@@ -43,16 +40,16 @@ fn a_frozen_payment_and_notification_instance_charge_and_email_nothing_twice() {
         lines.iter().filter(|l| l.contains(PAID)).count() >= 100
     });
     zombie_notification.wait_until("it emails customers", MINUTE, |lines| emailed(lines).len() >= 100);
-    signal(zombie_payment, "-STOP");
-    signal(zombie_notification, "-STOP");
+    zombie_payment.pause();
+    zombie_notification.pause();
     std::thread::sleep(FREEZE); // the fault itself: they stay frozen this long
-    signal(zombie_payment, "-CONT");
-    signal(zombie_notification, "-CONT");
+    zombie_payment.resume();
+    zombie_notification.resume();
 
     assert!(orders.wait_exit(3 * MINUTE).success(), "order-service failed");
     let all_emails = |notifications: &[Service]| notifications.iter().flat_map(Service::lines).collect::<Vec<_>>();
-    notifications[0].wait_until("every order is emailed", 3 * MINUTE, |_| {
-        emailed(&all_emails(&notifications)).len() as u64 >= ORDERS
+    wait_until_all(&[&notifications[0], &notifications[1]], "every order is emailed", 3 * MINUTE, |lines| {
+        emailed(lines).len() as u64 >= ORDERS
     });
     for service in payments.iter_mut().chain(notifications.iter_mut()) {
         service.stop_gracefully(MINUTE);

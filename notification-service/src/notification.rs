@@ -218,7 +218,10 @@ impl Worker for NotificationActor {
         }
     }
 
+    /// The event is the store's answer on an email: handling it sends the email
+    /// (or finds it sent), so faults strike there, and a success there resets
+    /// the backoff of a mail server's refusals.
     fn is_event(input: &NotificationInput) -> bool {
-        matches!(input, NotificationInput::Payment(_))
+        matches!(input, NotificationInput::Claimed(_))
     }
 }

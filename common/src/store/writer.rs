@@ -45,6 +45,9 @@ impl Writer {
         while let Ok(first) = queue.recv() {
             let mut ops = vec![first];
             ops.extend(queue.try_iter().take(MAX_BATCH - 1));
+            // What a batch records is told in log lines (an email is its lines):
+            // they are out of the process before the record says it happened.
+            crate::logging::flush();
             self.run(&mut ops);
             ops.into_iter().for_each(Op::answer);
             if Instant::now() >= self.next_prune {
