@@ -126,10 +126,10 @@ fn main() -> ExitCode {
             }
         }
     }
-    let struck: Vec<Struck> = plan
+    let mut struck: Vec<Struck> = plan
         .into_iter()
         .enumerate()
-        .map(|(i, planned)| Struck { at_ms: at_ms[i], over_ms: over_ms[i], fault: planned.fault })
+        .map(|(i, planned)| Struck { at_ms: at_ms[i], over_ms: over_ms[i], fault: planned.fault, zombie: None })
         .collect();
 
     println!(
@@ -139,6 +139,11 @@ fn main() -> ExitCode {
     pipeline.heal(&network, &proxy);
     let drain = pipeline.settle(SETTLE, &harness::store_path(&broker.address, "notification-service"));
     let stopped = pipeline.stop();
+    for struck in &mut struck {
+        if let Fault::Pause { instance, .. } | Fault::Cut { instance, .. } = struck.fault {
+            struck.zombie = Some(pipeline.made_zombie(instance.kind, instance.number, struck.at_ms, struck.over_ms));
+        }
+    }
     let observed = invariants::observe(&broker, &pipeline, &poison);
     let outcome = invariants::check(&observed, args.orders, drain, &stopped);
     let report = report::Report {

@@ -146,6 +146,27 @@ impl Pipeline {
         self.instance(kind, number).resume();
     }
 
+    /// Whether instance `#number` of `kind`, silent from `from_ms` to `to_ms`
+    /// (ms since the Unix epoch), was put out of its group meanwhile: another
+    /// of its instances was given partitions while it was silent (a rebalance
+    /// cannot end with a member that does not answer), or it logged, then or
+    /// on waking, that its session timed out and its assignment was lost.
+    pub fn made_zombie(&self, kind: Kind, number: usize, from_ms: u64, to_ms: u64) -> bool {
+        let target = self.instance(kind, number);
+        let at = |line: &str| harness::logline::timestamp_ms(line).unwrap_or(0);
+        let lost = target.lines().iter().any(|line| {
+            (line.contains("session timed out") || line.contains("AssignmentLost")) && at(line) >= from_ms
+        });
+        let all = self.instances.iter().flatten().chain(self.churned.iter().flatten());
+        let mut others =
+            all.chain(&self.interrupted).chain(&self.retired).filter(|s| s.name == kind.name() && s.pid() != target.pid());
+        lost || others.any(|other| {
+            other.lines().iter().any(|line| {
+                line.contains("partitions assigned") && at(line) > from_ms + 1000 && at(line) <= to_ms
+            })
+        })
+    }
+
     /// The host of `#number` of `kind`, which must be on one (`#2`).
     pub fn host(&self, kind: Kind, number: usize) -> &Host {
         assert_eq!(number, 2, "only #2 instances run on a host of their own");

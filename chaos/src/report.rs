@@ -7,7 +7,9 @@
 //! instance past the session timeout (10 s): its group handed its partitions to
 //! the others, and it woke still holding their events; `cut: ... network cut
 //! 20 s, then restored` did the same by pulling its host's link, every packet
-//! dropped silently; `slow: ... +200 ms each way` delayed every chunk to and
+//! dropped silently (each ends `: a zombie` when the instance was put out of
+//! its group meanwhile: its session timed out, or the others were given
+//! partitions while it was silent; `: kept its partitions` if not); `slow: ... +200 ms each way` delayed every chunk to and
 //! from the broker in the proxy all clients go through; `churn: N started, N
 //! Ctrl-C, N SIGKILL over 30 s` started and stopped instances of its own every
 //! 1-4 s. For these, "recovered after" runs from the fault's start to the first
@@ -28,6 +30,20 @@ pub struct Struck {
     pub at_ms: u64,
     pub over_ms: u64,
     pub fault: Fault,
+    /// For a pause or a cut: whether it made a zombie (put the instance out of
+    /// its group while it still held events).
+    pub zombie: Option<bool>,
+}
+
+impl Struck {
+    /// The fault, and for a pause or a cut whether it made a zombie.
+    pub fn describe(&self) -> String {
+        match self.zombie {
+            Some(true) => format!("{}: a zombie", self.fault.describe()),
+            Some(false) => format!("{}: kept its partitions", self.fault.describe()),
+            None => self.fault.describe(),
+        }
+    }
 }
 
 pub struct Report {
@@ -64,11 +80,11 @@ impl Report {
             "\nChaos run: seed {}, {} orders, {:.0} s",
             self.seed, self.orders, self.duration_s
         );
-        let _ = writeln!(out, "\n  at (s)  {:<72} recovered after (s)", "fault");
+        let _ = writeln!(out, "\n  at (s)  {:<78} recovered after (s)", "fault");
         for struck in &self.struck {
             let at = struck.at_ms.saturating_sub(self.started_ms) as f64 / 1000.0;
             let recovery = self.recovery_s(struck).map_or("-".to_string(), |s| format!("{s:.1}"));
-            let _ = writeln!(out, "  {at:6.1}  {:<72} {recovery:>6}", struck.fault.describe());
+            let _ = writeln!(out, "  {at:6.1}  {:<78} {recovery:>6}", struck.describe());
         }
         let crashes: Vec<String> = self.crashes.iter().map(|(service, n)| format!("{service} {n}")).collect();
         let _ =
@@ -129,7 +145,7 @@ impl Report {
             "broken": o.checks.iter().filter(|c| !c.holds).map(|c| c.name).collect::<Vec<_>>(),
             "faults": self.struck.iter().map(|s| json!({
                 "at_s": s.at_ms.saturating_sub(self.started_ms) as f64 / 1000.0,
-                "fault": s.fault.describe(),
+                "fault": s.describe(),
                 "recovered_after_s": self.recovery_s(s),
             })).collect::<Vec<_>>(),
             "crashes": self.crashes.iter().map(|(service, n)| (service.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
