@@ -109,7 +109,7 @@ impl Report {
         );
         for check in &o.checks {
             let verdict = if check.holds { "HOLDS" } else { "BROKEN" };
-            let _ = writeln!(out, "  {verdict:<6}  {:<52} {}", check.name, check.detail);
+            let _ = writeln!(out, "  {verdict:<6}  {:<54} {}", check.name, check.detail);
         }
         let broken: Vec<&str> = o.checks.iter().filter(|c| !c.holds).map(|c| c.name).collect();
         if broken.is_empty() {
