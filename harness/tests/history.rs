@@ -28,11 +28,15 @@ fn a_restart_over_a_long_history_charges_nothing_again() {
         &broker,
         &["--start-id", &first_new, "--count", &count, "--rate", "0"],
     );
-    payment.wait_until("a new order is paid", 2 * MINUTE, |lines| !count_orders(lines, PAID).is_empty());
+    // Paid lines name the redelivered history's orders too (their recorded events, published again).
+    let new_ids = *history.ids.end() + 1..=*history.ids.end() + NEW_ORDERS;
+    let new_paid = |lines: &[String]| count_orders(lines, PAID).into_keys().filter(|id| new_ids.contains(id)).count();
+    payment.wait_until("a new order is paid", 2 * MINUTE, |lines| new_paid(lines) > 0);
     let first_payment = started.elapsed();
     assert!(orders.wait_exit(MINUTE).success(), "order-service failed");
-    payment.wait_until("every new order is paid", MINUTE, |lines| {
-        count_orders(lines, PAID).len() as u64 >= NEW_ORDERS
+    payment.wait_until("every new order is paid, every redelivered one found", MINUTE, |lines| {
+        new_paid(lines) as u64 >= NEW_ORDERS
+            && count_orders(lines, "🔁 Order ").len() >= history.uncommitted.len()
     });
     let peak_rss_mib = payment.peak_rss_kib() as f64 / 1024.0;
     payment.stop_gracefully(MINUTE);
