@@ -3,21 +3,22 @@
 //! and the same as one JSON line.
 //!
 //! How to read the lines of the faults that make zombies and slow the network:
-//! `pause: payment-service #2 SIGSTOPped 15 s, then SIGCONT` froze that
-//! instance past the session timeout (10 s): its group handed its partitions to
-//! the others, and it woke still holding their events; `cut: ... network cut
-//! 20 s, then restored` did the same by pulling its host's link, every packet
-//! dropped silently (each ends `: a zombie` when the instance was put out of
-//! its group meanwhile: its session timed out, or the others were given
-//! partitions while it was silent; `: kept its partitions` if not); `slow: ... +200 ms each way` delayed every chunk to and
-//! from the broker in the proxy all clients go through; `churn: N started, N
-//! Ctrl-C, N SIGKILL over 30 s` started and stopped instances of its own every
-//! 1-4 s. For these, "recovered after" runs from the fault's start to the first
-//! email after it was healed. The figures then say what the store fenced off:
-//! `charged twice` (a payment event unlike its order's charge record: must be 0),
-//! `identical copies` (a zombie or a redelivery publishing the recorded event
-//! again: allowed), `in doubt` (an email whose claim was taken over from an
-//! instance that may have sent it: the only emails that may go out twice).
+//! `pause: payment-service #2 SIGSTOPped 15 s, then SIGCONT` froze that instance
+//! past the session timeout (10 s): its group handed its partitions to the others,
+//! and it woke still holding their events; `cut: ... network cut 20 s, then
+//! restored` did the same by pulling its host's link, every packet dropped silently
+//! (each ends `: a zombie` when the instance was put out of its group meanwhile:
+//! its session timed out, or the others were given partitions while it was silent;
+//! `: no zombie` if not, e.g. when it held no partitions as it struck, in the midst
+//! of a rebalance); `slow: ... +200 ms each way` delayed every chunk to and from
+//! the broker in the proxy all clients go through; `churn: N started, N Ctrl-C, N
+//! SIGKILL over 30 s` started and stopped instances of its own every 1-4 s. For
+//! these, "recovered after" runs from the fault's start to the first email after it
+//! was healed. The figures then say what the store fenced off: `charged twice` (a
+//! payment event unlike its order's charge record: must be 0), `identical copies`
+//! (a zombie or a redelivery publishing the recorded event again: allowed), `in
+//! doubt` (an email whose claim was taken over from an instance that may have sent
+//! it: the only emails that may go out twice).
 
 use crate::invariants::Outcome;
 use crate::storm::Fault;
@@ -40,7 +41,7 @@ impl Struck {
     pub fn describe(&self) -> String {
         match self.zombie {
             Some(true) => format!("{}: a zombie", self.fault.describe()),
-            Some(false) => format!("{}: kept its partitions", self.fault.describe()),
+            Some(false) => format!("{}: no zombie", self.fault.describe()),
             None => self.fault.describe(),
         }
     }
@@ -109,7 +110,7 @@ impl Report {
         );
         for check in &o.checks {
             let verdict = if check.holds { "HOLDS" } else { "BROKEN" };
-            let _ = writeln!(out, "  {verdict:<6}  {:<54} {}", check.name, check.detail);
+            let _ = writeln!(out, "  {verdict:<6}  {:<55} {}", check.name, check.detail);
         }
         let broken: Vec<&str> = o.checks.iter().filter(|c| !c.holds).map(|c| c.name).collect();
         if broken.is_empty() {
