@@ -72,9 +72,16 @@ pub fn observe(broker: &Broker, pipeline: &Pipeline, poison: &[Poison]) -> Obser
         }
     }
     let mut store_errors = Vec::new();
-    let charges = read_store(&store_path(&broker.address, "payment-service"), harness::store::charges, &mut store_errors);
-    let email_records =
-        read_store(&store_path(&broker.address, "notification-service"), harness::store::emails, &mut store_errors);
+    let charges = read_store(
+        &store_path(&broker.address, "payment-service"),
+        harness::store::charges,
+        &mut store_errors,
+    );
+    let email_records = read_store(
+        &store_path(&broker.address, "notification-service"),
+        harness::store::emails,
+        &mut store_errors,
+    );
     let mut emails: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
     for line in &pipeline.notification_lines() {
         let Some(id) = EMAILED.iter().find_map(|marker| order_after(line, marker)) else { continue };
@@ -139,15 +146,19 @@ pub fn check(seen: &Observed, orders: u64, drain: Drain, not_stopped: &[String])
     let settled = drain != Drain::TimedOut;
     let some = |ids: &[u64]| format!("{:?}", &ids[..ids.len().min(10)]);
     let status = |id: &u64| match seen.charges.get(id) {
-        Some(charge) => Some(if charge.outcome == "declined" { Status::PaymentFailed } else { Status::PaymentSuccessful }),
+        Some(charge) => {
+            Some(if charge.outcome == "declined" { Status::PaymentFailed } else { Status::PaymentSuccessful })
+        }
         None => seen.payments.get(id).and_then(|p| p.first()).map(|(_, p)| p.status),
     };
     let paid = seen.created.iter().filter(|id| status(id) == Some(Status::PaymentSuccessful)).count();
     let declined = seen.created.iter().filter(|id| status(id) == Some(Status::PaymentFailed)).count();
 
     // Charges: one record per created order, every copy of its event the record's.
-    let not_charged: Vec<u64> = seen.created.iter().filter(|id| !seen.charges.contains_key(id)).copied().collect();
-    let no_event: Vec<u64> = seen.created.iter().filter(|id| !seen.payments.contains_key(id)).copied().collect();
+    let not_charged: Vec<u64> =
+        seen.created.iter().filter(|id| !seen.charges.contains_key(id)).copied().collect();
+    let no_event: Vec<u64> =
+        seen.created.iter().filter(|id| !seen.payments.contains_key(id)).copied().collect();
     let charged_twice: Vec<u64> = seen
         .payments
         .iter()
@@ -171,8 +182,10 @@ pub fn check(seen: &Observed, orders: u64, drain: Drain, not_stopped: &[String])
     let not_emailed: Vec<u64> = seen.created.iter().filter(|id| emailed_count(id) == 0).copied().collect();
     // Recorded as sent, yet no process logged the email: its line went with a
     // SIGKILLed process (written out every 100 ms), and nobody sends it again.
-    let sent_unlogged = not_emailed.iter().filter(|id| seen.email_records.get(id).is_some_and(|e| e.sent)).count();
-    let emailed_twice: Vec<u64> = seen.emails.iter().filter(|(_, e)| e.len() > 1).map(|(id, _)| *id).collect();
+    let sent_unlogged =
+        not_emailed.iter().filter(|id| seen.email_records.get(id).is_some_and(|e| e.sent)).count();
+    let emailed_twice: Vec<u64> =
+        seen.emails.iter().filter(|(_, e)| e.len() > 1).map(|(id, _)| *id).collect();
     let twice_not_in_doubt: Vec<u64> = emailed_twice.iter().filter(|id| !in_doubt(id)).copied().collect();
     let emails_in_doubt = seen.email_records.values().filter(|email| email.in_doubt > 0).count();
 

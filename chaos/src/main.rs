@@ -107,7 +107,9 @@ fn main() -> ExitCode {
                     Fault::StopBroker { .. } | Fault::KillBroker { .. } => broker.restart(),
                     Fault::Poison(_) => {}
                     Fault::Pause { instance, .. } => pipeline.resume(instance.kind, instance.number),
-                    Fault::Cut { instance, .. } => network.restore(pipeline.host(instance.kind, instance.number)),
+                    Fault::Cut { instance, .. } => {
+                        network.restore(pipeline.host(instance.kind, instance.number))
+                    }
                     Fault::Slow { .. } => proxy.set_delay(Duration::ZERO),
                     Fault::Churn { .. } => {}
                 }
@@ -129,7 +131,12 @@ fn main() -> ExitCode {
     let mut struck: Vec<Struck> = plan
         .into_iter()
         .enumerate()
-        .map(|(i, planned)| Struck { at_ms: at_ms[i], over_ms: over_ms[i], fault: planned.fault, zombie: None })
+        .map(|(i, planned)| Struck {
+            at_ms: at_ms[i],
+            over_ms: over_ms[i],
+            fault: planned.fault,
+            zombie: None,
+        })
         .collect();
 
     println!(
@@ -141,7 +148,8 @@ fn main() -> ExitCode {
     let stopped = pipeline.stop();
     for struck in &mut struck {
         if let Fault::Pause { instance, .. } | Fault::Cut { instance, .. } = struck.fault {
-            struck.zombie = Some(pipeline.made_zombie(instance.kind, instance.number, struck.at_ms, struck.over_ms));
+            struck.zombie =
+                Some(pipeline.made_zombie(instance.kind, instance.number, struck.at_ms, struck.over_ms));
         }
     }
     let observed = invariants::observe(&broker, &pipeline, &poison);
@@ -172,7 +180,8 @@ static WAKE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1
 extern "C" fn on_signal(_: std::ffi::c_int) {
     let fd = WAKE.load(std::sync::atomic::Ordering::SeqCst);
     // SAFETY: the pipe's write end lives as long as the process (leaked on purpose).
-    let _ = nix::unistd::write(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }, &[1]); // async-signal-safe
+    let _ = nix::unistd::write(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }, &[1]);
+    // async-signal-safe
 }
 
 /// On Ctrl-C (or SIGTERM, SIGHUP), which stops the process without unwinding:

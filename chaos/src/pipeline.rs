@@ -106,7 +106,8 @@ impl Pipeline {
         let seed = (self.seed.wrapping_add(self.started)).to_string();
         // Odd instances crash by panicking, even ones by returning errors.
         let mode = if self.started % 2 == 1 { "panic" } else { "error" };
-        let mut args = vec!["--seed", &seed, "--crash-rate", CRASH_RATE, "--crash-actor", "any", "--crash-mode", mode];
+        let mut args =
+            vec!["--seed", &seed, "--crash-rate", CRASH_RATE, "--crash-actor", "any", "--crash-mode", mode];
         args.extend(["--broker-wait-secs", "0"]);
         if kind == Kind::Payment {
             args.extend(["--decline-rate", DECLINE_RATE]);
@@ -158,8 +159,10 @@ impl Pipeline {
             (line.contains("session timed out") || line.contains("AssignmentLost")) && at(line) >= from_ms
         });
         let all = self.instances.iter().flatten().chain(self.churned.iter().flatten());
-        let mut others =
-            all.chain(&self.interrupted).chain(&self.retired).filter(|s| s.name == kind.name() && s.pid() != target.pid());
+        let mut others = all
+            .chain(&self.interrupted)
+            .chain(&self.retired)
+            .filter(|s| s.name == kind.name() && s.pid() != target.pid());
         lost || others.any(|other| {
             other.lines().iter().any(|line| {
                 line.contains("partitions assigned") && at(line) > from_ms + 1000 && at(line) <= to_ms
@@ -209,7 +212,8 @@ impl Pipeline {
     /// Every notification-service process, running or not.
     fn notifications(&self) -> impl Iterator<Item = &Service> {
         let kind = Kind::Notification.index();
-        let retired = self.retired.iter().chain(&self.interrupted).filter(|s| s.name == Kind::Notification.name());
+        let retired =
+            self.retired.iter().chain(&self.interrupted).filter(|s| s.name == Kind::Notification.name());
         self.instances[kind].iter().chain(&self.churned[kind]).chain(retired)
     }
 
@@ -280,7 +284,9 @@ impl Pipeline {
                 .filter(|l| l.contains("(injected fault: "))
                 .count()
         };
-        ["order-service", "payment-service", "notification-service"].map(|name| (name, crashes(name))).to_vec()
+        ["order-service", "payment-service", "notification-service"]
+            .map(|name| (name, crashes(name)))
+            .to_vec()
     }
 }
 

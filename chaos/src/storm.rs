@@ -88,10 +88,18 @@ impl Fault {
                 let kinds: Vec<&str> = records.iter().map(|p| p.kind).collect();
                 format!("{} poison records: {}", records.len(), kinds.join(", "))
             }
-            Fault::Pause { instance, length } => format!("pause: {instance} SIGSTOPped {:.0} s, then SIGCONT", s(length)),
-            Fault::Cut { instance, length } => format!("cut: {instance}'s network cut {:.0} s, then restored", s(length)),
+            Fault::Pause { instance, length } => {
+                format!("pause: {instance} SIGSTOPped {:.0} s, then SIGCONT", s(length))
+            }
+            Fault::Cut { instance, length } => {
+                format!("cut: {instance}'s network cut {:.0} s, then restored", s(length))
+            }
             Fault::Slow { delay, length } => {
-                format!("slow: every connection to the broker +{} ms each way for {:.0} s", delay.as_millis(), s(length))
+                format!(
+                    "slow: every connection to the broker +{} ms each way for {:.0} s",
+                    delay.as_millis(),
+                    s(length)
+                )
             }
             Fault::Churn { length, moves } => {
                 let count = |what: fn(&ChurnAction) -> bool| moves.iter().filter(|m| what(&m.action)).count();
@@ -117,7 +125,9 @@ impl Fault {
         match self {
             Fault::Kill { down, .. } | Fault::StopBroker { down } | Fault::KillBroker { down } => Some(*down),
             Fault::Poison(_) => None,
-            Fault::Pause { length, .. } | Fault::Cut { length, .. } | Fault::Slow { length, .. } => Some(*length),
+            Fault::Pause { length, .. } | Fault::Cut { length, .. } | Fault::Slow { length, .. } => {
+                Some(*length)
+            }
             Fault::Churn { length, .. } => Some(*length),
         }
     }
@@ -211,7 +221,11 @@ fn churn(rng: &mut SmallRng) -> Vec<Move> {
         } else {
             running[k] -= 1;
             let n = rng.gen_range(0..=running[k]);
-            if rng.gen_bool(0.5) { ChurnAction::Interrupt(n) } else { ChurnAction::Kill(n) }
+            if rng.gen_bool(0.5) {
+                ChurnAction::Interrupt(n)
+            } else {
+                ChurnAction::Kill(n)
+            }
         };
         moves.push(Move { after, kind, action });
     }
@@ -223,7 +237,8 @@ pub fn timeline(plan: &[Planned]) -> Vec<(Duration, Action)> {
     for (i, planned) in plan.iter().enumerate() {
         actions.push((planned.at, Action::Strike(i)));
         if let Fault::Churn { moves, .. } = &planned.fault {
-            actions.extend(moves.iter().enumerate().map(|(m, mv)| (planned.at + mv.after, Action::Churn(i, m))));
+            actions
+                .extend(moves.iter().enumerate().map(|(m, mv)| (planned.at + mv.after, Action::Churn(i, m))));
         }
         if let Some(length) = planned.fault.length() {
             actions.push((planned.at + length, Action::Heal(i)));
@@ -261,7 +276,12 @@ mod tests {
             let storm = plan(seed);
             let short: Vec<&Planned> = storm
                 .iter()
-                .filter(|p| matches!(p.fault, Fault::Kill { .. } | Fault::StopBroker { .. } | Fault::KillBroker { .. }))
+                .filter(|p| {
+                    matches!(
+                        p.fault,
+                        Fault::Kill { .. } | Fault::StopBroker { .. } | Fault::KillBroker { .. }
+                    )
+                })
                 .collect();
             for pair in short.windows(2) {
                 assert!(pair[0].at + pair[0].fault.length().unwrap() < pair[1].at, "seed {seed}");
@@ -273,7 +293,8 @@ mod tests {
     fn a_churn_stops_only_what_it_started_and_pauses_and_cuts_hit_both_services() {
         for seed in 0..50 {
             let storm = plan(seed);
-            let Some(Fault::Churn { moves, .. }) = storm.iter().map(|p| &p.fault).find(|f| matches!(f, Fault::Churn { .. }))
+            let Some(Fault::Churn { moves, .. }) =
+                storm.iter().map(|p| &p.fault).find(|f| matches!(f, Fault::Churn { .. }))
             else {
                 panic!("no churn")
             };

@@ -10,8 +10,8 @@
 pub mod history;
 pub mod logline;
 pub mod netns;
-pub mod proxy;
 pub mod postgres;
+pub mod proxy;
 pub mod scrape;
 mod security;
 pub mod store;
@@ -296,7 +296,10 @@ fn nisshi() -> PathBuf {
 }
 
 pub(crate) fn free_port_on(ip: Ipv4Addr) -> u16 {
-    TcpListener::bind((ip, 0)).and_then(|l| l.local_addr()).unwrap_or_else(|e| panic!("no free port on {ip}: {e}")).port()
+    TcpListener::bind((ip, 0))
+        .and_then(|l| l.local_addr())
+        .unwrap_or_else(|e| panic!("no free port on {ip}: {e}"))
+        .port()
 }
 
 /// The log lines of a running service, shared with the thread that reads them.

@@ -51,8 +51,12 @@ impl Network {
         let prefix = format!("pl{}{letter}", std::process::id());
         remove_matching(&prefix); // a crashed earlier process of this id
         let subnet = free_subnet(std::process::id() * 26 + n);
-        let network =
-            Network { bridge: format!("{prefix}b"), prefix: prefix.clone(), subnet, hosts: Mutex::new(Vec::new()) };
+        let network = Network {
+            bridge: format!("{prefix}b"),
+            prefix: prefix.clone(),
+            subnet,
+            hosts: Mutex::new(Vec::new()),
+        };
         LIVE.lock().unwrap_or_else(PoisonError::into_inner).push(prefix);
         let bridge = network.bridge.as_str();
         let address = format!("{}/24", network.bridge_ip());
@@ -128,7 +132,9 @@ impl Host {
     /// reachable from it: listening (or its proxy) on the network's bridge.
     pub fn start(&self, name: &str, broker: &crate::Broker, args: &[&str]) -> crate::Service {
         let on_bridge = |address: &str| {
-            address.parse::<std::net::SocketAddrV4>().is_ok_and(|a| a.ip().octets()[..3] == self.ip.octets()[..3])
+            address
+                .parse::<std::net::SocketAddrV4>()
+                .is_ok_and(|a| a.ip().octets()[..3] == self.ip.octets()[..3])
         };
         assert!(
             on_bridge(&broker.address),
@@ -151,7 +157,8 @@ pub fn remove_all() {
 
 fn assert_root() {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let euid = status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|ids| ids.split_whitespace().nth(1));
+    let euid =
+        status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|ids| ids.split_whitespace().nth(1));
     assert!(
         euid == Some("0"),
         "network faults need root (network namespaces, a bridge, veth pairs): run as root (effective uid {})",

@@ -52,7 +52,8 @@ impl Shared {
 impl Proxy {
     /// A proxy listening on a free port of `ip`, forwarding to `target`, with no delay.
     pub fn start(ip: IpAddr, target: SocketAddr) -> Proxy {
-        let listener = TcpListener::bind((ip, 0)).unwrap_or_else(|e| panic!("the proxy cannot listen on {ip}: {e}"));
+        let listener =
+            TcpListener::bind((ip, 0)).unwrap_or_else(|e| panic!("the proxy cannot listen on {ip}: {e}"));
         let address = listener.local_addr().expect("the proxy's address");
         let shared = Arc::new(Shared::default());
         let acceptor = {

@@ -138,7 +138,8 @@ fn instances_cut_off_from_the_broker_charge_and_email_nothing_twice() {
     let network = Network::new();
     let broker = Broker::start_on(network.bridge_ip());
     let (payment_host, notification_host) = (network.add_host(), network.add_host());
-    let cut_payment = payment_host.start("payment-service", &broker, &["--decline-rate", "0.5", "--seed", "2"]);
+    let cut_payment =
+        payment_host.start("payment-service", &broker, &["--decline-rate", "0.5", "--seed", "2"]);
     let cut_notification = notification_host.start("notification-service", &broker, &["--seed", "4"]);
     let mut services = vec![
         start("payment-service", &broker, 1),
@@ -147,7 +148,9 @@ fn instances_cut_off_from_the_broker_charge_and_email_nothing_twice() {
         cut_notification,
     ];
     let mut orders = start_orders(&broker);
-    services[1].wait_until("it pays orders", MINUTE, |lines| lines.iter().filter(|l| l.contains(PAID)).count() >= 50);
+    services[1].wait_until("it pays orders", MINUTE, |lines| {
+        lines.iter().filter(|l| l.contains(PAID)).count() >= 50
+    });
     services[3].wait_until("it emails customers", MINUTE, |lines| emailed(lines).len() >= 50);
 
     let since = [services[0].lines().len(), services[2].lines().len()];
@@ -210,7 +213,8 @@ fn instances_started_and_stopped_every_few_seconds_charge_and_email_nothing_twic
         started += 1;
         start(name, &broker, started)
     };
-    let mut alive: [Vec<Service>; 2] = [vec![next(names[0]), next(names[0])], vec![next(names[1]), next(names[1])]];
+    let mut alive: [Vec<Service>; 2] =
+        [vec![next(names[0]), next(names[0])], vec![next(names[1]), next(names[1])]];
     let (mut interrupted, mut killed) = (Vec::new(), Vec::new());
     let mut orders = start_orders(&broker);
     alive[1][0].wait_until("the first email", MINUTE, |lines| !emailed(lines).is_empty());
@@ -240,7 +244,11 @@ fn instances_started_and_stopped_every_few_seconds_charge_and_email_nothing_twic
         let status = service.wait_exit(MINUTE);
         assert!(status.success(), "{} {} exited with {status} after Ctrl-C", service.name, service.pid());
     }
-    assert!(interrupted.len() + killed.len() >= 3, "the churn stopped only {} instances", interrupted.len() + killed.len());
+    assert!(
+        interrupted.len() + killed.len() >= 3,
+        "the churn stopped only {} instances",
+        interrupted.len() + killed.len()
+    );
     let retired: Vec<Service> = interrupted.into_iter().chain(killed).collect();
     let mut running: Vec<Service> = alive.into_iter().flatten().collect();
     finish(&broker, &mut orders, &mut running, &retired);
