@@ -13,10 +13,11 @@
 //! The fair ceiling (`Setup::stores`) writes the services' rows besides, each
 //! stage to a store of its own (`common::store`, a fresh SQLite file), as the
 //! services do: the passthrough records each order's charge and produces the
-//! recorded payment event once the store has answered; the sink claims each
-//! email, "sends" it (notes the order's arrival) and records it as sent, and
-//! stores the offset only once that record is answered. Both keep up to
-//! `max_in_flight` records outstanding, so the store's writer batches them.
+//! recorded payment event once the store has answered (on a task of its own,
+//! not the store's thread); the sink claims each email, "sends" it (notes the
+//! order's arrival) and records it as sent, and stores the offset only once
+//! that record is answered. Both keep up to `max_in_flight` records
+//! outstanding, so the store's writer batches them.
 
 use crate::clients::{self, CeilingConsumer, Settings};
 use crate::measure::Sample;
@@ -302,25 +303,46 @@ impl Stage {
     }
 }
 
+/// A recorded payment event to produce, and whom to hand its delivery.
+struct Recorded {
+    key: String,
+    event: Vec<u8>,
+    answered: oneshot::Sender<Result<Option<DeliveryFuture>, String>>,
+}
+
 /// The passthrough's handling of an order: its payment produced to `topic`, at
 /// once, or (with a store) once its charge is recorded, the recorded event.
+///
+/// The store's writer only hands its answers over, to a task that produces
+/// them, as payment-service's writer hands them to its actor: producing on the
+/// writer's thread would slow every batch after it.
 fn pay(
     producer: FutureProducer,
     topic: &str,
     store: Option<Store>,
 ) -> impl FnMut(Option<&[u8]>) -> Result<Effect, String> {
     let topic: Arc<str> = topic.into();
+    let store = store.map(|store| {
+        let (publish, mut recorded) = mpsc::unbounded_channel::<Recorded>();
+        let (producer, topic) = (producer.clone(), topic.clone());
+        tokio::spawn(async move {
+            while let Some(Recorded { key, event, answered }) = recorded.recv().await {
+                let _ = answered.send(produce(&producer, &topic, &key, &event).map(Some));
+            }
+        });
+        (store, publish)
+    });
     move |payload| {
         let order = OrderEvent::decode(payload, &[Status::Created])
             .map_err(|invalid| format!("read a bad order: {invalid}"))?;
         let (order_id, user_id, amount) = (order.order_id, order.user_id, order.amount);
         let payment = OrderEvent { status: Status::PaymentSuccessful, ..order };
         let (key, decided) = (payment.key(), payment.encode());
-        let Some(store) = &store else {
+        let Some((store, publish)) = &store else {
             return produce(&producer, &topic, &key, &decided).map(Effect::Delivery);
         };
         let (answered, answer) = oneshot::channel();
-        let (producer, topic) = (producer.clone(), topic.clone());
+        let publish = publish.clone();
         let charge = Charge { order_id, user_id, amount, declined: None, event: decided.clone() };
         store.charge(
             charge,
@@ -329,7 +351,7 @@ fn pay(
                     ChargeVerdict::Recorded => decided,
                     ChargeVerdict::Found(recorded) => recorded.event,
                 };
-                let _ = answered.send(produce(&producer, &topic, &key, &event).map(Some));
+                let _ = publish.send(Recorded { key, event, answered });
             }),
         );
         Ok(Effect::Answer(answer))
