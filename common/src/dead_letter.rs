@@ -19,7 +19,13 @@ pub struct Source<'a> {
 
 /// The dead letter of the record `key`/`payload` read at `source`, refused
 /// because of `why`; `ticket` completes once the broker has it.
-pub fn dead_letter(source: &Source<'_>, key: Option<Vec<u8>>, payload: &[u8], why: String, ticket: Ticket) -> Publish {
+pub fn dead_letter(
+    source: &Source<'_>,
+    key: Option<Vec<u8>>,
+    payload: &[u8],
+    why: String,
+    ticket: Ticket,
+) -> Publish {
     let mut headers = vec![
         ("dlq.error", why),
         ("dlq.source.topic", source.topic.to_string()),

@@ -435,7 +435,7 @@ pub fn reader(client: &ClientConfig, group: &str) -> Result<Reader, String> {
 }
 
 /// How many partitions `topic` has. Blocking.
-pub fn partition_count(reader: &Reader, topic: &str) -> Result<i32, String> {
+fn partition_count(reader: &Reader, topic: &str) -> Result<i32, String> {
     let metadata = reader
         .fetch_metadata(Some(topic), READ_TIMEOUT)
         .map_err(|e| format!("cannot read the metadata of {topic}: {e}"))?;

@@ -24,36 +24,34 @@ pub struct Email {
     pub in_doubt: u32,
 }
 
-fn open(path: &Path) -> Connection {
-    Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .unwrap_or_else(|e| panic!("cannot open the store {}: {e}", path.display()))
+/// Every row `sql` selects from the store at `path`, each made by `row`.
+fn rows<K: Ord, V>(
+    path: &Path,
+    sql: &str,
+    row: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<(K, V)>,
+) -> BTreeMap<K, V> {
+    let store = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .unwrap_or_else(|e| panic!("cannot open the store {}: {e}", path.display()));
+    let mut select =
+        store.prepare(sql).unwrap_or_else(|e| panic!("{}: cannot run {sql:?}: {e}", path.display()));
+    let rows =
+        select.query_map([], row).unwrap_or_else(|e| panic!("{}: cannot run {sql:?}: {e}", path.display()));
+    rows.map(|row| row.unwrap_or_else(|e| panic!("{}: a row of {sql:?}: {e}", path.display()))).collect()
 }
 
 /// Every charge recorded in the payment store at `path`, by order id.
 pub fn charges(path: &Path) -> BTreeMap<u64, Charge> {
-    let store = open(path);
-    let mut rows = store
-        .prepare("SELECT order_id, outcome, event, charged_by FROM payments")
-        .unwrap_or_else(|e| panic!("{} has no payments table: {e}", path.display()));
-    let rows = rows
-        .query_map([], |row| {
-            let charge = Charge { outcome: row.get(1)?, event: row.get(2)?, charged_by: row.get(3)? };
-            Ok((row.get::<_, i64>(0)? as u64, charge))
-        })
-        .expect("payments are readable");
-    rows.map(|row| row.expect("a payment row")).collect()
+    rows(path, "SELECT order_id, outcome, event, charged_by FROM payments", |row| {
+        let charge = Charge { outcome: row.get(1)?, event: row.get(2)?, charged_by: row.get(3)? };
+        Ok((row.get::<_, i64>(0)? as u64, charge))
+    })
 }
 
 /// Every email recorded in the notification store at `path`, by order id.
 pub fn emails(path: &Path) -> BTreeMap<u64, Email> {
-    let store = open(path);
-    let mut rows = store
-        .prepare("SELECT order_id, sent_at_ms IS NOT NULL, in_doubt FROM emails")
-        .unwrap_or_else(|e| panic!("{} has no emails table: {e}", path.display()));
-    let rows = rows
-        .query_map([], |row| Ok((row.get::<_, i64>(0)? as u64, Email { sent: row.get(1)?, in_doubt: row.get(2)? })))
-        .expect("emails are readable");
-    rows.map(|row| row.expect("an email row")).collect()
+    rows(path, "SELECT order_id, sent_at_ms IS NOT NULL, in_doubt FROM emails", |row| {
+        Ok((row.get::<_, i64>(0)? as u64, Email { sent: row.get(1)?, in_doubt: row.get(2)? }))
+    })
 }
 
 /// What a run did to each order, read from the topics, the stores and the emails.
@@ -92,7 +90,8 @@ impl Outcome {
         let mut copies: BTreeMap<u64, usize> = BTreeMap::new();
         for (order_id, payload) in payment_events {
             *copies.entry(*order_id).or_default() += 1;
-            let same = charges.get(order_id).is_some_and(|charge| charge.event.as_bytes() == payload.as_slice());
+            let same =
+                charges.get(order_id).is_some_and(|charge| charge.event.as_bytes() == payload.as_slice());
             if !same && !outcome.inconsistent_events.contains(order_id) {
                 outcome.inconsistent_events.push(*order_id);
             }

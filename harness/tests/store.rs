@@ -26,7 +26,13 @@ fn ask<T: Send + 'static>(request: impl FnOnce(Box<dyn FnOnce(T) + Send>)) -> T 
 
 fn charge(order_id: u64, declined: Option<&str>) -> Charge {
     let event = format!("{{\"order_id\":{order_id},\"declined\":{declined:?}}}");
-    Charge { order_id, user_id: 7, amount: 12.5, declined: declined.map(str::to_string), event: event.into_bytes() }
+    Charge {
+        order_id,
+        user_id: 7,
+        amount: 12.5,
+        declined: declined.map(str::to_string),
+        event: event.into_bytes(),
+    }
 }
 
 /// Plays both stores' rules with two instances; `lapse` makes the claim on an
@@ -47,14 +53,20 @@ fn fences(url: StoreUrl, lapse: impl Fn(u64)) {
     assert_eq!(ask(|reply| a.claim_email(7, true, reply)), EmailVerdict::Claimed, "a's claim is still a's");
     assert_eq!(ask(|reply| b.claim_email(7, false, reply)), EmailVerdict::Busy { claimed_by: "a#1".into() });
     lapse(7);
-    assert_eq!(ask(|reply| b.claim_email(7, false, reply)), EmailVerdict::TakenOver { claimed_by: "a#1".into() });
+    assert_eq!(
+        ask(|reply| b.claim_email(7, false, reply)),
+        EmailVerdict::TakenOver { claimed_by: "a#1".into() }
+    );
     assert_eq!(
         ask(|reply| a.claim_email(7, true, reply)),
         EmailVerdict::ClaimedElsewhere { claimed_by: "b#2".into() },
         "a, back, finds its claim taken over and does not send"
     );
     ask(|reply| b.email_sent(7, reply));
-    assert_eq!(ask(|reply| a.claim_email(7, false, reply)), EmailVerdict::AlreadySent { sent_by: "b#2".into() });
+    assert_eq!(
+        ask(|reply| a.claim_email(7, false, reply)),
+        EmailVerdict::AlreadySent { sent_by: "b#2".into() }
+    );
     assert_eq!(ask(|reply| a.claim_email(8, false, reply)), EmailVerdict::Claimed);
 }
 
@@ -65,8 +77,11 @@ fn sqlite_fences_a_second_writer() {
     let path = dir.join("store.db");
     let lapse = |order_id: u64| {
         let db = rusqlite::Connection::open(&path).expect("the store opens");
-        db.execute("UPDATE emails SET claimed_at_ms = claimed_at_ms - 60000 WHERE order_id = ?1", [order_id as i64])
-            .expect("the claim is made older");
+        db.execute(
+            "UPDATE emails SET claimed_at_ms = claimed_at_ms - 60000 WHERE order_id = ?1",
+            [order_id as i64],
+        )
+        .expect("the claim is made older");
     };
     fences(StoreUrl::Sqlite(path.display().to_string()), lapse);
     let emails = store::emails(&path);
@@ -80,7 +95,9 @@ fn sqlite_fences_a_second_writer() {
 fn postgres_fences_a_second_writer() {
     let postgres = Postgres::start();
     let lapse = |order_id: u64| {
-        postgres.query(&format!("UPDATE emails SET claimed_at_ms = claimed_at_ms - 60000 WHERE order_id = {order_id}"));
+        postgres.query(&format!(
+            "UPDATE emails SET claimed_at_ms = claimed_at_ms - 60000 WHERE order_id = {order_id}"
+        ));
     };
     fences(StoreUrl::parse(&postgres.url()).expect("a store URL"), lapse);
     assert_eq!(postgres.query("SELECT in_doubt, sent_by FROM emails WHERE order_id = 7"), "1|b#2");
@@ -89,7 +106,9 @@ fn postgres_fences_a_second_writer() {
 
 /// The charges PostgreSQL holds, read with psql.
 fn charges(postgres: &Postgres) -> BTreeMap<u64, store::Charge> {
-    let rows = postgres.query("SELECT order_id || E'\\t' || outcome || E'\\t' || charged_by || E'\\t' || event FROM payments");
+    let rows = postgres.query(
+        "SELECT order_id || E'\\t' || outcome || E'\\t' || charged_by || E'\\t' || event FROM payments",
+    );
     rows.lines()
         .map(|row| {
             let mut fields = row.splitn(4, '\t');
@@ -106,7 +125,8 @@ fn emails(postgres: &Postgres) -> BTreeMap<u64, store::Email> {
     rows.lines()
         .map(|row| {
             let fields: Vec<&str> = row.split('|').collect();
-            let email = store::Email { sent: fields[1] == "t", in_doubt: fields[2].parse().expect("a count") };
+            let email =
+                store::Email { sent: fields[1] == "t", in_doubt: fields[2].parse().expect("a count") };
             (fields[0].parse().expect("an order id"), email)
         })
         .collect()
@@ -123,10 +143,13 @@ fn the_pipeline_on_postgres_waits_out_the_store_going_away() {
     let url = postgres.url();
     let store = ["--store", url.as_str(), "--decline-rate", "0.5"];
     let seeded = |seed: &'static str| [&store[..], &["--seed", seed]].concat();
-    let mut payments =
-        [Service::start("payment-service", &broker, &seeded("1")), Service::start("payment-service", &broker, &seeded("2"))];
+    let mut payments = [
+        Service::start("payment-service", &broker, &seeded("1")),
+        Service::start("payment-service", &broker, &seeded("2")),
+    ];
     let mut notification = Service::start("notification-service", &broker, &["--store", &url]);
-    let mut orders = Service::start("order-service", &broker, &["--count", &ORDERS.to_string(), "--rate", "100"]);
+    let mut orders =
+        Service::start("order-service", &broker, &["--count", &ORDERS.to_string(), "--rate", "100"]);
     notification.wait_until("300 orders are emailed", MINUTE, |lines| emailed(lines).len() >= 300);
     postgres.stop();
     notification.wait_until("it says the store is away", MINUTE, |lines| {
@@ -137,8 +160,12 @@ fn the_pipeline_on_postgres_waits_out_the_store_going_away() {
         lines.iter().any(|l| l.contains("is unavailable"))
     });
     postgres.resume();
-    notification.wait_until("every order is emailed", 3 * MINUTE, |lines| emailed(lines).len() as u64 >= ORDERS);
-    assert!(emailed_while_away < ORDERS as usize, "the store went away after the last email: nothing was tested");
+    notification
+        .wait_until("every order is emailed", 3 * MINUTE, |lines| emailed(lines).len() as u64 >= ORDERS);
+    assert!(
+        emailed_while_away < ORDERS as usize,
+        "the store went away after the last email: nothing was tested"
+    );
     assert!(orders.wait_exit(MINUTE).success(), "order-service failed");
     for payment in &mut payments {
         payment.stop_gracefully(MINUTE);
@@ -196,8 +223,10 @@ fn an_order_id_recorded_for_another_order_is_dead_lettered_as_a_conflict() {
     let order: serde_json::Value = serde_json::from_str(&original).expect("an order");
     let order_id = order["order_id"].as_u64().expect("an order id");
     let other = format!(r#"{{"order_id":{order_id},"user_id":999999,"amount":1.5,"status":"created"}}"#);
-    let producer: BaseProducer =
-        rdkafka::ClientConfig::new().set("bootstrap.servers", &broker.address).create().expect("a test producer");
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &broker.address)
+        .create()
+        .expect("a test producer");
     let key = order_id.to_string();
     for payload in [&other, &original] {
         producer.send(BaseRecord::to("order_topic").key(&key).payload(payload)).expect("queued");

@@ -47,7 +47,8 @@ fn a_frozen_payment_and_notification_instance_charge_and_email_nothing_twice() {
     zombie_notification.resume();
 
     assert!(orders.wait_exit(3 * MINUTE).success(), "order-service failed");
-    let all_emails = |notifications: &[Service]| notifications.iter().flat_map(Service::lines).collect::<Vec<_>>();
+    let all_emails =
+        |notifications: &[Service]| notifications.iter().flat_map(Service::lines).collect::<Vec<_>>();
     wait_until_all(&[&notifications[0], &notifications[1]], "every order is emailed", 3 * MINUTE, |lines| {
         emailed(lines).len() as u64 >= ORDERS
     });

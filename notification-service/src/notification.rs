@@ -108,7 +108,13 @@ pub struct NotificationActor {
 
 impl NotificationActor {
     pub fn new(mailer: Mailer, store: Store, dedup_capacity: usize, stats: Arc<Stats>) -> Self {
-        NotificationActor { notified: RecentIds::new(dedup_capacity), notifying: HashMap::new(), mailer, store, stats }
+        NotificationActor {
+            notified: RecentIds::new(dedup_capacity),
+            notifying: HashMap::new(),
+            mailer,
+            store,
+            stats,
+        }
     }
 
     fn received(&mut self, Process { event, ticket, .. }: &Process, ctx: &Context<Supervised<Self>>) {
@@ -199,7 +205,11 @@ impl Worker for NotificationActor {
     const NAME: &'static str = "NotificationActor";
     const ROLE: Role = Role::Domain;
 
-    fn handle(&mut self, input: &NotificationInput, ctx: &mut Context<Supervised<Self>>) -> Result<(), ActorError> {
+    fn handle(
+        &mut self,
+        input: &NotificationInput,
+        ctx: &mut Context<Supervised<Self>>,
+    ) -> Result<(), ActorError> {
         match input {
             NotificationInput::Payment(process) => self.received(process, ctx),
             NotificationInput::Claim(Claim { payment, renew }) => self.claim(payment.clone(), *renew, ctx),
@@ -212,7 +222,9 @@ impl Worker for NotificationActor {
     fn describe(input: &NotificationInput) -> String {
         match input {
             NotificationInput::Payment(process) => format!("order {}", process.event.order_id),
-            NotificationInput::Claim(claim) => format!("the claim on order {}'s email", claim.payment.order_id),
+            NotificationInput::Claim(claim) => {
+                format!("the claim on order {}'s email", claim.payment.order_id)
+            }
             NotificationInput::Claimed(claimed) => format!("the email of order {}", claimed.payment.order_id),
             NotificationInput::Recorded(order_id) => format!("the record of order {order_id}'s email"),
         }

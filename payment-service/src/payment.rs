@@ -145,10 +145,18 @@ impl PaymentActor {
             declined: payment.reason,
             event: decided.clone(),
         };
-        let paying = Paying { order: fingerprint(&order.event), ticket: order.ticket.clone(), copies: Vec::new(), others: Vec::new(), conflict: false };
+        let paying = Paying {
+            order: fingerprint(&order.event),
+            ticket: order.ticket.clone(),
+            copies: Vec::new(),
+            others: Vec::new(),
+            conflict: false,
+        };
         self.paying.insert(order_id, paying);
         let (me, order) = (ctx.address(), order.clone());
-        self.setup.store.charge(charge, Box::new(move |verdict| me.do_send(Charged { order, decided, verdict })));
+        self.setup
+            .store
+            .charge(charge, Box::new(move |verdict| me.do_send(Charged { order, decided, verdict })));
     }
 
     /// Publishes the recorded payment event of `order`, or dead-letters a conflict.
@@ -186,7 +194,8 @@ impl PaymentActor {
     /// `order` has the id of another order in the store: it is dead-lettered, not paid.
     fn conflict(&mut self, order: &Process, recorded: &RecordedCharge, acknowledgement: Ticket) {
         let event = &order.event;
-        let why = format!(
+        let why =
+            format!(
             "order {} conflicts with the charge recorded for that id by {} at {} (user {}, amount {}): this \
              one has user {}, amount {}; order ids were reused (was the broker's storage emptied?), or \
              another producer writes them",
@@ -205,7 +214,13 @@ impl PaymentActor {
         }
         let source = Source { topic: &self.setup.order_topic, partition, offset, service: "payment-service" };
         let payload = order.payload.as_deref().unwrap_or_default();
-        self.setup.producer.do_send(dead_letter(&source, Some(event.key().into_bytes()), payload, why, acknowledgement));
+        self.setup.producer.do_send(dead_letter(
+            &source,
+            Some(event.key().into_bytes()),
+            payload,
+            why,
+            acknowledgement,
+        ));
     }
 
     fn acknowledged(&mut self, origin: Origin, ctx: &Context<Supervised<Self>>) {
@@ -233,7 +248,11 @@ impl Worker for PaymentActor {
     const NAME: &'static str = "PaymentActor";
     const ROLE: Role = Role::Domain;
 
-    fn handle(&mut self, input: &PaymentInput, ctx: &mut Context<Supervised<Self>>) -> Result<(), ActorError> {
+    fn handle(
+        &mut self,
+        input: &PaymentInput,
+        ctx: &mut Context<Supervised<Self>>,
+    ) -> Result<(), ActorError> {
         match input {
             PaymentInput::Order(order) => self.received(order, ctx),
             PaymentInput::Charged(charged) => self.charged(charged, ctx),
@@ -245,7 +264,9 @@ impl Worker for PaymentActor {
     fn describe(input: &PaymentInput) -> String {
         match input {
             PaymentInput::Order(process) => format!("order {}", process.event.order_id),
-            PaymentInput::Charged(charged) => format!("the recorded charge of order {}", charged.order.event.order_id),
+            PaymentInput::Charged(charged) => {
+                format!("the recorded charge of order {}", charged.order.event.order_id)
+            }
             PaymentInput::Acknowledged(origin) => format!("the acknowledgement of {origin:?}"),
         }
     }

@@ -58,13 +58,15 @@ impl StoreUrl {
     pub fn shown(&self) -> String {
         match self {
             StoreUrl::Sqlite(path) => format!("sqlite://{path}"),
-            StoreUrl::Postgres(url) => match (url.find("://"), url.rfind('@')) {
-                (Some(scheme), Some(at)) if url[scheme + 3..at].contains(':') => {
-                    let user_end = scheme + 3 + url[scheme + 3..at].find(':').unwrap_or(0);
-                    format!("{}:******{}", &url[..user_end], &url[at..])
+            StoreUrl::Postgres(url) => {
+                // postgres://USER:PASSWORD@HOST...: the password is between the first ':' after
+                // the scheme and the last '@'.
+                let credentials = url.find("://").map(|scheme| scheme + 3).zip(url.rfind('@'));
+                match credentials.and_then(|(start, at)| Some((start + url.get(start..at)?.find(':')?, at))) {
+                    Some((colon, at)) => format!("{}:******{}", &url[..colon], &url[at..]),
+                    None => url.clone(),
                 }
-                _ => url.clone(),
-            },
+            }
         }
     }
 }
@@ -204,8 +206,12 @@ impl Op {
             Op::Charge { reply, verdict: Some(verdict), .. } => reply(verdict),
             Op::ClaimEmail { reply, verdict: Some(verdict), .. } => reply(verdict),
             Op::EmailSent { reply, .. } => reply(()),
-            Op::Charge { charge, .. } => log::error!(target: "store", "no verdict on the charge of order {}", charge.order_id),
-            Op::ClaimEmail { order_id, .. } => log::error!(target: "store", "no verdict on the email of order {order_id}"),
+            Op::Charge { charge, .. } => {
+                log::error!(target: "store", "no verdict on the charge of order {}", charge.order_id)
+            }
+            Op::ClaimEmail { order_id, .. } => {
+                log::error!(target: "store", "no verdict on the email of order {order_id}")
+            }
         }
     }
 }
@@ -213,8 +219,14 @@ impl Op {
 /// The statements of a transaction, in either store's SQL.
 pub(crate) trait Statements {
     /// Inserts the charge unless its order has one; whether it did.
-    fn insert_charge(&mut self, charge: &Charge, outcome: &str, event: &str, instance: &str, now_ms: i64)
-        -> Result<bool, StoreError>;
+    fn insert_charge(
+        &mut self,
+        charge: &Charge,
+        outcome: &str,
+        event: &str,
+        instance: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
     fn recorded_charge(&mut self, order_id: u64) -> Result<RecordedCharge, StoreError>;
     /// Inserts a claim on the email unless it has one; whether it did.
     fn insert_claim(&mut self, order_id: u64, instance: &str, now_ms: i64) -> Result<bool, StoreError>;
@@ -222,13 +234,23 @@ pub(crate) trait Statements {
     fn claim(&mut self, order_id: u64) -> Result<(String, i64, Option<String>), StoreError>;
     /// Makes an unsent email's claim this instance's as of now, counting it in
     /// doubt if it was another's.
-    fn take_over(&mut self, order_id: u64, instance: &str, now_ms: i64, in_doubt: bool) -> Result<(), StoreError>;
+    fn take_over(
+        &mut self,
+        order_id: u64,
+        instance: &str,
+        now_ms: i64,
+        in_doubt: bool,
+    ) -> Result<(), StoreError>;
     fn sent(&mut self, order_id: u64, instance: &str, now_ms: i64) -> Result<(), StoreError>;
 }
 
-/// Runs `op` in the transaction `tx`, filling in its answer: the same rules for
-/// both stores.
-fn apply(tx: &mut impl Statements, op: &mut Op, instance: &str, now_ms: i64) -> Result<(), StoreError> {
+/// Runs every op of `batch` in the transaction `tx`, filling in their answers:
+/// the same rules for both stores.
+fn apply(tx: &mut impl Statements, batch: &mut [Op], instance: &str, now_ms: i64) -> Result<(), StoreError> {
+    batch.iter_mut().try_for_each(|op| apply_one(tx, op, instance, now_ms))
+}
+
+fn apply_one(tx: &mut impl Statements, op: &mut Op, instance: &str, now_ms: i64) -> Result<(), StoreError> {
     match op {
         Op::Charge { charge, verdict, .. } => {
             let outcome = if charge.declined.is_some() { "declined" } else { "charged" };

@@ -22,9 +22,7 @@ impl Postgres {
 impl Backend for Postgres {
     fn run(&mut self, batch: &mut [Op], instance: &str, now_ms: i64) -> Result<(), StoreError> {
         let mut transaction = self.client.transaction()?;
-        for op in batch.iter_mut() {
-            apply(&mut transaction, op, instance, now_ms)?;
-        }
+        apply(&mut transaction, batch, instance, now_ms)?;
         transaction.commit()?;
         Ok(())
     }
@@ -37,7 +35,14 @@ impl Backend for Postgres {
 }
 
 impl Statements for Transaction<'_> {
-    fn insert_charge(&mut self, charge: &Charge, outcome: &str, event: &str, instance: &str, now_ms: i64) -> Result<bool, StoreError> {
+    fn insert_charge(
+        &mut self,
+        charge: &Charge,
+        outcome: &str,
+        event: &str,
+        instance: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
         let inserted = self.execute(
             "INSERT INTO payments (order_id, user_id, amount, outcome, reason, event, charged_by, charged_at_ms)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (order_id) DO NOTHING",
@@ -85,7 +90,13 @@ impl Statements for Transaction<'_> {
         Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
     }
 
-    fn take_over(&mut self, order_id: u64, instance: &str, now_ms: i64, in_doubt: bool) -> Result<(), StoreError> {
+    fn take_over(
+        &mut self,
+        order_id: u64,
+        instance: &str,
+        now_ms: i64,
+        in_doubt: bool,
+    ) -> Result<(), StoreError> {
         self.execute(
             "UPDATE emails SET claimed_by = $2, claimed_at_ms = $3, in_doubt = in_doubt + $4 WHERE order_id = $1",
             &[&key(order_id), &instance, &now_ms, &i32::from(in_doubt)],

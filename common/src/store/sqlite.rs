@@ -27,22 +27,28 @@ impl Sqlite {
 impl Backend for Sqlite {
     fn run(&mut self, batch: &mut [Op], instance: &str, now_ms: i64) -> Result<(), StoreError> {
         let mut transaction = self.connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        for op in batch.iter_mut() {
-            apply(&mut transaction, op, instance, now_ms)?;
-        }
+        apply(&mut transaction, batch, instance, now_ms)?;
         transaction.commit()?;
         Ok(())
     }
 
     fn prune(&mut self, before_ms: i64) -> Result<u64, StoreError> {
-        let payments = self.connection.execute("DELETE FROM payments WHERE charged_at_ms < ?1", [before_ms])?;
+        let payments =
+            self.connection.execute("DELETE FROM payments WHERE charged_at_ms < ?1", [before_ms])?;
         let emails = self.connection.execute("DELETE FROM emails WHERE claimed_at_ms < ?1", [before_ms])?;
         Ok((payments + emails) as u64)
     }
 }
 
 impl Statements for Transaction<'_> {
-    fn insert_charge(&mut self, charge: &Charge, outcome: &str, event: &str, instance: &str, now_ms: i64) -> Result<bool, StoreError> {
+    fn insert_charge(
+        &mut self,
+        charge: &Charge,
+        outcome: &str,
+        event: &str,
+        instance: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
         let inserted = self
             .prepare_cached(
                 "INSERT INTO payments (order_id, user_id, amount, outcome, reason, event, charged_by, charged_at_ms)
@@ -62,8 +68,9 @@ impl Statements for Transaction<'_> {
     }
 
     fn recorded_charge(&mut self, order_id: u64) -> Result<RecordedCharge, StoreError> {
-        let mut select = self
-            .prepare_cached("SELECT user_id, amount, event, charged_by, charged_at_ms FROM payments WHERE order_id = ?1")?;
+        let mut select = self.prepare_cached(
+            "SELECT user_id, amount, event, charged_by, charged_at_ms FROM payments WHERE order_id = ?1",
+        )?;
         Ok(select.query_row([key(order_id)], |row| {
             Ok(RecordedCharge {
                 user_id: row.get::<_, i64>(0)? as u64,
@@ -86,11 +93,18 @@ impl Statements for Transaction<'_> {
     }
 
     fn claim(&mut self, order_id: u64) -> Result<(String, i64, Option<String>), StoreError> {
-        let mut select = self.prepare_cached("SELECT claimed_by, claimed_at_ms, sent_by FROM emails WHERE order_id = ?1")?;
+        let mut select =
+            self.prepare_cached("SELECT claimed_by, claimed_at_ms, sent_by FROM emails WHERE order_id = ?1")?;
         Ok(select.query_row([key(order_id)], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?)
     }
 
-    fn take_over(&mut self, order_id: u64, instance: &str, now_ms: i64, in_doubt: bool) -> Result<(), StoreError> {
+    fn take_over(
+        &mut self,
+        order_id: u64,
+        instance: &str,
+        now_ms: i64,
+        in_doubt: bool,
+    ) -> Result<(), StoreError> {
         self.prepare_cached(
             "UPDATE emails SET claimed_by = ?2, claimed_at_ms = ?3, in_doubt = in_doubt + ?4 WHERE order_id = ?1",
         )?

@@ -116,7 +116,9 @@ impl Writer {
         let Some(backend) = self.connected() else { return };
         match backend.prune(now_ms() - retention) {
             Ok(0) => {}
-            Ok(rows) => info!(target: "store", "pruned {rows} rows older than {} days", self.setup.retention_days),
+            Ok(rows) => {
+                info!(target: "store", "pruned {rows} rows older than {} days", self.setup.retention_days)
+            }
             Err(e) => warn!(target: "store", "cannot prune old rows: {e} (trying again in an hour)"),
         }
     }
