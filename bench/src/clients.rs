@@ -135,5 +135,5 @@ pub async fn create_topics(brokers: &str, topics: &[String]) -> Result<(), Strin
     }
     let flags = <Flags as clap::Parser>::try_parse_from(["ceiling", "--brokers", brokers])
         .map_err(|e| format!("the ceiling's Kafka settings: {e}"))?;
-    common::kafka::prepare(&flags.kafka, "ceiling", topics).await
+    common::topics::prepare(&flags.kafka, "ceiling", topics).await
 }

@@ -47,8 +47,32 @@ pub struct KafkaArgs {
     /// margin (20 ms was at the limit), at three-quarters of the idle cost of 5 ms (README).
     #[arg(long, default_value_t = DEFAULT_FETCH_WAIT_MS, value_parser = clap::value_parser!(u32).range(1..=60_000))]
     pub fetch_wait_ms: u32,
+    /// Partitions of each topic this service creates.
+    #[arg(long, default_value_t = DEFAULT_PARTITIONS, value_parser = clap::value_parser!(i32).range(1..=100_000))]
+    pub partitions: i32,
+    /// Replication factor of each topic this service creates: -1 takes the
+    /// broker's own default (`default.replication.factor`).
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true, value_parser = replication_factor)]
+    pub replication_factor: i32,
+    /// Whether this service creates the topics it uses that are missing; `false`
+    /// for deployments whose operators make the topics (a missing one is then an error).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub create_topics: bool,
     #[command(flatten)]
     pub client: ClientProperties,
+}
+
+/// `--partitions` unless given.
+pub const DEFAULT_PARTITIONS: i32 = 3;
+
+fn replication_factor(text: &str) -> Result<i32, String> {
+    match text.parse::<i32>() {
+        Ok(factor) if factor == -1 || (1..=i32::from(i16::MAX)).contains(&factor) => Ok(factor),
+        _ => Err(format!(
+            "{text:?} is not a replication factor: give the number of brokers that keep each \
+             partition (1 or more), or -1 for the broker's default"
+        )),
+    }
 }
 
 impl KafkaArgs {

@@ -1,4 +1,4 @@
-//! The Kafka side of a service: client settings, the startup check, topic creation,
+//! The Kafka side of a service: client settings, the clients made with them,
 //! and a client context that turns librdkafka's chatter into readable log lines.
 //!
 //! Settings follow rust-rdkafka's `at_least_once.rs`: offsets are stored by hand
@@ -9,12 +9,11 @@ use crate::config::KafkaArgs;
 use crate::producer::{Deliveries, KafkaProducer};
 use crate::stats::Stats;
 use log::{debug, info, warn};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::BorrowedMessage;
-use rdkafka::producer::{BaseProducer, Producer, ProducerContext};
+use rdkafka::producer::ProducerContext;
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use std::collections::HashMap;
@@ -22,18 +21,11 @@ use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// Partitions of every topic we create.
-pub const PARTITIONS: i32 = 3;
-
 /// Broker trouble is logged at most this often.
 const COMPLAINT_INTERVAL: Duration = Duration::from_secs(5);
 
 /// How long waking a resumed partition's fetcher may block (see `wake_fetchers`).
 const WAKE_TIMEOUT: Duration = Duration::from_millis(100);
-
-/// Where to tell users to get a broker.
-const HOW_TO_START_A_BROKER: &str =
-    "start one with `./scripts/broker` (or `docker compose up -d`), or point --brokers / KAFKA_BROKERS at yours";
 
 /// The dead-letter topic of `topic`.
 pub fn dead_letter_topic(topic: &str) -> String {
@@ -273,6 +265,14 @@ fn base_config(kafka: &KafkaArgs, service: &str) -> ClientConfig {
     config
 }
 
+/// A client of `kafka`'s broker for `service`, with every `-X` and `--kafka-config` property.
+pub(crate) fn client<T: rdkafka::config::FromClientConfigAndContext<KafkaContext>>(
+    kafka: &KafkaArgs,
+    service: &str,
+) -> Result<T, String> {
+    create(&base_config(kafka, service), kafka)
+}
+
 fn create<T: rdkafka::config::FromClientConfigAndContext<KafkaContext>>(
     config: &ClientConfig,
     kafka: &KafkaArgs,
@@ -329,70 +329,6 @@ pub fn consumer(
     rdkafka::consumer::Consumer::subscribe(&consumer, &[topic])
         .map_err(|e| format!("cannot subscribe to {topic}: {e}"))?;
     Ok(Arc::new(consumer))
-}
-
-/// Waits for the broker (at most `--broker-wait-secs`), then creates the `topics`
-/// that are missing. The error names the address and how to get a broker.
-pub async fn prepare(kafka: &KafkaArgs, service: &str, topics: &[String]) -> Result<(), String> {
-    wait_for_broker(kafka, service).await?;
-    let admin: AdminClient<KafkaContext> = create(&base_config(kafka, service), kafka)?;
-    let new_topics: Vec<NewTopic> =
-        topics.iter().map(|t| NewTopic::new(t, PARTITIONS, TopicReplication::Fixed(1))).collect();
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    let results = admin
-        .create_topics(&new_topics, &options)
-        .await
-        .map_err(|e| format!("cannot create topics {topics:?} on {}: {e}", kafka.brokers))?;
-    for result in results {
-        match result {
-            Ok(topic) => info!(target: "kafka", "created topic {topic} ({PARTITIONS} partitions)"),
-            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((topic, code)) => {
-                return Err(format!("cannot create topic {topic} on {}: {code}", kafka.brokers))
-            }
-        }
-    }
-    Ok(())
-}
-
-async fn wait_for_broker(kafka: &KafkaArgs, service: &str) -> Result<(), String> {
-    let attempt = kafka.broker_wait().unwrap_or(Duration::from_secs(5));
-    // A producer client, unlike an admin client, hands librdkafka's logs and errors
-    // to its context when polled: why a broker refused us (TLS, SASL) gets logged.
-    let probe: Arc<BaseProducer<KafkaContext>> = Arc::new(create(&base_config(kafka, service), kafka)?);
-    loop {
-        let client = probe.clone();
-        let metadata = actix_rt::task::spawn_blocking(move || {
-            let answer = client.client().fetch_metadata(None, attempt).map(|_| ());
-            if answer.is_err() {
-                client.poll(Duration::from_millis(100)); // serves what librdkafka queued: why it failed
-            }
-            answer
-        })
-        .await
-        .map_err(|e| format!("broker check failed: {e}"))?;
-        match metadata {
-            Ok(()) => return Ok(()),
-            Err(e) if kafka.broker_wait().is_some() => {
-                let secured = if kafka.client.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        "; if it is up, check the client properties ({}): a TLS or SASL broker drops \
-                         a client whose security settings it refuses (see the warning above, and its log)",
-                        kafka.client
-                    )
-                };
-                return Err(format!(
-                    "cannot reach the Kafka broker at {} within {} s ({e}): {HOW_TO_START_A_BROKER}{secured}",
-                    kafka.brokers, kafka.broker_wait_secs
-                ));
-            }
-            Err(e) => {
-                warn!(target: "kafka", "still waiting for the Kafka broker at {} ({e})", kafka.brokers)
-            }
-        }
-    }
 }
 
 /// How long a reader waits for metadata, watermarks or the next record.

@@ -31,6 +31,7 @@ pub mod shutdown;
 pub mod store;
 pub mod stats;
 pub mod supervisor;
+pub mod topics;
 
 /// mimalloc instead of the system allocator, for every binary built on this kit:
 /// each event makes a few short-lived allocations (messages, records, log lines),

@@ -38,6 +38,9 @@ const ESCALATION_DRAIN: Duration = Duration::from_secs(2);
 /// and closing the Kafka clients. Each waits for the broker, which may be away.
 const TEARDOWN: Duration = Duration::from_secs(5);
 
+/// Why a start ended early: Ctrl-C before the service was up (exit 0).
+const INTERRUPTED_AT_START: &str = "interrupted while starting: exiting";
+
 /// What a service's startup function gets: its settings and the actor kit.
 pub struct Service {
     pub name: &'static str,
@@ -112,8 +115,13 @@ where
             error!(target: "service", "{e}");
             return ExitCode::FAILURE;
         }
+        let shutdown = service.supervision.shutdown.clone();
         match start(service).await {
             Ok(service) => service.serve().await,
+            Err(_) if shutdown.is_triggered() => {
+                info!(target: "service", "{INTERRUPTED_AT_START}");
+                shutdown.triggered().await.exit_code()
+            }
             Err(e) => {
                 error!(target: "service", "{e}");
                 ExitCode::FAILURE
@@ -123,9 +131,13 @@ where
 }
 
 impl Service {
-    /// Waits for the broker and creates the topics this service uses.
+    /// Waits for the broker and creates the topics this service uses (see
+    /// `topics.rs`); Ctrl-C meanwhile ends the start.
     pub async fn prepare_topics(&self, topics: &[String]) -> Result<(), String> {
-        kafka::prepare(&self.kafka, self.name, topics).await
+        tokio::select! {
+            prepared = crate::topics::prepare(&self.kafka, self.name, topics) => prepared,
+            _ = self.supervision.shutdown.triggered() => Err(INTERRUPTED_AT_START.to_string()),
+        }
     }
 
     /// Starts the producer actor (one Kafka producer for the whole service).

@@ -4,7 +4,8 @@
 //! benchmark of a restart over history.
 
 use crate::{store_path, Broker, Service};
-use common::kafka::{self, PARTITIONS};
+use common::config::DEFAULT_PARTITIONS as PARTITIONS;
+use common::kafka;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -50,7 +51,9 @@ pub fn write_paid_history(broker: &Broker, orders: u64, uncommitted: u64) -> His
              VALUES (?1, ?2, 12.5, 'charged', ?3, 'history', ?4)",
         )
         .expect("payment-service made its store's tables");
-    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
     let mut next_offset = [0i64; PARTITIONS as usize];
     for id in ids.clone() {
         let partition = (id % PARTITIONS as u64) as i32;
@@ -63,7 +66,9 @@ pub fn write_paid_history(broker: &Broker, orders: u64, uncommitted: u64) -> His
         send(&producer, BaseRecord::to("order_topic").partition(partition).key(&key).payload(&order));
         let payment = event("payment_successful");
         send(&producer, BaseRecord::to("payment_topic").key(&key).payload(&payment));
-        insert.execute(rusqlite::params![id as i64, (id % 100) as i64, payment, now_ms]).expect("a charge is recorded");
+        insert
+            .execute(rusqlite::params![id as i64, (id % 100) as i64, payment, now_ms])
+            .expect("a charge is recorded");
     }
     producer.flush(Duration::from_secs(120)).expect("the history was not written within 2 min");
     drop(insert);
