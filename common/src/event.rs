@@ -16,6 +16,11 @@ pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
 /// Amounts above this are rejected as absurd (no order in this shop costs a million).
 pub const MAX_AMOUNT: f64 = 1_000_000.0;
 
+/// The highest order id, 2^53 - 1: the largest integer a double holds exactly, so
+/// readers that take JSON numbers as doubles (JavaScript, and many Python tools)
+/// read every order id as it was written.
+pub const MAX_ORDER_ID: u64 = (1 << 53) - 1;
+
 /// Where an order is in its lifecycle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -49,6 +54,7 @@ pub enum InvalidEvent {
     NotUtf8,
     NotJson(String),
     BadAmount(f64),
+    OrderIdTooLarge(u64),
     UnexpectedStatus(Status),
 }
 
@@ -63,6 +69,9 @@ impl fmt::Display for InvalidEvent {
             InvalidEvent::NotJson(e) => write!(f, "not a valid event: {e}"),
             InvalidEvent::BadAmount(a) => {
                 write!(f, "bad amount {a}: must be finite, above 0 and at most {MAX_AMOUNT}")
+            }
+            InvalidEvent::OrderIdTooLarge(id) => {
+                write!(f, "order id {id} is above {MAX_ORDER_ID} (2^53 - 1), the highest order id")
             }
             InvalidEvent::UnexpectedStatus(s) => write!(f, "unexpected status {s:?} on this topic"),
         }
@@ -85,6 +94,9 @@ impl OrderEvent {
         };
         if !(event.amount.is_finite() && event.amount > 0.0 && event.amount <= MAX_AMOUNT) {
             return Err(InvalidEvent::BadAmount(event.amount));
+        }
+        if event.order_id > MAX_ORDER_ID {
+            return Err(InvalidEvent::OrderIdTooLarge(event.order_id));
         }
         if !accepted.contains(&event.status) {
             return Err(InvalidEvent::UnexpectedStatus(event.status));
@@ -168,6 +180,13 @@ mod tests {
     }
 
     #[test]
+    fn accepts_order_ids_up_to_the_bound() {
+        let highest = OrderEvent { order_id: MAX_ORDER_ID, ..order() };
+        assert_eq!(OrderEvent::decode(Some(&highest.encode()), ORDER), Ok(highest));
+        assert_eq!(MAX_ORDER_ID, 9_007_199_254_740_991);
+    }
+
+    #[test]
     fn writes_the_original_field_names_and_status_strings() {
         let value: serde_json::Value = serde_json::from_slice(&order().encode()).unwrap();
         assert_eq!(value["order_id"], 1001);
@@ -191,6 +210,14 @@ mod tests {
             (br#"{"order_id": 1, "user_id": 2, "amount": 0, "status": "created"}"#, "bad amount"),
             (br#"{"order_id": 1, "user_id": 2, "amount": 1e300, "status": "created"}"#, "bad amount"),
             (br#"{"order_id": 1, "user_id": 2, "amount": 1.0, "status": "shipped"}"#, "unknown variant"),
+            (
+                br#"{"order_id": 9007199254740992, "user_id": 2, "amount": 1.0, "status": "created"}"#,
+                "order id 9007199254740992 is above 9007199254740991",
+            ),
+            (
+                br#"{"order_id":18446744073709551615,"user_id":2,"amount":1.0,"status":"created"}"#,
+                "order id 18446744073709551615 is above 9007199254740991",
+            ),
             (
                 br#"{"order_id": 1, "user_id": 2, "amount": 1.0, "status": "payment_failed"}"#,
                 "unexpected status",

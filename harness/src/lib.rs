@@ -309,6 +309,15 @@ struct Output {
     changed: Condvar,
 }
 
+/// Where the ids of an order-service the harness starts begin.
+#[derive(Clone, Copy, PartialEq)]
+enum FirstOrderId {
+    /// At 1001 unless its args give `--start-id`.
+    Known,
+    /// Where order-service chooses (the clock).
+    Clock,
+}
+
 /// One of the service binaries, running, with its output captured. Killed on drop.
 pub struct Service {
     pub name: String,
@@ -331,9 +340,18 @@ impl Service {
     }
 
     /// Starts `name` against `address` with `RUST_LOG=rust_log`. A consumer service
-    /// gets the store of the broker's test ([`store_url`]) unless `args` name one.
+    /// gets the store of the broker's test ([`store_url`]) unless `args` name one;
+    /// order-service makes ids from 1001 unless `args` give `--start-id`.
     pub fn start_logging(name: &str, address: &str, args: &[&str], rust_log: &str) -> Service {
-        Service::spawn(name, address, args, rust_log, None)
+        Service::spawn(name, address, args, rust_log, None, FirstOrderId::Known)
+    }
+
+    /// Starts order-service against `broker` with `args` and the first id it
+    /// chooses itself (from the clock), as it runs for real: the test of that scheme.
+    pub fn start_with_clock_ids(broker: &Broker, args: &[&str]) -> Service {
+        let client_args = broker.client_args();
+        let all: Vec<&str> = client_args.iter().map(String::as_str).chain(args.iter().copied()).collect();
+        Service::spawn("order-service", &broker.address, &all, "info", None, FirstOrderId::Clock)
     }
 
     /// Starts `name` against `broker` inside the network namespace `netns`
@@ -342,14 +360,26 @@ impl Service {
     pub fn start_in_netns(name: &str, broker: &Broker, args: &[&str], netns: &str) -> Service {
         let client_args = broker.client_args();
         let all: Vec<&str> = client_args.iter().map(String::as_str).chain(args.iter().copied()).collect();
-        Service::spawn(name, &broker.address, &all, "info", Some(netns))
+        Service::spawn(name, &broker.address, &all, "info", Some(netns), FirstOrderId::Known)
     }
 
-    fn spawn(name: &str, address: &str, args: &[&str], rust_log: &str, netns: Option<&str>) -> Service {
+    fn spawn(
+        name: &str,
+        address: &str,
+        args: &[&str],
+        rust_log: &str,
+        netns: Option<&str>,
+        first_order_id: FirstOrderId,
+    ) -> Service {
         let binary = binary(name);
-        let store = match name {
+        let defaults = match name {
             "payment-service" | "notification-service" if !args.contains(&"--store") => {
                 vec!["--store".to_string(), store_url(address, name)]
+            }
+            // The tests know their order ids in advance: 1001, 1002, ... (order-service
+            // itself starts from the clock).
+            "order-service" if first_order_id == FirstOrderId::Known && !args.contains(&"--start-id") => {
+                vec!["--start-id".to_string(), "1001".to_string()]
             }
             _ => Vec::new(),
         };
@@ -363,7 +393,7 @@ impl Service {
         };
         let mut child = command
             .args(["--brokers", address, "--stats-interval", "0"])
-            .args(&store)
+            .args(&defaults)
             .args(args)
             .env("RUST_LOG", rust_log)
             .env("RUST_BACKTRACE", "0")
@@ -650,7 +680,11 @@ pub fn payment_events(broker: &Broker) -> Vec<(u64, Vec<u8>)> {
 
 /// What the run against `broker` did to the orders `created`, given every line of
 /// every notification-service process: from the topics and both stores.
-pub fn outcome(broker: &Broker, created: std::ops::RangeInclusive<u64>, notification_lines: &[String]) -> store::Outcome {
+pub fn outcome(
+    broker: &Broker,
+    created: std::ops::RangeInclusive<u64>,
+    notification_lines: &[String],
+) -> store::Outcome {
     store::Outcome::of(
         created,
         &payment_events(broker),
@@ -685,14 +719,23 @@ pub fn counter(summary: &str, name: &str) -> u64 {
 
 /// Waits until `done` holds for the lines of all `services` together; panics
 /// after `timeout`, saying `what`. Polls: no one process's output says when.
-pub fn wait_until_all(services: &[&Service], what: &str, timeout: Duration, done: impl Fn(&[String]) -> bool) {
+pub fn wait_until_all(
+    services: &[&Service],
+    what: &str,
+    timeout: Duration,
+    done: impl Fn(&[String]) -> bool,
+) {
     let deadline = Instant::now() + timeout;
     loop {
         let lines: Vec<String> = services.iter().flat_map(|s| s.lines()).collect();
         if done(&lines) {
             return;
         }
-        assert!(Instant::now() < deadline, "not within {timeout:?}: {what}; the last lines:\n{}", tail(&lines));
+        assert!(
+            Instant::now() < deadline,
+            "not within {timeout:?}: {what}; the last lines:\n{}",
+            tail(&lines)
+        );
         std::thread::sleep(Duration::from_millis(100)); // polling a condition over several processes
     }
 }

@@ -5,11 +5,13 @@
 //! an in-flight slot; the actor turns each tick into an order (the next id of
 //! this instance, see `ids.rs`; random user and amount) for the order actor, and
 //! frees the slot once the order is on `order_topic`. With `--count N`, the
-//! service finishes after N acks.
+//! service finishes after N acks. Should this instance's ids pass the highest
+//! order id, the service stops with an error rather than wrap.
 
+use crate::ids::OrderIds;
 use actix::{Addr, Context, Message, Recipient};
 use common::error::ActorError;
-use common::event::{OrderEvent, Status};
+use common::event::{OrderEvent, Status, MAX_ORDER_ID};
 use common::fault::Role;
 use common::in_flight::InFlight;
 use common::messages::{Completed, Origin, Process, TicketIssuer};
@@ -44,9 +46,7 @@ impl From<Completed> for GeneratorInput {
 }
 
 pub struct OrderGenerator {
-    next_order_id: u64,
-    /// The gap between this instance's ids (`--instances`).
-    id_step: u64,
+    ids: OrderIds,
     rng: SmallRng,
     orders: Recipient<Process>,
     /// Each order's ticket, completed when the broker has the order.
@@ -60,8 +60,7 @@ pub struct OrderGenerator {
 
 /// How to build an [`OrderGenerator`].
 pub struct GeneratorSetup {
-    pub first_id: u64,
-    pub id_step: u64,
+    pub ids: OrderIds,
     pub seed: u64,
     pub count: Option<u64>,
     pub orders: Recipient<Process>,
@@ -73,8 +72,7 @@ pub struct GeneratorSetup {
 impl OrderGenerator {
     pub fn new(setup: GeneratorSetup) -> Self {
         OrderGenerator {
-            next_order_id: setup.first_id,
-            id_step: setup.id_step,
+            ids: setup.ids,
             rng: SmallRng::seed_from_u64(setup.seed),
             orders: setup.orders,
             tickets: TicketIssuer::default(),
@@ -86,18 +84,18 @@ impl OrderGenerator {
         }
     }
 
-    fn new_order(&mut self) -> OrderEvent {
-        let order_id = self.next_order_id;
-        self.next_order_id += self.id_step;
+    /// The next order, or `None` once this instance's ids are used up.
+    fn new_order(&mut self) -> Option<OrderEvent> {
+        let order_id = self.ids.next()?;
         let cents: u32 = self.rng.gen_range(100..=50_000);
-        OrderEvent {
+        Some(OrderEvent {
             order_id,
             user_id: self.rng.gen_range(1..=100),
             amount: f64::from(cents) / 100.0,
             status: Status::Created,
             reason: None,
             created_at_ms: Some(now_ms()),
-        }
+        })
     }
 }
 
@@ -113,7 +111,16 @@ impl Worker for OrderGenerator {
     ) -> Result<(), ActorError> {
         match input {
             GeneratorInput::Tick => {
-                let event = self.new_order();
+                let Some(event) = self.new_order() else {
+                    self.in_flight.release();
+                    self.shutdown.trigger(Reason::Escalated(format!(
+                        "{} cannot go on: the next order id would be above {MAX_ORDER_ID} (2^53 - 1), \
+                         the highest order id, and ids never wrap; start order-service again without \
+                         --start-id (ids from the clock) or with a lower one",
+                        Self::NAME
+                    )));
+                    return Ok(());
+                };
                 let origin = Origin::Order { order_id: event.order_id };
                 let ticket = self.tickets.issue(origin, ctx);
                 self.orders.do_send(Process { event, ticket, payload: None });

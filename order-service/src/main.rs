@@ -8,11 +8,14 @@ mod orders;
 
 use clap::Parser;
 use common::config::{KafkaArgs, RuntimeArgs};
+use common::event::MAX_ORDER_ID;
 use common::fault::Role;
 use generator::{GeneratorSetup, OrderGenerator};
-use ids::IdClass;
+use ids::{IdClass, OrderIds};
+use log::info;
 use orders::OrderActor;
 use std::process::ExitCode;
+use std::time::SystemTime;
 
 /// Creates orders and publishes them to order_topic.
 #[derive(Parser, Debug)]
@@ -20,9 +23,11 @@ use std::process::ExitCode;
 struct Args {
     #[command(flatten)]
     kafka: KafkaArgs,
-    /// The first order id (default: the first after the highest order on
-    /// order_topic, or 1001 on an empty topic).
-    #[arg(long)]
+    /// The first order id, at most 9007199254740991 (2^53 - 1). Default: the
+    /// microseconds since 2026-01-01T00:00:00Z, so that a later run starts above
+    /// every earlier run's ids as long as the clock does not step back and fewer
+    /// than a million orders a second were made on average.
+    #[arg(long, value_parser = start_id)]
     start_id: Option<u64>,
     /// How many order-service instances run at once: each makes every N-th id.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
@@ -50,6 +55,17 @@ fn rate(text: &str) -> Result<f64, String> {
     }
 }
 
+fn start_id(text: &str) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(id) if id <= MAX_ORDER_ID => Ok(id),
+        Ok(_) => Err(format!(
+            "{text} is above {MAX_ORDER_ID} (2^53 - 1), the highest order id (JavaScript and Python \
+             readers read ids up to it exactly): give a lower one"
+        )),
+        Err(_) => Err(format!("{text:?} is not an order id: give a whole number from 0 to {MAX_ORDER_ID}")),
+    }
+}
+
 fn main() -> ExitCode {
     let args = &Args::parse();
     if args.instance >= args.instances {
@@ -60,6 +76,13 @@ fn main() -> ExitCode {
         clap::Error::raw(clap::error::ErrorKind::ValueValidation, message).exit();
     }
     let class = IdClass { instance: args.instance, instances: args.instances };
+    // `--start-id` and the first id of the instance's class from it, checked before anything starts.
+    let forced = args.start_id.map(|start| {
+        let first = ids::forced(class, start).unwrap_or_else(|message| {
+            clap::Error::raw(clap::error::ErrorKind::ValueValidation, message + "\n").exit()
+        });
+        (start, first)
+    });
     common::service::run(
         "order-service",
         Role::Generator,
@@ -68,16 +91,24 @@ fn main() -> ExitCode {
         |mut service| async move {
             let topic = &args.kafka.order_topic;
             service.prepare_topics(std::slice::from_ref(topic)).await?;
-            let (client, topic, start_id) = (args.kafka.client_config(), topic.clone(), args.start_id);
-            let first_id =
-                actix_rt::task::spawn_blocking(move || ids::first_id(&client, &topic, class, start_id))
-                    .await
-                    .map_err(|e| format!("cannot read where order ids continue: {e}"))??;
+            let first_id = match forced {
+                Some((start, first)) => {
+                    info!(target: "OrderGenerator", "order ids start at {first} (--start-id {start})");
+                    first
+                }
+                None => {
+                    let first = ids::from_clock(class, SystemTime::now())?;
+                    info!(
+                        target: "OrderGenerator",
+                        "order ids start at {first}: microseconds since 2026-01-01 (clock)"
+                    );
+                    first
+                }
+            };
             let producer = service.start_producer()?;
             let orders = service.supervise(OrderActor::new(&args.kafka.order_topic, producer.recipient()));
             let generator = service.supervise(OrderGenerator::new(GeneratorSetup {
-                first_id,
-                id_step: args.instances,
+                ids: OrderIds::new(first_id, args.instances),
                 seed: args.runtime.seed,
                 count: args.count,
                 orders: orders.recipient(),
