@@ -121,7 +121,7 @@ pub fn run(setup: &Setup, count: u64, rate: f64) -> Result<Measured, String> {
 }
 
 /// The URL of a fresh SQLite store `<dir>/<name>.db`, what an earlier run left
-/// there removed: each run's broker starts order ids anew.
+/// there removed: each run is measured from empty tables.
 pub fn fresh_store(dir: &Path, name: &str) -> Result<String, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let store = dir.join(format!("{name}.db"));

@@ -399,17 +399,6 @@ pub fn read_to_end(
     read_partitions(&reader(client, "read-to-end")?, topic, |low, _| low, each)
 }
 
-/// Reads the last `n` records of each partition of `topic` (all of them where it
-/// holds fewer), outside any consumer group, handing each to `each`. Blocking.
-pub fn read_tail(
-    client: &ClientConfig,
-    topic: &str,
-    n: i64,
-    each: impl FnMut(&BorrowedMessage),
-) -> Result<(), String> {
-    read_partitions(&reader(client, "read-to-end")?, topic, |low, high| (high - n).max(low), each)
-}
-
 /// Reads each partition of `topic` with `reader`, from the offset `from(low, high)`
 /// (given its watermarks) to its current end. Blocking.
 pub fn read_partitions(
