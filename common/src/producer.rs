@@ -7,8 +7,10 @@
 //! librdkafka's own retries comes back to the actor as [`Undelivered`] and is
 //! published again a second later (its event is never completed without it),
 //! unless the broker refuses it for good: then the service stops (see
-//! `error.rs`) instead of retrying forever.
+//! `error.rs`) instead of retrying forever. A dead letter refused for its size
+//! goes out as headers only instead: no consumed record can stop the service.
 
+use crate::dead_letter;
 use crate::error::{ActorError, Kind};
 use crate::event::as_text;
 use crate::fault::Role;
@@ -166,11 +168,27 @@ impl ProducerActor {
         if let Some(partition) = publish.partition {
             record = record.partition(partition);
         }
-        self.producer.send(record).map_err(|(cause, _)| ActorError::publishing(&publish.topic, cause))
+        self.producer.send(record).or_else(|(cause, _)| self.refused(publish, cause))
+    }
+
+    /// What a failure to publish `publish` comes to: the failure, unless `publish`
+    /// is a dead letter too large for this producer or its topic (their limit is
+    /// below the one a dead letter is bounded by): it is published again as
+    /// headers only.
+    fn refused(&self, publish: &Publish, cause: KafkaError) -> Result<(), ActorError> {
+        let too_large = cause.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageSizeTooLarge);
+        let failure = ActorError::publishing(&publish.topic, cause);
+        match too_large.then(|| dead_letter::headers_only(publish)).flatten() {
+            Some(smaller) => {
+                warn!(target: Self::NAME, "{failure}; publishing it again without the record's key and value");
+                self.publish(&smaller)
+            }
+            None => Err(failure),
+        }
     }
 
     /// A record librdkafka gave up on: published again a second later, unless
-    /// the broker refuses it for good (then the service stops, see `error.rs`).
+    /// the broker refuses it for good (see [`Self::refused`]).
     fn undelivered(
         &self,
         publish: &Publish,
@@ -179,7 +197,7 @@ impl ProducerActor {
     ) -> Result<(), ActorError> {
         let failure = ActorError::publishing(&publish.topic, cause.clone());
         if failure.kind() == Kind::Permanent {
-            return Err(failure);
+            return self.refused(publish, cause.clone());
         }
         warn!(target: Self::NAME, "{failure}; publishing again in 1 s");
         // A task of its own, not the actor's: a restart of the actor must not lose it.
