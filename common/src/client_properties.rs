@@ -4,8 +4,9 @@
 //! broker (TLS, SASL) or tunes librdkafka without a rebuild.
 //!
 //! librdkafka checks each property as it is parsed, so a misspelt name is a usage
-//! error at start. Secrets (`sasl.password`, `ssl.key.password`, ...) are masked
-//! wherever properties are shown, error messages included.
+//! error at start; so is a setting the services do not support (see
+//! [`Property::unsupported`]). Secrets (`sasl.password`, `ssl.key.password`, ...)
+//! are masked wherever properties are shown, error messages included.
 
 use clap::builder::TypedValueParser;
 use clap::error::{Error, ErrorKind};
@@ -95,6 +96,32 @@ impl Property {
         }
     }
 
+    /// Why the services refuse this property, if they do: it makes rebalances
+    /// incremental (some partitions revoked while the others stay), and a consumer
+    /// here assumes eager ones (every partition revoked, then the new assignment):
+    /// on an incremental revoke it would forget what it holds for the partitions it
+    /// keeps, and store offsets past orders never handled.
+    pub fn unsupported(&self) -> Option<String> {
+        let value = self.value.to_ascii_lowercase();
+        let (why, instead) = match self.key.as_str() {
+            "partition.assignment.strategy" if value.split(',').any(|s| s.trim() == "cooperative-sticky") => {
+                (
+                    "cooperative-sticky rebalances incrementally",
+                    "range or roundrobin, or leave it unset (range,roundrobin)",
+                )
+            }
+            "group.protocol" if value == "consumer" => (
+                "Kafka 4's consumer protocol rebalances incrementally",
+                "group.protocol=classic, or leave it unset",
+            ),
+            _ => return None,
+        };
+        Some(format!(
+            "{self} is not supported: {why}, and the services support only eager rebalancing (on an \
+             incremental one they would commit offsets past orders never handled); use {instead}"
+        ))
+    }
+
     /// Whether the value must never be shown: passwords, private keys, client secrets.
     pub fn is_secret(&self) -> bool {
         let key = self.key.to_ascii_lowercase();
@@ -129,8 +156,13 @@ impl PropertiesFile {
             if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
                 continue;
             }
-            let property = Property::parse(line)
-                .map_err(|why| format!("{} line {} {why}", path.display(), number + 1))?;
+            let at = format!("{} line {}", path.display(), number + 1);
+            let property = Property::parse(line).map_err(|why| {
+                format!("{at} {why} (the file holds librdkafka properties, KEY=VALUE per line)")
+            })?;
+            if let Some(why) = property.unsupported() {
+                return Err(format!("{at}: {why}"));
+            }
             properties.push(property);
         }
         Ok(PropertiesFile { path: path.to_path_buf(), properties })
@@ -146,11 +178,15 @@ impl TypedValueParser for PropertyParser {
 
     fn parse_ref(&self, _: &clap::Command, _: Option<&clap::Arg>, value: &OsStr) -> Result<Property, Error> {
         let text = value.to_str().ok_or_else(|| usage_error("a -X value is not UTF-8".to_string()))?;
-        Property::parse(text).map_err(|why| {
+        let property = Property::parse(text).map_err(|why| {
             usage_error(format!(
                 "a -X value {why} (-X takes a librdkafka property as KEY=VALUE, e.g. -X security.protocol=SSL)"
             ))
-        })
+        })?;
+        match property.unsupported() {
+            Some(why) => Err(usage_error(format!("-X {why}"))),
+            None => Ok(property),
+        }
     }
 }
 
@@ -166,11 +202,7 @@ impl TypedValueParser for PropertiesFileParser {
         _: Option<&clap::Arg>,
         value: &OsStr,
     ) -> Result<PropertiesFile, Error> {
-        PropertiesFile::read(Path::new(value)).map_err(|why| {
-            usage_error(format!(
-                "--kafka-config: {why} (the file holds librdkafka properties, KEY=VALUE per line)"
-            ))
-        })
+        PropertiesFile::read(Path::new(value)).map_err(|why| usage_error(format!("--kafka-config: {why}")))
     }
 }
 
@@ -227,7 +259,25 @@ mod tests {
         );
         std::fs::write(&path, "security.protocol=SSL\nsasl.password hunter2\n").unwrap();
         let error = PropertiesFile::read(&path).unwrap_err();
-        assert!(error.ends_with("line 2 is not KEY=VALUE"), "{error}");
+        assert!(error.contains("line 2 is not KEY=VALUE (the file holds"), "{error}");
+        std::fs::write(&path, "security.protocol=SSL\ngroup.protocol=consumer\n").unwrap();
+        let error = PropertiesFile::read(&path).unwrap_err();
+        assert!(error.contains("line 2: group.protocol=consumer is not supported"), "{error}");
         std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn incremental_rebalancing_is_refused_with_what_to_use_instead() {
+        let refused = |text: &str| Property::parse(text).unwrap().unsupported();
+        for strategy in ["cooperative-sticky", "range, cooperative-sticky", "Cooperative-Sticky,roundrobin"] {
+            let why = refused(&format!("partition.assignment.strategy={strategy}")).expect(strategy);
+            assert!(why.contains("eager rebalancing") && why.contains("use range or roundrobin"), "{why}");
+        }
+        let why = refused("group.protocol=consumer").expect("Kafka 4's protocol");
+        assert!(why.starts_with("group.protocol=consumer is not supported"), "{why}");
+        assert!(why.ends_with("use group.protocol=classic, or leave it unset"), "{why}");
+        for supported in ["partition.assignment.strategy=range,roundrobin", "group.protocol=classic"] {
+            assert_eq!(refused(supported), None, "{supported}");
+        }
     }
 }
