@@ -252,11 +252,12 @@ impl ConsumerActor {
     }
 
     /// Writes out the log lines of the events done, then stores their offsets.
+    /// While the lines cannot be written, nothing is stored: the offsets wait for
+    /// a later call (the logger keeps trying, and ends the service if it cannot).
     fn store_offsets(&mut self) {
-        if self.unstored.is_empty() {
+        if self.unstored.is_empty() || !crate::logging::flush() {
             return;
         }
-        crate::logging::flush();
         for (partition, through) in self.unstored.drain() {
             // Fails only for a partition no longer ours; the new owner redoes the event.
             if let Err(e) = self.client.store_offset(&self.topic, partition, through) {

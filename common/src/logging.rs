@@ -3,36 +3,58 @@
 //! Actors log with their name as the log target (`target: "PaymentActor"`), so
 //! `RUST_LOG=PaymentActor=debug` narrows the output to one actor. Default level: info.
 //!
-//! To a terminal, env_logger writes each line at once, in colour. Anywhere else
-//! (a file, a pipe) each line is formatted on its thread and copied into a shared
-//! buffer, written out every [`FLUSH_EVERY`], when full, and by [`flush`]: at info
-//! a service writes a line or two per event, and one write(2) per line cost it a
-//! fifth of its CPU. A consumer calls [`flush`] before it stores offsets, so an
-//! event is never committed before its lines (notification-service's emails) are
-//! out; the service flushes again as it exits.
+//! To a terminal, env_logger writes each line at once, in colour (a terminal does
+//! not fill up: what it cannot take, it waits for). Anywhere else (a file, a pipe)
+//! each line is formatted on its thread and copied into a shared buffer, written
+//! out every [`FLUSH_EVERY`], when it holds `WRITE_AT` (64 KiB), and by [`flush`]: at
+//! info a service writes a line or two per event, and one write(2) per line cost
+//! it a fifth of its CPU. A consumer calls [`flush`] before it stores offsets,
+//! and a store before it records a batch, and goes on only once it says every
+//! line is out: an event is never committed or recorded before its lines
+//! (notification-service's emails) are out of the process.
+//!
+//! A log that cannot be written (a full disk, a closed pipe) loses nothing: what
+//! was not written stays in the buffer and is tried again every [`FLUSH_EVERY`],
+//! while [`flush`] says it is not out. The buffer holds at most `HOLD_AT_MOST` (1 MiB);
+//! a thread that logs past it waits for room, so a service whose actors log
+//! stands still (its events wait, uncommitted). If no byte gets out for
+//! [`GIVE_UP_AFTER`], the service exits with status 1 at once, committing nothing
+//! more (what it stored before was stored after its lines were out); it says why
+//! on stdout, when stdout is not the log itself.
 //!
 //! A message of several lines is written as several log lines, each with the
 //! prefix: one call (one clock read, one lock) for lines that belong together.
 
 use std::cell::RefCell;
 use std::fmt::Write as _;
-use std::io::{BufWriter, IsTerminal, Stderr, Write};
-use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::io::{self, IsTerminal, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
+use std::sync::{mpsc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// How long a buffered line waits at most, when nothing else flushes it.
+/// How long a buffered line waits at most, when nothing else flushes it; how
+/// often a log that cannot be written is tried again.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
-/// The buffer's size.
-const BUFFER_BYTES: usize = 64 * 1024;
+/// What the buffer holds before a line written into it writes it out.
+const WRITE_AT: usize = 64 * 1024;
+/// The most the buffer holds while the log cannot be written (and a line).
+const HOLD_AT_MOST: usize = 1024 * 1024;
+/// How long the log may stay unwritable (no byte written) before the service exits.
+pub const GIVE_UP_AFTER: Duration = Duration::from_secs(30);
+/// The exit status of a service whose log stayed unwritable.
+const UNWRITABLE_STATUS: i32 = 1;
+/// How long the last words on stdout may take before the service exits anyway.
+const LAST_WORDS_WAIT: Duration = Duration::from_secs(1);
 
-/// The buffer, when output is not a terminal.
-static BUFFER: OnceLock<Mutex<BufWriter<Stderr>>> = OnceLock::new();
+/// The buffered log, when output is not a terminal.
+static LOG: OnceLock<Log> = OnceLock::new();
 
 /// Sets up logging for `service`; call once, first thing in `main`. env_logger
 /// reads `RUST_LOG` and, to a terminal, writes the lines too.
 pub fn init(service: &'static str) {
     let mut builder = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
-    if std::io::stderr().is_terminal() {
+    if io::stderr().is_terminal() {
         builder.format(move |buf, record| {
             let level = record.level();
             let style = buf.default_level_style(level);
@@ -45,21 +67,193 @@ pub fn init(service: &'static str) {
         builder.init();
         return;
     }
-    let _ = BUFFER.set(Mutex::new(BufWriter::with_capacity(BUFFER_BYTES, std::io::stderr())));
+    let log = LOG.get_or_init(|| Log {
+        service,
+        pending: Mutex::new(Pending::default()),
+        room: Condvar::new(),
+        stdout_is_another_stream: stdout_is_another_stream(),
+    });
     let filter = builder.build();
     log::set_max_level(filter.filter());
     if log::set_boxed_logger(Box::new(ToBuffer { filter, service })).is_ok() {
-        std::thread::spawn(|| loop {
-            std::thread::sleep(FLUSH_EVERY); // a period, not a wait for an event
-            flush();
-        });
+        std::thread::Builder::new()
+            .name("log writer".into())
+            .spawn(|| log.keep_writing())
+            .expect("cannot start the log's writer thread");
     }
 }
 
-/// Writes out the buffered lines (nothing to do when logging to a terminal).
-pub fn flush() {
-    if let Some(buffer) = BUFFER.get() {
-        let _ = buffer.lock().unwrap_or_else(|p| p.into_inner()).flush();
+/// Writes out the buffered lines; whether every line logged so far is out of
+/// the process (always, to a terminal: each was written as it was logged).
+/// While the log cannot be written this says `false`, and the lines are kept
+/// and tried again: what they tell of must wait.
+pub fn flush() -> bool {
+    match LOG.get() {
+        Some(log) => log.write_out(&mut log.pending()),
+        None => true,
+    }
+}
+
+/// Whether stdout is another file or pipe than stderr (the log): where the
+/// service can tell its operator that the log cannot be written.
+fn stdout_is_another_stream() -> bool {
+    let identity = |fd: std::os::fd::BorrowedFd<'_>| {
+        let metadata = fd.try_clone_to_owned().map(std::fs::File::from)?.metadata()?;
+        io::Result::Ok((metadata.dev(), metadata.ino()))
+    };
+    match (identity(io::stdout().as_fd()), identity(io::stderr().as_fd())) {
+        (Ok(stdout), Ok(stderr)) => stdout != stderr,
+        _ => false,
+    }
+}
+
+/// The buffer and who waits for room in it.
+struct Log {
+    service: &'static str,
+    pending: Mutex<Pending>,
+    /// Told when bytes were written out: a thread waiting for room may go on.
+    room: Condvar,
+    stdout_is_another_stream: bool,
+}
+
+/// The lines logged and not yet written, and since when they cannot be.
+#[derive(Default)]
+struct Pending {
+    bytes: Vec<u8>,
+    unwritable: Option<Unwritable>,
+}
+
+/// The log cannot be written: since when, since when no byte got out, and why.
+struct Unwritable {
+    since: Instant,
+    stuck_since: Instant,
+    error: io::Error,
+}
+
+impl Log {
+    fn pending(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Copies `line` into the buffer, after waiting for room if the log cannot
+    /// be written and the buffer is full.
+    fn hold(&self, line: &[u8]) {
+        let mut pending = self.pending();
+        // A line longer than the bound goes into an empty buffer: it is still bounded.
+        while !pending.bytes.is_empty() && pending.bytes.len() + line.len() > HOLD_AT_MOST {
+            pending = self.room.wait(pending).unwrap_or_else(PoisonError::into_inner);
+        }
+        pending.bytes.extend_from_slice(line);
+        // While the log fails, only the writer thread and `flush` try it again.
+        if pending.bytes.len() >= WRITE_AT && pending.unwritable.is_none() {
+            self.write_out(&mut pending);
+        }
+    }
+
+    /// Writes what the buffer holds to stderr; whether all of it is out.
+    fn write_out(&self, pending: &mut Pending) -> bool {
+        let was_unwritable = pending.unwritable.is_some();
+        let (out, written) = pending.write_to(&mut io::stderr().lock());
+        if written > 0 {
+            self.room.notify_all();
+        }
+        if let Some(recovered) = out.then(|| pending.unwritable.take()).flatten() {
+            // Said in the log itself, after the lines it held.
+            let notice = format!(
+                "the log could not be written for {:.1} s ({}): its lines were held, and are written now",
+                recovered.since.elapsed().as_secs_f64(),
+                recovered.error
+            );
+            let mut line = Line::default();
+            line.start(SystemTime::now(), "WARN ", self.service, "logging");
+            line.text.push_str(&notice);
+            line.text.push('\n');
+            pending.bytes.extend_from_slice(line.text.as_bytes());
+            return self.write_out(pending);
+        }
+        if let (false, Some(unwritable)) = (was_unwritable, &pending.unwritable) {
+            self.tell_operator(format!(
+                "cannot write the log to stderr ({}): its lines are held and tried again, and \
+                 nothing they tell of is committed; the service exits with status {UNWRITABLE_STATUS} \
+                 if the log stays unwritable for {} s",
+                unwritable.error,
+                GIVE_UP_AFTER.as_secs()
+            ));
+        }
+        out
+    }
+
+    /// The writer thread: writes the buffer out every [`FLUSH_EVERY`], and ends
+    /// the process if the log stays unwritable for [`GIVE_UP_AFTER`]. It logs
+    /// nothing itself, so it never waits for room.
+    fn keep_writing(&self) {
+        loop {
+            std::thread::sleep(FLUSH_EVERY); // a period, not a wait for an event
+            let mut pending = self.pending();
+            self.write_out(&mut pending);
+            let Some(unwritable) = pending.unwritable.as_ref() else { continue };
+            if unwritable.stuck_since.elapsed() >= GIVE_UP_AFTER {
+                let last_words = self.tell_operator(format!(
+                    "exiting with status {UNWRITABLE_STATUS}: the log (stderr) could not be written for {} s \
+                     ({}); {} bytes of it are lost, and no event they tell of was committed: \
+                     the next instance does those again",
+                    GIVE_UP_AFTER.as_secs(),
+                    unwritable.error,
+                    pending.bytes.len()
+                ));
+                // Holding the buffer: no flush says the lost lines are out on the way.
+                let _ = last_words.recv_timeout(LAST_WORDS_WAIT);
+                std::process::exit(UNWRITABLE_STATUS);
+            }
+        }
+    }
+
+    /// Says `what` on stdout if it is not the log, on a thread of its own: stdout
+    /// may be a pipe nobody reads. The receiver hears once it is said (or cannot be).
+    fn tell_operator(&self, what: String) -> mpsc::Receiver<()> {
+        let (said, told) = mpsc::channel();
+        if self.stdout_is_another_stream {
+            let service = self.service;
+            // A thread that cannot start says nothing: the exit status still does.
+            let _ = std::thread::Builder::new().name("log notice".into()).spawn(move || {
+                let mut stdout = io::stdout().lock();
+                let _ = writeln!(stdout, "{service}: {what}").and_then(|()| stdout.flush());
+                let _ = said.send(());
+            });
+        }
+        told
+    }
+}
+
+impl Pending {
+    /// Writes the held bytes to `out`, keeping what it did not take; whether
+    /// all of it is out, and how many bytes were written.
+    fn write_to(&mut self, out: &mut impl Write) -> (bool, usize) {
+        let mut written = 0;
+        let result = loop {
+            if written == self.bytes.len() {
+                break Ok(());
+            }
+            match out.write(&self.bytes[written..]) {
+                Ok(0) => break Err(io::Error::from(io::ErrorKind::WriteZero)),
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        self.bytes.drain(..written);
+        let Err(error) = result.and_then(|()| out.flush()) else { return (true, written) };
+        let now = Instant::now();
+        match &mut self.unwritable {
+            Some(unwritable) => {
+                if written > 0 {
+                    unwritable.stuck_since = now;
+                }
+                unwritable.error = error;
+            }
+            None => self.unwritable = Some(Unwritable { since: now, stuck_since: now, error }),
+        }
+        (false, written)
     }
 }
 
@@ -76,11 +270,10 @@ impl log::Log for ToBuffer {
     }
 
     fn log(&self, record: &log::Record<'_>) {
-        let Some(buffer) = BUFFER.get().filter(|_| self.filter.matches(record)) else { return };
+        let Some(log) = LOG.get().filter(|_| self.filter.matches(record)) else { return };
         // Formatted on this thread, then copied in one piece: the buffer's lock is
         // held for a copy only, and its writer sees one write instead of a dozen.
         let write = |line: &mut Line| {
-            line.stamp(SystemTime::now());
             let level = match record.level() {
                 log::Level::Error => "ERROR",
                 log::Level::Warn => "WARN ",
@@ -88,11 +281,7 @@ impl log::Log for ToBuffer {
                 log::Level::Debug => "DEBUG",
                 log::Level::Trace => "TRACE",
             };
-            // The prefix pushed piece by piece: through `write!` it cost as much as the message.
-            for piece in [" ", level, " ", self.service, " ", record.target(), ": "] {
-                line.text.push_str(piece);
-            }
-            let prefix_len = line.text.len();
+            let prefix_len = line.start(SystemTime::now(), level, self.service, record.target());
             match record.args().as_str() {
                 Some(message) => line.text.push_str(message),
                 // A Display that fails midway leaves part of the message: the line still ends.
@@ -102,7 +291,7 @@ impl log::Log for ToBuffer {
                 line.prefix_each_line(prefix_len);
             }
             line.text.push('\n');
-            let _ = buffer.lock().unwrap_or_else(|p| p.into_inner()).write_all(line.text.as_bytes());
+            log.hold(line.text.as_bytes());
         };
         LINE.with(|line| match line.try_borrow_mut() {
             Ok(mut line) => write(&mut line),
@@ -112,7 +301,7 @@ impl log::Log for ToBuffer {
     }
 
     fn flush(&self) {
-        flush();
+        flush(); // `log::logger().flush()` has no answer to give
     }
 }
 
@@ -154,6 +343,17 @@ impl Line {
 }
 
 impl Line {
+    /// Starts the line: its time, level (five wide), service and target; the
+    /// length of this prefix.
+    fn start(&mut self, time: SystemTime, level: &str, service: &str, target: &str) -> usize {
+        self.stamp(time);
+        // The prefix pushed piece by piece: through `write!` it cost as much as the message.
+        for piece in [" ", level, " ", service, " ", target, ": "] {
+            self.text.push_str(piece);
+        }
+        self.text.len()
+    }
+
     /// Repeats the line's first `prefix_len` bytes (time, level, service, actor)
     /// before each line of its message, so every line of the log reads alone.
     fn prefix_each_line(&mut self, prefix_len: usize) {
@@ -189,6 +389,45 @@ fn write_utc_second(out: &mut String, second: i64) -> std::fmt::Result {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file that takes `room` more bytes, then fails as a full disk does.
+    struct Disk {
+        written: Vec<u8>,
+        room: usize,
+    }
+
+    impl Write for Disk {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            let n = bytes.len().min(self.room);
+            if n == 0 {
+                return Err(io::Error::from_raw_os_error(28)); // ENOSPC
+            }
+            self.room -= n;
+            self.written.extend_from_slice(&bytes[..n]);
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn what_a_full_disk_does_not_take_is_kept_and_written_once_there_is_room() {
+        let mut disk = Disk { written: Vec::new(), room: 5 };
+        let mut pending = Pending { bytes: b"first\nsecond\n".to_vec(), unwritable: None };
+        assert_eq!(pending.write_to(&mut disk), (false, 5));
+        assert_eq!(pending.bytes, b"\nsecond\n");
+        let stuck_since = pending.unwritable.as_ref().expect("unwritable").stuck_since;
+        // Nothing gets out: it stays unwritable since then.
+        assert_eq!(pending.write_to(&mut disk), (false, 0));
+        assert_eq!(pending.unwritable.as_ref().map(|u| u.stuck_since), Some(stuck_since));
+        pending.bytes.extend_from_slice(b"third\n");
+        disk.room = 100;
+        assert_eq!(pending.write_to(&mut disk), (true, 14));
+        assert_eq!(disk.written, b"first\nsecond\nthird\n");
+        assert!(pending.bytes.is_empty());
+    }
 
     fn formatted(line: &mut Line, ms: u64) -> String {
         line.stamp(UNIX_EPOCH + Duration::from_millis(ms));

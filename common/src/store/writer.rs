@@ -47,7 +47,11 @@ impl Writer {
             ops.extend(queue.try_iter().take(MAX_BATCH - 1));
             // What a batch records is told in log lines (an email is its lines):
             // they are out of the process before the record says it happened.
-            crate::logging::flush();
+            // While the log cannot be written, the batch waits for it (the logger
+            // keeps trying, and ends the service if it cannot).
+            while !crate::logging::flush() {
+                std::thread::sleep(crate::logging::FLUSH_EVERY); // its next try: nothing to wait on but time
+            }
             self.run(&mut ops);
             ops.into_iter().for_each(Op::answer);
             if Instant::now() >= self.next_prune {
