@@ -13,20 +13,28 @@
 //! decides what a record is and tracks offsets, so restarting it is instant and
 //! the Kafka client (and its group membership) lives on.
 //!
+//! One stuck event (say, a dead letter the broker cannot take yet) holds back
+//! its partition's offset, and the events done behind it must be remembered
+//! until it finishes. Once `--max-in-flight` of them are, the actor holds that
+//! partition (see `read_gate.rs`): the reader hands on none of its records,
+//! the other partitions read on, and it is read again once the stuck event is
+//! done. A partition's stored offset that has not moved for a minute with
+//! events waiting is logged, once, and again when it moves.
+//!
 //! Rebalances: librdkafka runs its callback on the reader thread. Before the
 //! partitions go, the callback waits until every event in flight is done (the
 //! actors keep working on the main thread) and commits, so the next owner
 //! starts exactly where this one stopped (unless the wait times out: then it
 //! redoes the unfinished events).
 
+use crate::dead_letter::{dead_letter, Source};
 use crate::error::ActorError;
 use crate::event::{OrderEvent, Status};
 use crate::fault::Role;
 use crate::in_flight::InFlight;
-use crate::dead_letter::{dead_letter, Source};
 use crate::kafka::{KafkaContext, RebalanceHooks};
 use crate::messages::{Completed, Origin, Process, Publish, TicketIssuer};
-use crate::offsets::OffsetTracker;
+use crate::offsets::{OffsetTracker, Stall};
 use crate::shutdown::Shutdown;
 use crate::stats::Stats;
 use crate::supervisor::{Supervised, Supervision, Worker};
@@ -37,7 +45,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message as _};
 use std::collections::VecDeque;
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long the reader waits for a free in-flight slot before it pauses its
 /// partitions (and polls on): far below any `max.poll.interval.ms`.
@@ -48,6 +56,10 @@ pub const STORE_EVERY: Duration = Duration::from_millis(100);
 
 /// How long a rebalance waits for the actor to store the offsets of the events done.
 const STORE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a partition's stored offset may stay put, with events of it waiting,
+/// before a warning says so.
+const STALL_WARNING_AFTER: Duration = Duration::from_secs(60);
 
 /// A record read from the topic: what the actor uses of it, owned.
 ///
@@ -163,7 +175,8 @@ impl ConsumerActor {
             accepted: setup.accepted,
             domain: setup.domain,
             dead_letters: setup.dead_letters,
-            offsets: OffsetTracker::default(),
+            // As many done behind a stuck event per partition as may be in flight.
+            offsets: OffsetTracker::new(setup.in_flight.capacity() as usize),
             unstored: HashMap::new(),
             in_flight: setup.in_flight.clone(),
             tickets: TicketIssuer::default(),
@@ -242,13 +255,59 @@ impl ConsumerActor {
         let Origin::Record { partition, offset } = origin else {
             return debug!(target: Self::NAME, "ignoring a completion that is not from Kafka: {origin:?}");
         };
-        let Some(to_store) = self.offsets.complete(partition, offset) else {
+        let Some(progress) = self.offsets.complete(partition, offset) else {
             return; // already done, or its partition was revoked: nothing to free
         };
-        if let Some(through) = to_store {
+        if let Some(through) = progress.to_store {
             self.unstored.insert(partition, through);
         }
+        // Before the slot is freed: no record of a partition held from now on
+        // takes it (see `poll_records`).
+        if let Some(held) = progress.hold {
+            self.set_held(partition, held);
+        }
         self.in_flight.release();
+    }
+
+    /// Stops reading `partition` (its oldest event is stuck, with the most
+    /// events allowed done behind it), or reads it again (that event is done).
+    fn set_held(&self, partition: i32, held: bool) {
+        let topic = &self.topic;
+        if !held {
+            info!(target: Self::NAME, "reading {topic}[{partition}] resumed: its oldest event is done");
+        } else if let Some(backlog) = self.offsets.backlog(partition) {
+            warn!(
+                target: Self::NAME,
+                "reading {topic}[{partition}] held: its event at offset {} is not done, and the {} events done \
+                 behind it are as many as may be in flight (--max-in-flight); the other partitions read on",
+                backlog.oldest_pending,
+                backlog.done_behind
+            );
+        }
+        self.client.context().set_held(self.client.as_ref(), partition, held);
+    }
+
+    /// Logs each partition whose stored offset stopped moving, with events
+    /// waiting, for [`STALL_WARNING_AFTER`], and each that moves again.
+    fn watch_stalls(&mut self) {
+        let topic = &self.topic;
+        for stall in self.offsets.stalls(Instant::now(), STALL_WARNING_AFTER) {
+            match stall {
+                Stall::Began { partition, unmoved, backlog } => warn!(
+                    target: Self::NAME,
+                    "{topic}[{partition}]: the stored offset has not moved for {} s: the event at offset {} \
+                     is not done, and {} events done behind it wait for it to be committed",
+                    unmoved.as_secs(),
+                    backlog.oldest_pending,
+                    backlog.done_behind
+                ),
+                Stall::Ended { partition, unmoved } => info!(
+                    target: Self::NAME,
+                    "{topic}[{partition}]: the stored offset moves again, after {} s",
+                    unmoved.as_secs()
+                ),
+            }
+        }
     }
 
     /// Writes out the log lines of the events done, then stores their offsets.
@@ -280,9 +339,14 @@ impl Worker for ConsumerActor {
         match input {
             ConsumerInput::Received(record) => self.received(record, ctx),
             ConsumerInput::Completed(origin) => self.completed(*origin),
-            ConsumerInput::StoreOffsets => self.store_offsets(),
+            ConsumerInput::StoreOffsets => {
+                self.store_offsets();
+                self.watch_stalls();
+            }
             ConsumerInput::Revoked(stored) => {
                 self.store_offsets();
+                // What held a partition is forgotten below: the next assignment reads them all.
+                self.client.context().release_held(self.client.as_ref());
                 if let Some(stored) = stored {
                     let _ = stored.send(());
                 }
@@ -319,6 +383,9 @@ impl Worker for ConsumerActor {
 /// When every slot is taken, the reader pauses its partitions and keeps polling
 /// until one frees: a consumer that stops polling for `max.poll.interval.ms`
 /// is evicted from its group, and its events are redone by another.
+///
+/// A record of a held partition (one read before the hold paused it) waits
+/// until the partition is released; the others pass it.
 async fn poll_records(
     client: Arc<StreamConsumer<KafkaContext>>,
     actor: Addr<Supervised<ConsumerActor>>,
@@ -329,13 +396,16 @@ async fn poll_records(
     // subscription per record.
     let stop = shutdown.triggered();
     tokio::pin!(stop);
-    // Records read but not yet handed on, for want of a slot: one, normally.
-    let mut waiting = VecDeque::new();
+    let context = client.context();
+    // Records read but not yet handed on, oldest first: for want of a slot (one,
+    // normally), or because their partition is held (the few read before it was paused).
+    let mut waiting: VecDeque<Record> = VecDeque::new();
+    let next_ready = |waiting: &VecDeque<Record>| waiting.iter().position(|r| !context.holds(r.partition));
     let mut paused = false;
     let mut store = tokio::time::interval(STORE_EVERY);
     store.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        if let Some(record) = waiting.pop_front() {
+        if next_ready(&waiting).is_some() {
             // A slot mostly frees within moments: pause only for a real stall, as
             // pausing drops the records librdkafka has fetched ahead.
             let slot = in_flight.try_reserve()
@@ -346,12 +416,17 @@ async fn poll_records(
                         slot = tokio::time::timeout(PAUSE_AFTER, in_flight.reserve()) => slot.is_ok(),
                     };
             if slot {
-                actor.do_send(Received(record));
+                // Asked again with the slot taken: a partition held from now on gets
+                // no record beyond those whose slots were taken before.
+                match next_ready(&waiting).and_then(|at| waiting.remove(at)) {
+                    Some(record) => actor.do_send(Received(record)),
+                    None => in_flight.release(),
+                }
                 continue;
             }
-            waiting.push_front(record);
         }
-        let back_pressured = !waiting.is_empty();
+        // A release of a held partition is seen here at the next record or tick.
+        let back_pressured = next_ready(&waiting).is_some();
         if back_pressured != paused {
             paused = back_pressured;
             if paused {

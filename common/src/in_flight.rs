@@ -55,6 +55,11 @@ impl InFlight {
         }
     }
 
+    /// How many events may be in flight at most.
+    pub fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
     /// How many events are in flight now.
     pub fn count(&self) -> u32 {
         self.capacity - self.slots.available_permits() as u32

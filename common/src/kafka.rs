@@ -7,6 +7,7 @@
 
 use crate::config::KafkaArgs;
 use crate::producer::{Deliveries, KafkaProducer};
+use crate::read_gate::ReadGate;
 use crate::stats::Stats;
 use log::{debug, info, warn};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
@@ -34,17 +35,17 @@ pub fn dead_letter_topic(topic: &str) -> String {
 
 /// Receives librdkafka's logs and errors: broker trouble becomes one WARN line
 /// every few seconds at most (it retries on its own), the rest goes to debug.
-/// A consumer's context also runs its [`RebalanceHooks`] and keeps its
-/// partitions paused while the reader is back-pressured.
+/// A consumer's context also runs its [`RebalanceHooks`] and pauses its
+/// partitions as its [`ReadGate`] says: all of them while the reader is
+/// back-pressured, and those held (their oldest event is stuck).
 pub struct KafkaContext {
     brokers: String,
     last_complaint: Mutex<Option<Instant>>,
     rebalance_hooks: OnceLock<RebalanceHooks>,
-    /// Whether reading is paused (the reader has no free in-flight slot); a
-    /// partition assigned meanwhile is paused as it comes, before any of its
-    /// records is fetched, and one assigned later is resumed (librdkafka would
-    /// keep it paused).
-    back_pressured: Mutex<bool>,
+    /// Which partitions are read; a partition assigned while stopped is paused
+    /// as it comes, before any of its records is fetched, and one assigned
+    /// later is resumed (librdkafka would keep it paused).
+    read_gate: ReadGate,
     /// Revocations so far: a record read before one is read again after it.
     revocations: AtomicU64,
     /// Where librdkafka's statistics go (a consumer's lag), once set.
@@ -67,7 +68,7 @@ impl KafkaContext {
             brokers: brokers.to_string(),
             last_complaint: Mutex::new(None),
             rebalance_hooks: OnceLock::new(),
-            back_pressured: Mutex::new(false),
+            read_gate: ReadGate::default(),
             revocations: AtomicU64::new(0),
             statistics: OnceLock::new(),
         }
@@ -79,27 +80,44 @@ impl KafkaContext {
     }
 
     /// Pauses fetching for every partition `consumer` holds while it is
-    /// back-pressured, and for those assigned to it meanwhile; resumes it after.
-    /// Polling goes on meanwhile. The fetchers of the partitions resumed are
-    /// woken once the lock is let go (a round trip: not under the lock).
+    /// back-pressured, and for those assigned to it meanwhile; resumes those
+    /// not held after. Polling goes on meanwhile. The fetchers of the
+    /// partitions resumed are woken once the gate is let go (a round trip).
     pub fn set_paused(&self, consumer: &impl Consumer<KafkaContext>, paused: bool) {
-        let mut back_pressured = self.back_pressured.lock().unwrap_or_else(|p| p.into_inner());
-        *back_pressured = paused;
-        let result = consumer.assignment().and_then(|partitions| {
-            if paused {
-                consumer.pause(&partitions).map(|()| None)
-            } else {
-                consumer.resume(&partitions).map(|()| Some(partitions))
-            }
-        });
-        drop(back_pressured);
-        match result {
-            Ok(Some(resumed)) => wake_fetchers(consumer, &resumed),
-            Ok(None) => {}
+        match self.read_gate.set_back_pressured(consumer, paused) {
+            Ok(resumed) => wake_fetchers(consumer, &resumed),
             Err(e) => {
                 self.complain(&format!("cannot {} reading: {e}", if paused { "pause" } else { "resume" }))
             }
         }
+    }
+
+    /// Stops fetching `partition` (`held`) whatever the back-pressure, or
+    /// fetches it again unless back-pressured. Its fetcher is not woken (see
+    /// `wake_fetchers`): after a stall, a second is nothing, and the caller's
+    /// thread does not wait on the network.
+    pub fn set_held(&self, consumer: &impl Consumer<KafkaContext>, partition: i32, held: bool) {
+        let result = if held {
+            self.read_gate.hold(consumer, partition)
+        } else {
+            self.read_gate.release(consumer, partition)
+        };
+        if let Err(e) = result {
+            let what = if held { "hold" } else { "release" };
+            self.complain(&format!("cannot {what} partition {partition}: {e}"));
+        }
+    }
+
+    /// Releases every partition held: for a revocation, which forgets what held them.
+    pub fn release_held(&self, consumer: &impl Consumer<KafkaContext>) {
+        if let Err(e) = self.read_gate.release_all(consumer) {
+            self.complain(&format!("cannot release the partitions held: {e}"));
+        }
+    }
+
+    /// Whether `partition` is held: its records wait instead of being handed on.
+    pub fn holds(&self, partition: i32) -> bool {
+        self.read_gate.holds(partition)
     }
 
     /// How many times partitions were revoked from this consumer.
@@ -179,12 +197,9 @@ impl ConsumerContext for KafkaContext {
                     .collect();
                 info!(target: "kafka", "partitions assigned: {}", list.join(" "));
                 // librdkafka keeps a partition's pause through a revocation and a
-                // new assignment: say anew whether reading is paused.
-                let paused = *self.back_pressured.lock().unwrap_or_else(|p| p.into_inner());
-                let result = if paused { consumer.pause(partitions) } else { consumer.resume(partitions) };
-                if let Err(e) = result {
-                    let what = if paused { "pause" } else { "resume" };
-                    self.complain(&format!("cannot {what} the partitions assigned: {e}"));
+                // new assignment: say anew which partitions are read.
+                if let Err(e) = self.read_gate.assigned(consumer, partitions) {
+                    self.complain(&format!("cannot pause or resume the partitions assigned: {e}"));
                 }
             }
             Rebalance::Revoke(_) => {}

@@ -24,6 +24,7 @@ pub mod logging;
 pub mod messages;
 pub mod offsets;
 pub mod producer;
+pub mod read_gate;
 pub mod recent_ids;
 pub mod restart_policy;
 pub mod service;

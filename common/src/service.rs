@@ -77,8 +77,12 @@ where
     runtime.check_crash_actor(source);
     crate::logging::init(name);
     let code = start_and_serve(name, kafka.clone(), runtime.clone(), start);
-    crate::logging::flush();
-    code
+    // Last lines that cannot be written are lost with the process: say so by the status.
+    if crate::logging::flush() {
+        code
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 /// `run`'s body, between setting up the logs and writing out their last lines.
@@ -299,7 +303,7 @@ async fn within<T: Send + 'static>(
 fn exit_at(deadline: Instant, status: u8) {
     std::thread::spawn(move || {
         std::thread::sleep(deadline.saturating_duration_since(Instant::now())); // a deadline, not a wait for an event
-        crate::logging::flush();
+        let status = if crate::logging::flush() { status } else { 1 };
         std::process::exit(status.into());
     });
 }

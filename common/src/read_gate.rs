@@ -1,0 +1,239 @@
+//! Which partitions a consumer fetches: two reasons to stop, one gate.
+//!
+//! - **Back-pressure**: every in-flight slot is taken, so the reader pauses
+//!   every partition and polls on (see `consumer.rs`).
+//! - **A held partition**: its oldest event cannot finish and the most events
+//!   allowed are done behind it (see `offsets.rs`), so only it is paused; the
+//!   others read on.
+//!
+//! A partition is fetched when neither stops it, so lifting one never undoes
+//! the other. The reader thread sets the back-pressure and the consumer actor's
+//! thread the holds; librdkafka's pauses are changed under the gate's lock, so
+//! the two never cross. librdkafka keeps a partition's pause through a
+//! revocation and a new assignment, so each assignment is told anew
+//! ([`ReadGate::assigned`]). Partitions are known by number: a service's
+//! consumer reads one topic.
+
+use crate::kafka::KafkaContext;
+use rdkafka::consumer::Consumer;
+use rdkafka::error::KafkaResult;
+use rdkafka::TopicPartitionList;
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::{Mutex, MutexGuard};
+
+/// What a gate pauses and resumes: a consumer's partitions (or a test's stand-in).
+pub trait Fetching {
+    fn assignment(&self) -> KafkaResult<TopicPartitionList>;
+    fn pause(&self, partitions: &TopicPartitionList) -> KafkaResult<()>;
+    fn resume(&self, partitions: &TopicPartitionList) -> KafkaResult<()>;
+}
+
+impl<T: Consumer<KafkaContext>> Fetching for T {
+    fn assignment(&self) -> KafkaResult<TopicPartitionList> {
+        Consumer::assignment(self)
+    }
+
+    fn pause(&self, partitions: &TopicPartitionList) -> KafkaResult<()> {
+        Consumer::pause(self, partitions)
+    }
+
+    fn resume(&self, partitions: &TopicPartitionList) -> KafkaResult<()> {
+        Consumer::resume(self, partitions)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct ReadGate {
+    state: Mutex<State>,
+    /// Whether any partition is held: the reader asks about each record it
+    /// hands on, and nearly always none is.
+    holding: AtomicBool,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    back_pressured: bool,
+    held: BTreeSet<i32>,
+}
+
+impl ReadGate {
+    /// Pauses every assigned partition (`back_pressured`), or resumes those not
+    /// held. Returns the partitions resumed.
+    pub fn set_back_pressured(
+        &self,
+        consumer: &impl Fetching,
+        back_pressured: bool,
+    ) -> KafkaResult<TopicPartitionList> {
+        let mut state = self.lock();
+        state.back_pressured = back_pressured;
+        let assigned = consumer.assignment()?;
+        if back_pressured {
+            consumer.pause(&assigned)?;
+            return Ok(TopicPartitionList::new());
+        }
+        let open = only(&assigned, |partition| !state.held.contains(&partition));
+        consumer.resume(&open)?;
+        Ok(open)
+    }
+
+    /// Holds `partition`: it is not fetched, whatever the back-pressure, until released.
+    pub fn hold(&self, consumer: &impl Fetching, partition: i32) -> KafkaResult<()> {
+        let mut state = self.lock();
+        state.held.insert(partition);
+        self.holding.store(true, SeqCst);
+        consumer.pause(&only(&consumer.assignment()?, |p| p == partition))
+    }
+
+    /// Releases `partition`: fetched again, unless back-pressure pauses every partition.
+    pub fn release(&self, consumer: &impl Fetching, partition: i32) -> KafkaResult<()> {
+        self.release_where(consumer, |p| p == partition)
+    }
+
+    /// Releases every partition held (what held them was forgotten with them in
+    /// a rebalance).
+    pub fn release_all(&self, consumer: &impl Fetching) -> KafkaResult<()> {
+        self.release_where(consumer, |_| true)
+    }
+
+    fn release_where(&self, consumer: &impl Fetching, released: impl Fn(i32) -> bool) -> KafkaResult<()> {
+        let mut state = self.lock();
+        let before = state.held.len();
+        state.held.retain(|&p| !released(p));
+        self.holding.store(!state.held.is_empty(), SeqCst);
+        if state.back_pressured || state.held.len() == before {
+            return Ok(());
+        }
+        consumer.resume(&only(&consumer.assignment()?, |p| released(p) && !state.held.contains(&p)))
+    }
+
+    /// Pauses or resumes each of `partitions`, just assigned, as the gate says.
+    pub fn assigned(&self, consumer: &impl Fetching, partitions: &TopicPartitionList) -> KafkaResult<()> {
+        let state = self.lock();
+        let stopped = |p: i32| state.back_pressured || state.held.contains(&p);
+        consumer.pause(&only(partitions, stopped))?;
+        consumer.resume(&only(partitions, |p| !stopped(p)))
+    }
+
+    /// Whether `partition` is held: its records are not handed on.
+    pub fn holds(&self, partition: i32) -> bool {
+        self.holding.load(SeqCst) && self.lock().held.contains(&partition)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The partitions of `list` for which `keep` holds.
+fn only(list: &TopicPartitionList, keep: impl Fn(i32) -> bool) -> TopicPartitionList {
+    let mut kept = TopicPartitionList::new();
+    for element in list.elements().iter().filter(|e| keep(e.partition())) {
+        kept.add_partition(element.topic(), element.partition());
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    /// A consumer that is assigned partitions 0..3 of one topic and remembers which are paused.
+    #[derive(Default)]
+    struct Partitions {
+        paused: RefCell<BTreeSet<i32>>,
+    }
+
+    impl Partitions {
+        fn paused(&self) -> Vec<i32> {
+            self.paused.borrow().iter().copied().collect()
+        }
+    }
+
+    fn list(partitions: &[i32]) -> TopicPartitionList {
+        let mut list = TopicPartitionList::new();
+        for &p in partitions {
+            list.add_partition("order_topic", p);
+        }
+        list
+    }
+
+    fn numbers(list: &TopicPartitionList) -> Vec<i32> {
+        list.elements().iter().map(|e| e.partition()).collect()
+    }
+
+    impl Fetching for Partitions {
+        fn assignment(&self) -> KafkaResult<TopicPartitionList> {
+            Ok(list(&[0, 1, 2]))
+        }
+
+        fn pause(&self, partitions: &TopicPartitionList) -> KafkaResult<()> {
+            self.paused.borrow_mut().extend(numbers(partitions));
+            Ok(())
+        }
+
+        fn resume(&self, partitions: &TopicPartitionList) -> KafkaResult<()> {
+            for p in numbers(partitions) {
+                self.paused.borrow_mut().remove(&p);
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn back_pressure_pauses_every_partition_and_lifting_it_resumes_them() {
+        let (gate, consumer) = (ReadGate::default(), Partitions::default());
+        assert!(numbers(&gate.set_back_pressured(&consumer, true).unwrap()).is_empty());
+        assert_eq!(consumer.paused(), [0, 1, 2]);
+        assert_eq!(numbers(&gate.set_back_pressured(&consumer, false).unwrap()), [0, 1, 2]);
+        assert!(consumer.paused().is_empty());
+    }
+
+    #[test]
+    fn a_held_partition_stays_paused_when_back_pressure_lifts_and_the_others_read_on() {
+        let (gate, consumer) = (ReadGate::default(), Partitions::default());
+        gate.hold(&consumer, 0).unwrap();
+        assert_eq!(consumer.paused(), [0], "only the held one");
+        assert!(gate.holds(0) && !gate.holds(1));
+        gate.set_back_pressured(&consumer, true).unwrap();
+        assert_eq!(numbers(&gate.set_back_pressured(&consumer, false).unwrap()), [1, 2]);
+        assert_eq!(consumer.paused(), [0]);
+        gate.release(&consumer, 0).unwrap();
+        assert!(consumer.paused().is_empty());
+        assert!(!gate.holds(0));
+    }
+
+    #[test]
+    fn a_partition_released_under_back_pressure_waits_for_it_to_lift() {
+        let (gate, consumer) = (ReadGate::default(), Partitions::default());
+        gate.hold(&consumer, 2).unwrap();
+        gate.set_back_pressured(&consumer, true).unwrap();
+        gate.release(&consumer, 2).unwrap();
+        assert_eq!(consumer.paused(), [0, 1, 2], "back-pressure still pauses it");
+        assert_eq!(numbers(&gate.set_back_pressured(&consumer, false).unwrap()), [0, 1, 2]);
+    }
+
+    #[test]
+    fn releasing_all_resumes_every_held_partition() {
+        let (gate, consumer) = (ReadGate::default(), Partitions::default());
+        gate.hold(&consumer, 0).unwrap();
+        gate.hold(&consumer, 2).unwrap();
+        gate.release_all(&consumer).unwrap();
+        assert!(consumer.paused().is_empty());
+        assert!(!gate.holds(0) && !gate.holds(2));
+    }
+
+    #[test]
+    fn an_assignment_is_paused_where_the_gate_says_and_resumed_elsewhere() {
+        let (gate, consumer) = (ReadGate::default(), Partitions::default());
+        gate.hold(&consumer, 1).unwrap();
+        consumer.paused.borrow_mut().extend([0, 2]); // librdkafka kept a pause of before the rebalance
+        gate.assigned(&consumer, &list(&[0, 1, 2])).unwrap();
+        assert_eq!(consumer.paused(), [1]);
+        gate.set_back_pressured(&consumer, true).unwrap();
+        consumer.paused.borrow_mut().clear(); // a fresh assignment while back-pressured
+        gate.assigned(&consumer, &list(&[0, 1, 2])).unwrap();
+        assert_eq!(consumer.paused(), [0, 1, 2]);
+    }
+}
