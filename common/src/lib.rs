@@ -29,8 +29,8 @@ pub mod recent_ids;
 pub mod restart_policy;
 pub mod service;
 pub mod shutdown;
-pub mod store;
 pub mod stats;
+pub mod store;
 pub mod supervisor;
 pub mod topics;
 

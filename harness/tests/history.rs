@@ -30,7 +30,8 @@ fn a_restart_over_a_long_history_charges_nothing_again() {
     );
     // Paid lines name the redelivered history's orders too (their recorded events, published again).
     let new_ids = *history.ids.end() + 1..=*history.ids.end() + NEW_ORDERS;
-    let new_paid = |lines: &[String]| count_orders(lines, PAID).into_keys().filter(|id| new_ids.contains(id)).count();
+    let new_paid =
+        |lines: &[String]| count_orders(lines, PAID).into_keys().filter(|id| new_ids.contains(id)).count();
     payment.wait_until("a new order is paid", 2 * MINUTE, |lines| new_paid(lines) > 0);
     let first_payment = started.elapsed();
     assert!(orders.wait_exit(MINUTE).success(), "order-service failed");
@@ -52,10 +53,16 @@ fn a_restart_over_a_long_history_charges_nothing_again() {
     assert_eq!(recognised, redelivered, "the orders found charged are not the uncommitted ones");
     let every = *history.ids.start()..=*history.ids.end() + NEW_ORDERS;
     let charges = store::charges(&store_path(&broker.address, "payment-service"));
-    let outcome = store::Outcome::of(every, &payment_events(&broker), &charges, &BTreeMap::new(), &BTreeMap::new());
+    let outcome =
+        store::Outcome::of(every, &payment_events(&broker), &charges, &BTreeMap::new(), &BTreeMap::new());
     assert!(
-        outcome.not_charged.is_empty() && outcome.inconsistent_events.is_empty() && outcome.no_event.is_empty(),
+        outcome.not_charged.is_empty()
+            && outcome.inconsistent_events.is_empty()
+            && outcome.no_event.is_empty(),
         "{outcome:?}"
     );
-    assert_eq!(outcome.payment_event_copies as u64, redeliverable, "each redelivered order's event is published again");
+    assert_eq!(
+        outcome.payment_event_copies as u64, redeliverable,
+        "each redelivered order's event is published again"
+    );
 }
