@@ -58,6 +58,19 @@ pub enum InvalidEvent {
     UnexpectedStatus(Status),
 }
 
+/// The most of a parser's message kept: it may quote the input (a string of
+/// any length where a number belongs), and it goes into a log line and a header.
+const MAX_REASON_CHARS: usize = 300;
+
+/// `reason`, cut to [`MAX_REASON_CHARS`] characters.
+fn bounded(mut reason: String) -> String {
+    if let Some((cut, _)) = reason.char_indices().nth(MAX_REASON_CHARS) {
+        reason.truncate(cut);
+        reason.push('…');
+    }
+    reason
+}
+
 impl fmt::Display for InvalidEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -90,7 +103,7 @@ impl OrderEvent {
         let text = std::str::from_utf8(bytes).map_err(|_| InvalidEvent::NotUtf8)?;
         let event = match crate::canonical::parse(text) {
             Some(event) => event,
-            None => serde_json::from_str(text).map_err(|e| InvalidEvent::NotJson(e.to_string()))?,
+            None => serde_json::from_str(text).map_err(|e| InvalidEvent::NotJson(bounded(e.to_string())))?,
         };
         if !(event.amount.is_finite() && event.amount > 0.0 && event.amount <= MAX_AMOUNT) {
             return Err(InvalidEvent::BadAmount(event.amount));
@@ -137,6 +150,19 @@ mod tests {
     use super::*;
 
     const ORDER: &[Status] = &[Status::Created];
+
+    #[test]
+    fn a_reason_that_quotes_a_long_input_is_cut() {
+        let payload = format!(
+            r#"{{"order_id":"{}","user_id":1,"amount":1.0,"status":"order_created"}}"#,
+            "9".repeat(60_000)
+        );
+        let Err(InvalidEvent::NotJson(reason)) = OrderEvent::decode(Some(payload.as_bytes()), ORDER) else {
+            panic!("a string order id is not an order");
+        };
+        assert_eq!(reason.chars().count(), MAX_REASON_CHARS + 1, "{reason}");
+        assert!(reason.ends_with('…'));
+    }
 
     fn order() -> OrderEvent {
         OrderEvent {
