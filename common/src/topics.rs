@@ -93,6 +93,8 @@ async fn describe(
 ) -> Result<Vec<Option<Found>>, String> {
     let client = probe.clone();
     let metadata = actix_rt::task::spawn_blocking(move || {
+        // Every topic, not each by name: a producer asking for a topic by name
+        // makes a broker with auto-creation create it, with the broker's settings.
         let answer = client.client().fetch_metadata(None, attempt);
         if answer.is_err() {
             client.poll(Duration::from_millis(100)); // serves what librdkafka queued: why it failed
