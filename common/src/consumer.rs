@@ -345,6 +345,9 @@ impl Worker for ConsumerActor {
             }
             ConsumerInput::Revoked(stored) => {
                 self.store_offsets();
+                // Offsets not stored now (the log could not be written) are no longer
+                // ours: stored later, they could take back a later owner's commit.
+                self.unstored.clear();
                 // What held a partition is forgotten below: the next assignment reads them all.
                 self.client.context().release_held(self.client.as_ref());
                 if let Some(stored) = stored {

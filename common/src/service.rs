@@ -122,7 +122,7 @@ where
         let shutdown = service.supervision.shutdown.clone();
         match start(service).await {
             Ok(service) => service.serve().await,
-            Err(_) if shutdown.is_triggered() => {
+            Err(e) if e == INTERRUPTED_AT_START => {
                 info!(target: "service", "{INTERRUPTED_AT_START}");
                 shutdown.triggered().await.exit_code()
             }

@@ -44,6 +44,7 @@ pub async fn prepare(kafka: &KafkaArgs, service: &str, topics: &[String]) -> Res
     // to its context when polled: why a broker refused us (TLS, SASL) gets logged.
     let probe: Arc<BaseProducer<KafkaContext>> = Arc::new(kafka::client(kafka, service)?);
     let admin: Arc<AdminClient<KafkaContext>> = Arc::new(kafka::client(kafka, service)?);
+    let mut created = false;
     loop {
         let attempt = deadline.map_or(ATTEMPT, |deadline| {
             deadline.saturating_duration_since(Instant::now()).clamp(RETRY_AFTER, ATTEMPT)
@@ -77,8 +78,18 @@ pub async fn prepare(kafka: &KafkaArgs, service: &str, topics: &[String]) -> Res
             ));
         }
         match create(&admin, kafka, &missing, attempt).await {
+            // A topic that exists (made before, or by another service) but is not
+            // described: the broker is not ready, or this client may not see it.
+            Ok(()) if created => {
+                let names = missing.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ");
+                let e = format!("the broker has topic {names} but does not describe its partitions");
+                wait_or_give_up(kafka, deadline, &e).await?
+            }
             // Described again at once: a broker may take a moment to show a topic it made.
-            Ok(()) => tokio::time::sleep(RETRY_AFTER / 10).await, // it announces no readiness to wait for
+            Ok(()) => {
+                created = true;
+                tokio::time::sleep(RETRY_AFTER / 10).await // it announces no readiness to wait for
+            }
             Err(Failure::Retry(e)) => wait_or_give_up(kafka, deadline, &e).await?,
             Err(Failure::Refused(e)) => return Err(e),
         }
