@@ -43,7 +43,8 @@ pub async fn prepare(kafka: &KafkaArgs, service: &str, topics: &[String]) -> Res
     // A producer client, unlike an admin client, hands librdkafka's logs and errors
     // to its context when polled: why a broker refused us (TLS, SASL) gets logged.
     let probe: Arc<BaseProducer<KafkaContext>> = Arc::new(kafka::client(kafka, service)?);
-    let admin: Arc<AdminClient<KafkaContext>> = Arc::new(kafka::client(kafka, service)?);
+    // Made only when a topic is missing: mostly they all exist.
+    let mut admin: Option<AdminClient<KafkaContext>> = None;
     let mut created = false;
     loop {
         let attempt = deadline.map_or(ATTEMPT, |deadline| {
@@ -77,7 +78,11 @@ pub async fn prepare(kafka: &KafkaArgs, service: &str, topics: &[String]) -> Res
                 kafka.brokers
             ));
         }
-        match create(&admin, kafka, &missing, attempt).await {
+        let admin = match admin.as_mut() {
+            Some(admin) => admin,
+            None => admin.insert(kafka::client(kafka, service)?),
+        };
+        match create(admin, kafka, &missing, attempt).await {
             // A topic that exists (made before, or by another service) but is not
             // described: the broker is not ready, or this client may not see it.
             Ok(()) if created => {
