@@ -26,9 +26,6 @@ const DECLINE_RATE: &str = "0.5";
 /// How long a service may take to stop after Ctrl-C.
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// How many of its last log lines are shown of a service that did not stop gracefully.
-const LAST_LINES: usize = 30;
-
 /// What marks an email in notification-service's log, paid or declined.
 pub const EMAILED: [&str; 2] = [harness::NOTIFIED, harness::DECLINED_NOTIFIED];
 
@@ -262,14 +259,8 @@ impl Pipeline {
         for service in stopping {
             let status = service.wait_exit(STOP_TIMEOUT);
             if !status.success() {
-                let lines = service.lines();
-                let last = &lines[lines.len().saturating_sub(LAST_LINES)..];
-                eprintln!(
-                    "chaos: {} ({}) {status}; its last lines:\n{}",
-                    service.name,
-                    service.pid(),
-                    last.join("\n")
-                );
+                let last = harness::tail(&service.lines());
+                eprintln!("chaos: {} ({}) {status}; its last lines:\n{last}", service.name, service.pid());
                 failed.push(format!("{} ({}): {status}", service.name, service.pid()));
             }
         }

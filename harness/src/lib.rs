@@ -559,7 +559,8 @@ fn signal(child: &Child, signal: nix::sys::signal::Signal) {
     nix::sys::signal::kill(pid, signal).expect("cannot signal the service");
 }
 
-fn tail(lines: &[String]) -> String {
+/// The last 40 of `lines`, one per line: what a failure shows of a service.
+pub fn tail(lines: &[String]) -> String {
     lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
