@@ -22,8 +22,8 @@
 use crate::clients::{self, CeilingConsumer, Settings};
 use crate::measure::Sample;
 use crate::pipeline::fresh_store;
-use common::event::{OrderEvent, Status};
 use common::store::{Charge, ChargeVerdict, EmailVerdict, Store};
+use common::wire::event::{OrderEvent, Status};
 use harness::logline::now_ms;
 use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
@@ -115,7 +115,7 @@ fn open_store(dir: &Path, stage: &str) -> Result<Store, String> {
     #[derive(clap::Parser)]
     struct Flags {
         #[command(flatten)]
-        store: common::config::StoreArgs,
+        store: common::runtime::config::StoreArgs,
     }
     let url = fresh_store(dir, stage)?;
     let flags = <Flags as clap::Parser>::try_parse_from(["ceiling", "--store", &url])

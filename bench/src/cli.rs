@@ -1,7 +1,7 @@
 //! The benchmark's flags, and the plan they make (with `--smoke` applied).
 
 use clap::Parser;
-use common::config::DEFAULT_MAX_IN_FLIGHT;
+use common::runtime::config::DEFAULT_MAX_IN_FLIGHT;
 use std::path::PathBuf;
 use std::time::Duration;
 

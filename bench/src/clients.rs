@@ -131,9 +131,9 @@ pub async fn create_topics(brokers: &str, topics: &[String]) -> Result<(), Strin
     #[derive(clap::Parser)]
     struct Flags {
         #[command(flatten)]
-        kafka: common::config::KafkaArgs,
+        kafka: common::runtime::config::KafkaArgs,
     }
     let flags = <Flags as clap::Parser>::try_parse_from(["ceiling", "--brokers", brokers])
         .map_err(|e| format!("the ceiling's Kafka settings: {e}"))?;
-    common::topics::prepare(&flags.kafka, "ceiling", topics).await
+    common::kafka::topics::ensure(&flags.kafka, "ceiling", topics).await.map_err(|e| e.to_string())
 }

@@ -137,7 +137,7 @@ fn created_times(setup: &Setup) -> Result<HashMap<u64, u64>, String> {
     let mut bad = None;
     let mut client = rdkafka::ClientConfig::new();
     client.set("bootstrap.servers", &setup.brokers);
-    common::kafka::read_to_end(&client, &setup.payment_topic, |record| {
+    common::kafka::reader::read_to_end(&client, &setup.payment_topic, |record| {
         let payment: Option<serde_json::Value> =
             serde_json::from_slice(record.payload().unwrap_or_default()).ok();
         let fields =
@@ -148,7 +148,8 @@ fn created_times(setup: &Setup) -> Result<HashMap<u64, u64>, String> {
             }
             None => bad = Some(record.offset()),
         }
-    })?;
+    })
+    .map_err(|e| e.to_string())?;
     if let Some(offset) = bad {
         return Err(format!(
             "{} holds an event without order_id or created_at_ms (offset {offset})",

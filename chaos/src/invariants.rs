@@ -11,7 +11,7 @@
 
 use crate::pipeline::{Drain, Pipeline, EMAILED};
 use crate::poison::Poison;
-use common::event::{OrderEvent, Status};
+use common::wire::event::{OrderEvent, Status};
 use harness::logline::{order_after, timestamp_ms};
 use harness::store::{Charge, Email};
 use harness::{records_on_topic, store_path, Broker};

@@ -8,15 +8,15 @@
 
 use actix::{Actor, Context, Handler};
 use clap::Parser;
-use common::config::KafkaArgs;
-use common::fault::{CrashMode, FaultPlan, Role};
-use common::kafka;
-use common::messages::{Completed, Origin, Publish, Ticket};
-use common::producer::ProducerActor;
-use common::restart_policy::RestartLimits;
-use common::shutdown::{Reason, Shutdown};
-use common::stats::Stats;
-use common::supervisor::Supervision;
+use common::actor::fault::{CrashMode, FaultPlan, Role};
+use common::actor::messages::{Completed, Origin, Publish, Ticket};
+use common::actor::restart_policy::RestartLimits;
+use common::actor::supervisor::Supervision;
+use common::kafka::clients;
+use common::kafka::producer::ProducerActor;
+use common::ops::metrics::Metrics;
+use common::runtime::config::KafkaArgs;
+use common::runtime::shutdown::{Reason, Shutdown};
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use std::sync::Arc;
@@ -53,10 +53,10 @@ async fn a_record_refused_for_good_stops_the_service_instead_of_being_retried_fo
     let supervision = Supervision {
         limits: RestartLimits::default(),
         faults: FaultPlan { rate: 0.0, target: Role::Any, mode: CrashMode::Panic, seed: 0 },
-        stats: Arc::new(Stats::default()),
+        metrics: Arc::new(Metrics::default()),
         shutdown: Shutdown::default(),
     };
-    let producer = kafka::producer(&kafka, "test", supervision.stats.clone()).expect("a producer");
+    let producer = clients::producer(&kafka, "test", supervision.metrics.clone()).expect("a producer");
     let producer = ProducerActor::start(producer, &supervision);
     let (completions, mut completed) = mpsc::unbounded_channel();
     let source = Source(completions).start();
@@ -78,8 +78,8 @@ async fn a_record_refused_for_good_stops_the_service_instead_of_being_retried_fo
     assert!(why.contains("MessageSizeTooLarge") && why.contains("max.message.bytes"), "{why}");
     assert!(completed.try_recv().is_err(), "a refused record's event must not complete");
     assert!(
-        supervision.stats.summary().contains("crashes=0 () restarts=0"),
+        supervision.metrics.summary().contains("crashes=0 () restarts=0"),
         "{}",
-        supervision.stats.summary()
+        supervision.metrics.summary()
     );
 }

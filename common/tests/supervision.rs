@@ -1,12 +1,12 @@
 //! Supervision, black-box: real actix actors that fail, restart and escalate.
 
 use actix::{Context, Message};
-use common::error::ActorError;
-use common::fault::{CrashMode, FaultPlan, Role};
-use common::restart_policy::RestartLimits;
-use common::shutdown::{Reason, Shutdown};
-use common::stats::Stats;
-use common::supervisor::{Supervised, Supervision, Worker};
+use common::actor::error::ActorError;
+use common::actor::fault::{CrashMode, FaultPlan, Role};
+use common::actor::restart_policy::RestartLimits;
+use common::actor::supervisor::{Supervision, Worker, WorkerActor};
+use common::ops::metrics::Metrics;
+use common::runtime::shutdown::{Reason, Shutdown};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -41,7 +41,7 @@ impl Worker for Flaky {
     const NAME: &'static str = "FlakyActor";
     const ROLE: Role = Role::Domain;
 
-    fn handle(&mut self, &Job(id): &Job, _: &mut Context<Supervised<Self>>) -> Result<(), ActorError> {
+    fn handle(&mut self, &Job(id): &Job, _: &mut Context<WorkerActor<Self>>) -> Result<(), ActorError> {
         let attempt = self.attempts.entry(id).or_default();
         *attempt += 1;
         match self.plan.get(&id) {
@@ -81,7 +81,7 @@ fn supervision(max_restarts: u32) -> Supervision {
             window: Duration::from_secs(30),
         },
         faults: FaultPlan { rate: 0.0, target: Role::Domain, mode: CrashMode::Panic, seed: 0 },
-        stats: Arc::new(Stats::default()),
+        metrics: Arc::new(Metrics::default()),
         shutdown: Shutdown::default(),
     }
 }
@@ -95,7 +95,7 @@ fn flaky(plan: &[(u32, Failing)]) -> (Flaky, mpsc::UnboundedReceiver<u32>) {
 async fn a_crashed_job_is_redelivered_first_and_everything_is_handled_once_in_order() {
     let supervision = supervision(10);
     let (worker, mut finished) = flaky(&[(5, Failing::Errors(2)), (9, Failing::Panics(1))]);
-    let actor = Supervised::start(worker, &supervision);
+    let actor = WorkerActor::start(worker, &supervision);
     for id in 0..20 {
         actor.do_send(Job(id));
     }
@@ -109,7 +109,7 @@ async fn a_crashed_job_is_redelivered_first_and_everything_is_handled_once_in_or
     assert_eq!(handled[5] % 1000, 2, "two resets before job 5 succeeded");
     assert_eq!(handled[19] % 1000, 3, "three resets in all");
     assert_eq!(
-        supervision.stats.summary(),
+        supervision.metrics.summary(),
         "processed=0 crashes=3 (FlakyActor=3) restarts=3 redeliveries=3 duplicates_suppressed=0 dead_lettered=0 \
          retries=0 conflicts=0 emails_in_doubt=0"
     );
@@ -120,21 +120,21 @@ async fn a_crashed_job_is_redelivered_first_and_everything_is_handled_once_in_or
 async fn a_crash_loop_escalates_to_a_shutdown_naming_the_actor_and_its_error() {
     let supervision = supervision(3);
     let (worker, _finished) = flaky(&[(1, Failing::Always)]);
-    let actor = Supervised::start(worker, &supervision);
+    let actor = WorkerActor::start(worker, &supervision);
     actor.do_send(Job(1));
     let Reason::Escalated(why) = supervision.shutdown.triggered().await else {
         panic!("expected an escalation");
     };
     assert!(why.contains("FlakyActor is crash-looping: 4 crashes"), "{why}");
     assert!(why.contains("last error: broken for good while handling job 1"), "{why}");
-    assert!(supervision.stats.summary().contains("crashes=4 (FlakyActor=4) restarts=3"));
+    assert!(supervision.metrics.summary().contains("crashes=4 (FlakyActor=4) restarts=3"));
 }
 
 #[actix_rt::test]
 async fn transient_failures_are_retried_in_place_and_never_escalate() {
     let supervision = supervision(3);
     let (worker, mut finished) = flaky(&[(2, Failing::Unavailable(20))]);
-    let actor = Supervised::start(worker, &supervision);
+    let actor = WorkerActor::start(worker, &supervision);
     for id in 0..5 {
         actor.do_send(Job(id));
     }
@@ -143,7 +143,7 @@ async fn transient_failures_are_retried_in_place_and_never_escalate() {
         assert_eq!(finished.recv().await.expect("the actor lives"), expected * 1000);
     }
     assert!(!supervision.shutdown.is_triggered(), "20 transient failures are no crash loop");
-    let summary = supervision.stats.summary();
+    let summary = supervision.metrics.summary();
     assert!(summary.contains("crashes=0 () restarts=0") && summary.contains(" retries=20 "), "{summary}");
 }
 
@@ -151,7 +151,7 @@ async fn transient_failures_are_retried_in_place_and_never_escalate() {
 async fn a_permanent_failure_escalates_at_once_with_its_fix() {
     let supervision = supervision(10);
     let (worker, _finished) = flaky(&[(1, Failing::Refused)]);
-    let actor = Supervised::start(worker, &supervision);
+    let actor = WorkerActor::start(worker, &supervision);
     actor.do_send(Job(1));
     let Reason::Escalated(why) = supervision.shutdown.triggered().await else {
         panic!("expected an escalation");
@@ -159,7 +159,7 @@ async fn a_permanent_failure_escalates_at_once_with_its_fix() {
     assert!(why.starts_with("FlakyActor cannot go on: cannot publish to jobs"), "{why}");
     assert!(why.contains("max.message.bytes") && why.contains("while handling job 1"), "{why}");
     assert!(
-        supervision.stats.summary().contains("crashes=0 () restarts=0"),
+        supervision.metrics.summary().contains("crashes=0 () restarts=0"),
         "no restart: retrying cannot help"
     );
 }
@@ -169,14 +169,14 @@ async fn injected_faults_are_survived_in_order() {
     let mut supervision = supervision(1000);
     supervision.faults = FaultPlan { rate: 0.3, target: Role::Any, mode: CrashMode::Panic, seed: 9 };
     let (worker, mut finished) = flaky(&[]);
-    let actor = Supervised::start(worker, &supervision);
+    let actor = WorkerActor::start(worker, &supervision);
     for id in 0..200 {
         actor.do_send(Job(id));
     }
     for expected in 0..200 {
         assert_eq!(finished.recv().await.expect("the actor lives") / 1000, expected);
     }
-    let summary = supervision.stats.summary();
+    let summary = supervision.metrics.summary();
     let crashes: u32 = summary.split("crashes=").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
     assert!((30..=120).contains(&crashes), "{summary}");
 }
@@ -186,7 +186,7 @@ async fn a_crash_restarts_the_actor_even_when_nobody_else_holds_its_address() {
     // Queued messages hold no address: at shutdown, they may be all that is left.
     let supervision = supervision(10);
     let (worker, mut finished) = flaky(&[(1, Failing::Errors(1))]);
-    let actor = Supervised::start(worker, &supervision);
+    let actor = WorkerActor::start(worker, &supervision);
     for id in 0..3 {
         actor.do_send(Job(id));
     }

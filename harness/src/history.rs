@@ -4,8 +4,8 @@
 //! benchmark of a restart over history.
 
 use crate::{store_path, Broker, Service};
-use common::config::DEFAULT_PARTITIONS as PARTITIONS;
-use common::kafka;
+use common::kafka::reader;
+use common::runtime::config::DEFAULT_PARTITIONS as PARTITIONS;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -79,10 +79,10 @@ pub fn write_paid_history(broker: &Broker, orders: u64, uncommitted: u64) -> His
         .set("group.id", "payment-service")
         .create()
         .expect("cannot create the committing client");
-    let reader = kafka::reader(&broker.client_config(), "history").expect("a reader");
+    let reader = reader::reader(&broker.client_config(), "history").expect("a reader");
     let mut commit = TopicPartitionList::new();
     for partition in 0..PARTITIONS {
-        let (_, end) = kafka::watermarks(&reader, "order_topic", partition).expect("order_topic's offsets");
+        let (_, end) = reader::watermarks(&reader, "order_topic", partition).expect("order_topic's offsets");
         assert_eq!(end, next_offset[partition as usize], "order_topic[{partition}] was not empty");
         let position = Offset::Offset(end - uncommitted.min(end as u64) as i64);
         commit.add_partition_offset("order_topic", partition, position).expect("a partition");

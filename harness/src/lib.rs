@@ -637,7 +637,7 @@ pub struct Record {
 pub fn records_on_topic(broker: &Broker, topic: &str) -> Vec<Record> {
     use rdkafka::message::{Headers, Message};
     let mut records = Vec::new();
-    common::kafka::read_to_end(&broker.client_config(), topic, |record| {
+    common::kafka::reader::read_to_end(&broker.client_config(), topic, |record| {
         let headers = record.headers().map_or_else(BTreeMap::new, |headers| {
             headers
                 .iter()

@@ -10,7 +10,7 @@
 //! stdout goes to a file of its own, off the tmpfs: it is where the service
 //! tells its operator that its log cannot be written.
 
-use common::logging::GIVE_UP_AFTER;
+use common::runtime::logging::GIVE_UP_AFTER;
 use harness::{count_orders, emailed, payments_on_topic, Broker, Service, PAID};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;

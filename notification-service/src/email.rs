@@ -4,8 +4,8 @@
 //! The email is the pair of log lines; they are written only once the send went
 //! through, so a line in the log is an email the customer has.
 
-use common::error::ActorError;
-use common::event::{OrderEvent, Status};
+use common::actor::error::ActorError;
+use common::wire::event::{OrderEvent, Status};
 use log::info;
 use rand::{rngs::SmallRng, Rng, SeedableRng};
 

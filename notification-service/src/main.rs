@@ -10,13 +10,17 @@ mod email;
 mod notification;
 
 use clap::Parser;
-use common::config::{probability, DedupArgs, KafkaArgs, RuntimeArgs, StoreArgs};
-use common::event::Status;
-use common::fault::Role;
-use common::kafka::dead_letter_topic;
+use common::actor::fault::Role;
+use common::kafka::dead_letter::dead_letter_topic;
+use common::runtime::config::{probability, DedupArgs, KafkaArgs, RuntimeArgs, StoreArgs};
+use common::runtime::service::ConsumerSpec;
+use common::wire::event::Status;
 use email::Mailer;
 use notification::NotificationActor;
 use std::process::ExitCode;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Emails customers about their payments from payment_topic.
 #[derive(Parser, Debug)]
@@ -41,29 +45,28 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = &Args::parse();
-    common::service::run(
+    common::runtime::service::run(
         "notification-service",
         Role::Consumer,
         &args.kafka,
         &args.runtime,
         |mut service| async move {
             let payments = &args.kafka.payment_topic;
-            service.prepare_topics(&[payments.clone(), dead_letter_topic(payments)]).await?;
+            service.ensure_topics(&[payments.clone(), dead_letter_topic(payments)]).await?;
             let producer = service.start_producer()?;
             let notification = service.supervise(NotificationActor::new(
                 Mailer::new(args.email_failure_rate, args.runtime.seed),
                 service.open_store(&args.store),
                 args.dedup.dedup_capacity as usize,
-                service.supervision.stats.clone(),
+                service.metrics(),
             ));
-            let accepted = &[Status::PaymentSuccessful, Status::PaymentFailed];
-            service.start_consumer(
-                &args.group_id,
-                payments,
-                accepted,
-                notification.recipient(),
-                producer.recipient(),
-            )?;
+            service.start_consumer(ConsumerSpec {
+                group: &args.group_id,
+                topic: payments,
+                accepted: &[Status::PaymentSuccessful, Status::PaymentFailed],
+                domain: notification.recipient(),
+                dead_letters: producer.recipient(),
+            })?;
             Ok(service)
         },
     )

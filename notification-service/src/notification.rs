@@ -18,14 +18,14 @@
 
 use crate::email::Mailer;
 use actix::{AsyncContext, Context, Message};
-use common::error::ActorError;
-use common::event::OrderEvent;
-use common::fault::Role;
-use common::messages::{Process, Ticket};
-use common::recent_ids::RecentIds;
-use common::stats::Stats;
+use common::actor::error::ActorError;
+use common::actor::fault::Role;
+use common::actor::messages::{Process, Ticket};
+use common::actor::recent_ids::RecentIds;
+use common::actor::supervisor::{Worker, WorkerActor};
+use common::ops::metrics::Metrics;
 use common::store::{EmailVerdict, Store};
-use common::supervisor::{Supervised, Worker};
+use common::wire::event::OrderEvent;
 use foldhash::{HashMap, HashMapExt};
 use log::{info, warn};
 use std::sync::Arc;
@@ -62,36 +62,9 @@ pub struct Claim {
 #[rtype(result = "()")]
 pub struct Recorded(u64);
 
-/// What the notification actor handles.
-pub enum NotificationInput {
-    Payment(Process),
-    Claim(Claim),
-    Claimed(Claimed),
-    Recorded(u64),
-}
-
-impl From<Process> for NotificationInput {
-    fn from(process: Process) -> Self {
-        NotificationInput::Payment(process)
-    }
-}
-
-impl From<Claim> for NotificationInput {
-    fn from(claim: Claim) -> Self {
-        NotificationInput::Claim(claim)
-    }
-}
-
-impl From<Claimed> for NotificationInput {
-    fn from(claimed: Claimed) -> Self {
-        NotificationInput::Claimed(claimed)
-    }
-}
-
-impl From<Recorded> for NotificationInput {
-    fn from(Recorded(order_id): Recorded) -> Self {
-        NotificationInput::Recorded(order_id)
-    }
+common::worker_input! {
+    /// What the notification actor handles: payments, and the store's answers.
+    pub enum NotificationInput { Process, Claim, Claimed, Recorded }
 }
 
 pub struct NotificationActor {
@@ -103,29 +76,29 @@ pub struct NotificationActor {
     notifying: HashMap<u64, Vec<Ticket>>,
     mailer: Mailer,
     store: Store,
-    stats: Arc<Stats>,
+    metrics: Arc<Metrics>,
 }
 
 impl NotificationActor {
-    pub fn new(mailer: Mailer, store: Store, dedup_capacity: usize, stats: Arc<Stats>) -> Self {
+    pub fn new(mailer: Mailer, store: Store, dedup_capacity: usize, metrics: Arc<Metrics>) -> Self {
         NotificationActor {
             notified: RecentIds::new(dedup_capacity),
             notifying: HashMap::new(),
             mailer,
             store,
-            stats,
+            metrics,
         }
     }
 
-    fn received(&mut self, Process { event, ticket, .. }: &Process, ctx: &Context<Supervised<Self>>) {
+    fn received(&mut self, Process { event, ticket, .. }: &Process, ctx: &Context<WorkerActor<Self>>) {
         let order_id = event.order_id;
         if let Some(tickets) = self.notifying.get_mut(&order_id) {
-            self.stats.duplicate_suppressed();
+            self.metrics.duplicate_suppressed();
             info!(target: Self::NAME, "🔁 Order {order_id} is being notified: duplicate ignored");
             return tickets.push(ticket.clone());
         }
         if self.notified.contains(order_id) {
-            self.stats.duplicate_suppressed();
+            self.metrics.duplicate_suppressed();
             info!(target: Self::NAME, "🔁 Order {order_id} was already notified: duplicate ignored");
             return ticket.complete();
         }
@@ -133,7 +106,7 @@ impl NotificationActor {
         self.claim(event.clone(), false, ctx);
     }
 
-    fn claim(&self, payment: OrderEvent, renew: bool, ctx: &Context<Supervised<Self>>) {
+    fn claim(&self, payment: OrderEvent, renew: bool, ctx: &Context<WorkerActor<Self>>) {
         let (me, asked) = (ctx.address(), Instant::now());
         self.store.claim_email(
             payment.order_id,
@@ -142,7 +115,7 @@ impl NotificationActor {
         );
     }
 
-    fn claimed(&mut self, claimed: &Claimed, ctx: &mut Context<Supervised<Self>>) -> Result<(), ActorError> {
+    fn claimed(&mut self, claimed: &Claimed, ctx: &mut Context<WorkerActor<Self>>) -> Result<(), ActorError> {
         let Claimed { payment, verdict, asked } = claimed;
         let order_id = payment.order_id;
         if let EmailVerdict::TakenOver { claimed_by } = verdict {
@@ -151,7 +124,7 @@ impl NotificationActor {
                 "order {order_id}'s email was claimed by {claimed_by}, which never recorded it as sent: \
                  sending it (in doubt: it may have gone out already)"
             );
-            self.stats.email_in_doubt();
+            self.metrics.email_in_doubt();
         }
         match verdict {
             EmailVerdict::Claimed | EmailVerdict::TakenOver { .. } if asked.elapsed() > RENEW_AFTER => {
@@ -167,12 +140,12 @@ impl NotificationActor {
                     target: Self::NAME,
                     "🔁 Order {order_id}'s email was taken over by {claimed_by} while this instance was away: not sent here"
                 );
-                self.stats.duplicate_suppressed();
+                self.metrics.duplicate_suppressed();
                 self.done(order_id, false);
             }
             EmailVerdict::AlreadySent { sent_by } => {
                 info!(target: Self::NAME, "🔁 Order {order_id} was already notified by {sent_by}: duplicate ignored");
-                self.stats.duplicate_suppressed();
+                self.metrics.duplicate_suppressed();
                 self.done(order_id, true);
             }
         }
@@ -180,9 +153,9 @@ impl NotificationActor {
     }
 
     /// Sends the email, then records it as sent.
-    fn send(&mut self, payment: &OrderEvent, ctx: &Context<Supervised<Self>>) -> Result<(), ActorError> {
+    fn send(&mut self, payment: &OrderEvent, ctx: &Context<WorkerActor<Self>>) -> Result<(), ActorError> {
         self.mailer.send(payment)?; // not sent: the supervisor tries it again later
-        self.stats.processed();
+        self.metrics.processed();
         let me = ctx.address();
         let order_id = payment.order_id;
         self.store.email_sent(order_id, Box::new(move |()| me.do_send(Recorded(order_id))));
@@ -208,25 +181,27 @@ impl Worker for NotificationActor {
     fn handle(
         &mut self,
         input: &NotificationInput,
-        ctx: &mut Context<Supervised<Self>>,
+        ctx: &mut Context<WorkerActor<Self>>,
     ) -> Result<(), ActorError> {
         match input {
-            NotificationInput::Payment(process) => self.received(process, ctx),
+            NotificationInput::Process(process) => self.received(process, ctx),
             NotificationInput::Claim(Claim { payment, renew }) => self.claim(payment.clone(), *renew, ctx),
             NotificationInput::Claimed(claimed) => self.claimed(claimed, ctx)?,
-            NotificationInput::Recorded(order_id) => self.done(*order_id, true),
+            NotificationInput::Recorded(Recorded(order_id)) => self.done(*order_id, true),
         }
         Ok(())
     }
 
     fn describe(input: &NotificationInput) -> String {
         match input {
-            NotificationInput::Payment(process) => format!("order {}", process.event.order_id),
+            NotificationInput::Process(process) => format!("order {}", process.event.order_id),
             NotificationInput::Claim(claim) => {
                 format!("the claim on order {}'s email", claim.payment.order_id)
             }
             NotificationInput::Claimed(claimed) => format!("the email of order {}", claimed.payment.order_id),
-            NotificationInput::Recorded(order_id) => format!("the record of order {order_id}'s email"),
+            NotificationInput::Recorded(Recorded(order_id)) => {
+                format!("the record of order {order_id}'s email")
+            }
         }
     }
 

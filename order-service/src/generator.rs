@@ -1,48 +1,37 @@
 //! The order generator: makes up orders like the original demo, at `--rate` per
 //! second, and counts those the broker has acknowledged.
 //!
-//! A small pacing task (`drive`) sends the actor a `Tick` per order, after taking
-//! an in-flight slot; the actor turns each tick into an order (the next id of
-//! this instance, see `ids.rs`; random user and amount) for the order actor, and
-//! frees the slot once the order is on `order_topic`. With `--count N`, the
+//! A small pacing task (`drive`) sends the actor a `Tick` per order with an
+//! in-flight slot; the actor turns each tick into an order (the next id of this
+//! instance, see `ids.rs`; random user and amount), announces it and hands it to
+//! the order publisher, and drops its slot once the order is on `order_topic`. With `--count N`, the
 //! service finishes after N acks. Should this instance's ids pass the highest
 //! order id, the service stops with an error rather than wrap.
 
 use crate::ids::OrderIds;
 use actix::{Addr, Context, Message, Recipient};
-use common::error::ActorError;
-use common::event::{OrderEvent, Status, MAX_ORDER_ID};
-use common::fault::Role;
-use common::in_flight::InFlight;
-use common::messages::{Completed, Origin, Process, TicketIssuer};
-use common::shutdown::{Reason, Shutdown};
-use common::stats::Stats;
-use common::supervisor::{Supervised, Worker};
+use common::actor::error::ActorError;
+use common::actor::fault::Role;
+use common::actor::in_flight::{InFlight, SharedSlot};
+use common::actor::messages::{Completed, Origin, Process, TicketIssuer};
+use common::actor::supervisor::{Worker, WorkerActor};
+use common::ops::metrics::Metrics;
+use common::runtime::shutdown::{Reason, Shutdown};
+use common::wire::event::{as_text, OrderEvent, Status, MAX_ORDER_ID};
+use foldhash::{HashMap, HashMapExt};
 use log::info;
 use rand::{rngs::SmallRng, Rng, SeedableRng};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Time to make the next order.
+/// Time to make the next order, whose in-flight slot this carries.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Tick;
+pub struct Tick(pub SharedSlot);
 
-pub enum GeneratorInput {
-    Tick,
-    Acknowledged(Origin),
-}
-
-impl From<Tick> for GeneratorInput {
-    fn from(_: Tick) -> Self {
-        GeneratorInput::Tick
-    }
-}
-
-impl From<Completed> for GeneratorInput {
-    fn from(Completed(origin): Completed) -> Self {
-        GeneratorInput::Acknowledged(origin)
-    }
+common::worker_input! {
+    /// What the generator handles: ticks, and the broker's acknowledgements of its orders.
+    pub enum GeneratorInput { Tick, Completed }
 }
 
 pub struct OrderGenerator {
@@ -51,10 +40,11 @@ pub struct OrderGenerator {
     orders: Recipient<Process>,
     /// Each order's ticket, completed when the broker has the order.
     tickets: TicketIssuer,
+    /// The slot of each order on its way, dropped once the broker has it.
+    slots: HashMap<u64, SharedSlot>,
     acknowledged: u64,
     count: Option<u64>,
-    in_flight: InFlight,
-    stats: Arc<Stats>,
+    metrics: Arc<Metrics>,
     shutdown: Shutdown,
 }
 
@@ -64,8 +54,7 @@ pub struct GeneratorSetup {
     pub seed: u64,
     pub count: Option<u64>,
     pub orders: Recipient<Process>,
-    pub in_flight: InFlight,
-    pub stats: Arc<Stats>,
+    pub metrics: Arc<Metrics>,
     pub shutdown: Shutdown,
 }
 
@@ -76,10 +65,10 @@ impl OrderGenerator {
             rng: SmallRng::seed_from_u64(setup.seed),
             orders: setup.orders,
             tickets: TicketIssuer::default(),
+            slots: HashMap::new(),
             acknowledged: 0,
             count: setup.count,
-            in_flight: setup.in_flight,
-            stats: setup.stats,
+            metrics: setup.metrics,
             shutdown: setup.shutdown,
         }
     }
@@ -107,12 +96,11 @@ impl Worker for OrderGenerator {
     fn handle(
         &mut self,
         input: &GeneratorInput,
-        ctx: &mut Context<Supervised<Self>>,
+        ctx: &mut Context<WorkerActor<Self>>,
     ) -> Result<(), ActorError> {
         match input {
-            GeneratorInput::Tick => {
+            GeneratorInput::Tick(Tick(slot)) => {
                 let Some(event) = self.new_order() else {
-                    self.in_flight.release();
                     self.shutdown.trigger(Reason::Escalated(format!(
                         "{} cannot go on: the next order id would be above {MAX_ORDER_ID} (2^53 - 1), \
                          the highest order id, and ids never wrap; start order-service again without \
@@ -121,14 +109,20 @@ impl Worker for OrderGenerator {
                     )));
                     return Ok(());
                 };
-                let origin = Origin::Order { order_id: event.order_id };
-                let ticket = self.tickets.issue(origin, ctx);
-                self.orders.do_send(Process { event, ticket, payload: None });
+                let order_id = event.order_id;
+                // Encoded once, for the line and for the record.
+                let payload: Arc<[u8]> = event.encode().into();
+                info!(target: Self::NAME, "📦 Order Created: {}", as_text(&payload));
+                self.slots.insert(order_id, slot.clone());
+                let ticket = self.tickets.issue(Origin::Order { order_id }, ctx);
+                self.orders.do_send(Process { event, ticket, payload: Some(payload) });
             }
-            GeneratorInput::Acknowledged(_) => {
+            GeneratorInput::Completed(Completed(origin)) => {
+                if let Origin::Order { order_id } = origin {
+                    self.slots.remove(order_id);
+                }
                 self.acknowledged += 1;
-                self.stats.processed();
-                self.in_flight.release();
+                self.metrics.processed();
                 if self.count == Some(self.acknowledged) {
                     info!(target: Self::NAME, "all {} orders are acknowledged by the broker", self.acknowledged);
                     self.shutdown.trigger(Reason::Finished);
@@ -140,20 +134,20 @@ impl Worker for OrderGenerator {
 
     fn describe(input: &GeneratorInput) -> String {
         match input {
-            GeneratorInput::Tick => "a tick".to_string(),
-            GeneratorInput::Acknowledged(origin) => format!("the acknowledgement of {origin:?}"),
+            GeneratorInput::Tick(_) => "a tick".to_string(),
+            GeneratorInput::Completed(Completed(origin)) => format!("the acknowledgement of {origin:?}"),
         }
     }
 
     fn is_event(input: &GeneratorInput) -> bool {
-        matches!(input, GeneratorInput::Tick)
+        matches!(input, GeneratorInput::Tick(_))
     }
 }
 
 /// Paces the generator: `rate` orders per second (0 = as fast as the in-flight
 /// bound allows), `count` in all if given, until shutdown.
 pub async fn drive(
-    generator: Addr<Supervised<OrderGenerator>>,
+    generator: Addr<WorkerActor<OrderGenerator>>,
     rate: f64,
     count: Option<u64>,
     in_flight: InFlight,
@@ -164,19 +158,19 @@ pub async fn drive(
     let stop = shutdown.triggered();
     tokio::pin!(stop);
     while count.is_none_or(|n| issued < n) {
-        tokio::select! {
+        let slot = tokio::select! {
             biased;
             _ = &mut stop => return,
-            () = in_flight.reserve() => {}
-        }
+            slot = in_flight.reserve() => slot,
+        };
         if let Some(pace) = &mut pace {
             tokio::select! {
                 biased;
-                _ = &mut stop => return in_flight.release(),
+                _ = &mut stop => return, // the slot is given back as it drops
                 _ = pace.tick() => {}
             }
         }
-        generator.do_send(Tick);
+        generator.do_send(Tick(Arc::new(slot)));
         issued += 1;
     }
 }

@@ -18,8 +18,9 @@
 //! No id is above [`MAX_ORDER_ID`] (2^53 - 1, which the clock reaches in about
 //! the year 2311): a run that would pass it stops instead of wrapping.
 
-use common::event::MAX_ORDER_ID;
+use common::wire::event::MAX_ORDER_ID;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use thiserror::Error;
 
 /// 2026-01-01T00:00:00Z, where the clock's ids count from, after the Unix epoch.
 const CLOCK_EPOCH: Duration = Duration::from_secs(1_767_225_600);
@@ -52,22 +53,29 @@ pub fn forced(class: IdClass, start: u64) -> Result<u64, String> {
     })
 }
 
+/// Why the clock gives no first id.
+#[derive(Debug, PartialEq, Error)]
+pub enum ClockError {
+    #[error(
+        "the clock reads {seconds} s since 1970, before 2026-01-01T00:00:00Z, where order ids \
+         count from: set the clock, or give the first id with --start-id"
+    )]
+    BeforeEpoch { seconds: u64 },
+    #[error(
+        "the clock is so far past 2026-01-01 that its microseconds are above {MAX_ORDER_ID} \
+         (2^53 - 1), the highest order id: check the clock, or give the first id with --start-id"
+    )]
+    PastHighestId,
+}
+
 /// The first id of a run started at `now` without `--start-id`: the
 /// microseconds since 2026-01-01T00:00:00Z, moved up to the instance's class.
-pub fn from_clock(class: IdClass, now: SystemTime) -> Result<u64, String> {
-    let since_epoch = now.duration_since(UNIX_EPOCH + CLOCK_EPOCH).map_err(|_| {
-        let seconds = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        format!(
-            "the clock reads {seconds} s since 1970, before 2026-01-01T00:00:00Z, where order ids \
-             count from: set the clock, or give the first id with --start-id"
-        )
+pub fn from_clock(class: IdClass, now: SystemTime) -> Result<u64, ClockError> {
+    let since_epoch = now.duration_since(UNIX_EPOCH + CLOCK_EPOCH).map_err(|_| ClockError::BeforeEpoch {
+        seconds: now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
     })?;
-    u64::try_from(since_epoch.as_micros()).ok().and_then(|micros| class.first_from(micros)).ok_or_else(|| {
-        format!(
-            "the clock is so far past 2026-01-01 that its microseconds are above {MAX_ORDER_ID} \
-             (2^53 - 1), the highest order id: check the clock, or give the first id with --start-id"
-        )
-    })
+    let micros = u64::try_from(since_epoch.as_micros()).ok();
+    micros.and_then(|micros| class.first_from(micros)).ok_or(ClockError::PastHighestId)
 }
 
 /// The ids of one instance's run: from its first, each `step` above the last,
@@ -137,13 +145,14 @@ mod tests {
     fn the_clock_stays_below_the_bound_until_2311() {
         let years = |n: u64| UNIX_EPOCH + CLOCK_EPOCH + Duration::from_secs(n * 36_525 * 864);
         assert!(from_clock(ONE, years(285)).is_ok_and(|id| id <= MAX_ORDER_ID));
-        let past = from_clock(ONE, years(286)).unwrap_err();
+        let past = from_clock(ONE, years(286)).unwrap_err().to_string();
         assert!(past.contains("above 9007199254740991"), "{past}");
     }
 
     #[test]
     fn a_clock_before_2026_is_an_error_naming_the_fix() {
-        let before = from_clock(ONE, UNIX_EPOCH + CLOCK_EPOCH - Duration::from_micros(1)).unwrap_err();
+        let before =
+            from_clock(ONE, UNIX_EPOCH + CLOCK_EPOCH - Duration::from_micros(1)).unwrap_err().to_string();
         assert!(before.contains("before 2026-01-01") && before.contains("--start-id"), "{before}");
     }
 

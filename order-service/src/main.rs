@@ -1,21 +1,26 @@
 //! order-service: creates orders and publishes `order_created` events to `order_topic`.
 //!
-//! drive --Tick--> OrderGenerator --Process--> OrderActor --Publish--> ProducerActor --Completed--> OrderGenerator
+//! drive --Tick--> OrderGenerator --Process--> OrderPublisher --Publish--> ProducerActor
+//!   (acknowledged by the broker: Deliveries) --Completed--> OrderGenerator
 
 mod generator;
 mod ids;
-mod orders;
+mod publisher;
 
 use clap::Parser;
-use common::config::{KafkaArgs, RuntimeArgs};
-use common::event::MAX_ORDER_ID;
-use common::fault::Role;
+use common::actor::fault::Role;
+use common::runtime::config::{KafkaArgs, RuntimeArgs};
+use common::runtime::setup_error::SetupError;
+use common::wire::event::MAX_ORDER_ID;
 use generator::{GeneratorSetup, OrderGenerator};
 use ids::{IdClass, OrderIds};
 use log::info;
-use orders::OrderActor;
+use publisher::OrderPublisher;
 use std::process::ExitCode;
 use std::time::SystemTime;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Creates orders and publishes them to order_topic.
 #[derive(Parser, Debug)]
@@ -83,21 +88,21 @@ fn main() -> ExitCode {
         });
         (start, first)
     });
-    common::service::run(
+    common::runtime::service::run(
         "order-service",
         Role::Generator,
         &args.kafka,
         &args.runtime,
         |mut service| async move {
             let topic = &args.kafka.order_topic;
-            service.prepare_topics(std::slice::from_ref(topic)).await?;
+            service.ensure_topics(std::slice::from_ref(topic)).await?;
             let first_id = match forced {
                 Some((start, first)) => {
                     info!(target: "OrderGenerator", "order ids start at {first} (--start-id {start})");
                     first
                 }
                 None => {
-                    let first = ids::from_clock(class, SystemTime::now())?;
+                    let first = ids::from_clock(class, SystemTime::now()).map_err(SetupError::service)?;
                     info!(
                         target: "OrderGenerator",
                         "order ids start at {first}: microseconds since 2026-01-01 (clock)"
@@ -106,18 +111,22 @@ fn main() -> ExitCode {
                 }
             };
             let producer = service.start_producer()?;
-            let orders = service.supervise(OrderActor::new(&args.kafka.order_topic, producer.recipient()));
+            let publisher = service.supervise(OrderPublisher::new(topic, producer.recipient()));
             let generator = service.supervise(OrderGenerator::new(GeneratorSetup {
                 ids: OrderIds::new(first_id, args.instances),
                 seed: args.runtime.seed,
                 count: args.count,
-                orders: orders.recipient(),
-                in_flight: service.in_flight.clone(),
-                stats: service.supervision.stats.clone(),
-                shutdown: service.supervision.shutdown.clone(),
+                orders: publisher.recipient(),
+                metrics: service.metrics(),
+                shutdown: service.shutdown(),
             }));
-            let (in_flight, shutdown) = (service.in_flight.clone(), service.supervision.shutdown.clone());
-            actix_rt::spawn(generator::drive(generator, args.rate, args.count, in_flight, shutdown));
+            actix_rt::spawn(generator::drive(
+                generator,
+                args.rate,
+                args.count,
+                service.in_flight(),
+                service.shutdown(),
+            ));
             Ok(service)
         },
     )

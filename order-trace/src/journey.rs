@@ -5,8 +5,8 @@
 //! to its current end: a trace costs one partition's worth of reading per topic.
 
 use crate::partitioner::partition_of;
-use common::event::{OrderEvent, Status};
-use common::kafka;
+use common::kafka::reader::{self, ReadError};
+use common::wire::event::{OrderEvent, Status};
 use rdkafka::consumer::Consumer;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::ClientConfig;
@@ -71,14 +71,14 @@ pub fn trace(
     client: &ClientConfig,
     topics: &Topics,
     order_id: u64,
-) -> Result<(Vec<Step>, Vec<String>), String> {
-    let reader = kafka::reader(client, "order-trace")?;
+) -> Result<(Vec<Step>, Vec<String>), ReadError> {
+    let reader = reader::reader(client, "order-trace")?;
     let key = order_id.to_string();
     let (mut steps, mut looked) = (Vec::new(), Vec::new());
     for &(topic, accepted) in &topics.0 {
         let metadata = reader
             .fetch_metadata(Some(topic), TIMEOUT)
-            .map_err(|e| format!("cannot read the metadata of {topic}: {e}"))?;
+            .map_err(|e| ReadError::Metadata { topic: topic.to_string(), cause: e.to_string() })?;
         let partitions =
             metadata.topics().first().filter(|t| t.error().is_none()).map_or(0, |t| t.partitions().len());
         if partitions == 0 {
@@ -87,8 +87,8 @@ pub fn trace(
         }
         let partition = partition_of(key.as_bytes(), partitions as i32);
         looked.push(format!("{topic}[{partition}]"));
-        let (first, end) = kafka::watermarks(&reader, topic, partition)?;
-        kafka::read_ranges(&reader, topic, &[(partition, first, end)], |record| {
+        let (first, end) = reader::watermarks(&reader, topic, partition)?;
+        reader::read_ranges(&reader, topic, &[(partition, first, end)], |record| {
             if record.key() == Some(key.as_bytes()) {
                 steps.push(step(record, accepted));
             }

@@ -11,9 +11,9 @@ mod journey;
 mod partitioner;
 
 use clap::Parser;
-use common::client_properties::ClientProperties;
-use common::event::Status;
-use common::kafka::dead_letter_topic;
+use common::kafka::client_properties::ClientProperties;
+use common::kafka::dead_letter::dead_letter_topic;
+use common::wire::event::Status;
 use journey::{Step, Topics};
 use std::io::Write;
 use std::process::ExitCode;

@@ -11,12 +11,16 @@
 mod payment;
 
 use clap::Parser;
-use common::config::{probability, DedupArgs, KafkaArgs, RuntimeArgs, StoreArgs};
-use common::event::Status;
-use common::fault::Role;
-use common::kafka::dead_letter_topic;
+use common::actor::fault::Role;
+use common::kafka::dead_letter::dead_letter_topic;
+use common::runtime::config::{probability, DedupArgs, KafkaArgs, RuntimeArgs, StoreArgs};
+use common::runtime::service::ConsumerSpec;
+use common::wire::event::Status;
 use payment::{PaymentActor, PaymentSetup};
 use std::process::ExitCode;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Pays for orders from order_topic and publishes payment events.
 #[derive(Parser, Debug)]
@@ -40,14 +44,14 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = &Args::parse();
-    common::service::run(
+    common::runtime::service::run(
         "payment-service",
         Role::Consumer,
         &args.kafka,
         &args.runtime,
         |mut service| async move {
             let (orders, payments) = (&args.kafka.order_topic, &args.kafka.payment_topic);
-            service.prepare_topics(&[orders.clone(), payments.clone(), dead_letter_topic(orders)]).await?;
+            service.ensure_topics(&[orders.clone(), payments.clone(), dead_letter_topic(orders)]).await?;
             let producer = service.start_producer()?;
             let payment = service.supervise(PaymentActor::new(PaymentSetup {
                 decline_rate: args.decline_rate,
@@ -57,10 +61,15 @@ fn main() -> ExitCode {
                 store: service.open_store(&args.store),
                 dedup_capacity: args.dedup.dedup_capacity as usize,
                 producer: producer.clone().recipient(),
-                stats: service.supervision.stats.clone(),
+                metrics: service.metrics(),
             }));
-            let accepted = &[Status::Created];
-            service.start_consumer(&args.group_id, orders, accepted, payment.recipient(), producer.recipient())?;
+            service.start_consumer(ConsumerSpec {
+                group: &args.group_id,
+                topic: orders,
+                accepted: &[Status::Created],
+                domain: payment.recipient(),
+                dead_letters: producer.recipient(),
+            })?;
             Ok(service)
         },
     )

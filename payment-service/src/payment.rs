@@ -15,15 +15,15 @@
 //! `--dedup-capacity` orders it paid (their copies need no store round trip).
 
 use actix::{AsyncContext, Context, Message, Recipient};
-use common::dead_letter::{dead_letter, Source};
-use common::error::ActorError;
-use common::event::{OrderEvent, Status};
-use common::fault::Role;
-use common::messages::{Completed, Origin, Process, Publish, Ticket, TicketIssuer};
-use common::recent_ids::RecentIds;
-use common::stats::Stats;
+use common::actor::error::ActorError;
+use common::actor::fault::Role;
+use common::actor::messages::{Completed, Origin, Process, Publish, Ticket, TicketIssuer};
+use common::actor::recent_ids::RecentIds;
+use common::actor::supervisor::{Worker, WorkerActor};
+use common::kafka::dead_letter::{dead_letter, Source};
+use common::ops::metrics::Metrics;
 use common::store::{Charge, ChargeVerdict, RecordedCharge, Store};
-use common::supervisor::{Supervised, Worker};
+use common::wire::event::{OrderEvent, Status};
 use foldhash::{HashMap, HashMapExt};
 use log::{info, warn};
 use std::sync::Arc;
@@ -41,30 +41,10 @@ pub struct Charged {
     verdict: ChargeVerdict,
 }
 
-/// What the payment actor handles: orders, the store's answers, and the
-/// broker's acknowledgements of what it published.
-pub enum PaymentInput {
-    Order(Process),
-    Charged(Charged),
-    Acknowledged(Origin),
-}
-
-impl From<Completed> for PaymentInput {
-    fn from(Completed(origin): Completed) -> Self {
-        PaymentInput::Acknowledged(origin)
-    }
-}
-
-impl From<Process> for PaymentInput {
-    fn from(process: Process) -> Self {
-        PaymentInput::Order(process)
-    }
-}
-
-impl From<Charged> for PaymentInput {
-    fn from(charged: Charged) -> Self {
-        PaymentInput::Charged(charged)
-    }
+common::worker_input! {
+    /// What the payment actor handles: orders, the store's answers, and the
+    /// broker's acknowledgements of what it published.
+    pub enum PaymentInput { Process, Charged, Completed }
 }
 
 /// How the payment actor is set up.
@@ -76,7 +56,7 @@ pub struct PaymentSetup {
     pub store: Store,
     pub dedup_capacity: usize,
     pub producer: Recipient<Publish>,
-    pub stats: Arc<Stats>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// What tells an order from another under the same id: its user and amount.
@@ -119,7 +99,7 @@ impl PaymentActor {
     }
 
     /// Decides `order`'s payment and asks the store to record it.
-    fn received(&mut self, order: &Process, ctx: &Context<Supervised<Self>>) {
+    fn received(&mut self, order: &Process, ctx: &Context<WorkerActor<Self>>) {
         info!(target: Self::NAME, "🧾 Received Order {}", order.json());
         let order_id = order.event.order_id;
         if let Some(paying) = self.paying.get_mut(&order_id) {
@@ -127,12 +107,12 @@ impl PaymentActor {
                 // Another order under the id being paid: the store judges it once that one is.
                 return paying.others.push(order.clone());
             }
-            self.setup.stats.duplicate_suppressed();
+            self.setup.metrics.duplicate_suppressed();
             info!(target: Self::NAME, "🔁 Order {order_id} is being paid: duplicate ignored");
             return paying.copies.push(order.ticket.clone()); // done when the payment is acknowledged
         }
         if self.paid.get(order_id) == Some(&fingerprint(&order.event)) {
-            self.setup.stats.duplicate_suppressed();
+            self.setup.metrics.duplicate_suppressed();
             info!(target: Self::NAME, "🔁 Order {order_id} is already paid: duplicate ignored");
             return order.ticket.complete();
         }
@@ -160,16 +140,16 @@ impl PaymentActor {
     }
 
     /// Publishes the recorded payment event of `order`, or dead-letters a conflict.
-    fn charged(&mut self, Charged { order, decided, verdict }: &Charged, ctx: &Context<Supervised<Self>>) {
+    fn charged(&mut self, Charged { order, decided, verdict }: &Charged, ctx: &Context<WorkerActor<Self>>) {
         let order_id = order.event.order_id;
         let acknowledgement = self.acknowledgements.issue(Origin::Order { order_id }, ctx);
         let event = match verdict {
             ChargeVerdict::Recorded => {
-                self.setup.stats.processed();
+                self.setup.metrics.processed();
                 decided.clone()
             }
             ChargeVerdict::Found(recorded) if same_order(&order.event, recorded) => {
-                self.setup.stats.duplicate_suppressed();
+                self.setup.metrics.duplicate_suppressed();
                 info!(
                     target: Self::NAME,
                     "🔁 Order {order_id} was already charged by {} at {}: publishing its recorded payment event",
@@ -207,8 +187,8 @@ impl PaymentActor {
             Origin::Order { .. } => (-1, -1), // made in this process: never, orders are consumed
         };
         warn!(target: Self::NAME, "☠️  dead-lettering {}[{partition}]@{offset}: {why}", self.setup.order_topic);
-        self.setup.stats.conflict();
-        self.setup.stats.dead_lettered();
+        self.setup.metrics.conflict();
+        self.setup.metrics.dead_lettered();
         if let Some(paying) = self.paying.get_mut(&event.order_id) {
             paying.conflict = true;
         }
@@ -223,7 +203,7 @@ impl PaymentActor {
         ));
     }
 
-    fn acknowledged(&mut self, origin: Origin, ctx: &Context<Supervised<Self>>) {
+    fn acknowledged(&mut self, origin: Origin, ctx: &Context<WorkerActor<Self>>) {
         let Origin::Order { order_id } = origin else { return };
         if let Some(paying) = self.paying.remove(&order_id) {
             if !paying.conflict {
@@ -251,28 +231,28 @@ impl Worker for PaymentActor {
     fn handle(
         &mut self,
         input: &PaymentInput,
-        ctx: &mut Context<Supervised<Self>>,
+        ctx: &mut Context<WorkerActor<Self>>,
     ) -> Result<(), ActorError> {
         match input {
-            PaymentInput::Order(order) => self.received(order, ctx),
+            PaymentInput::Process(order) => self.received(order, ctx),
             PaymentInput::Charged(charged) => self.charged(charged, ctx),
-            PaymentInput::Acknowledged(origin) => self.acknowledged(*origin, ctx),
+            PaymentInput::Completed(Completed(origin)) => self.acknowledged(*origin, ctx),
         }
         Ok(())
     }
 
     fn describe(input: &PaymentInput) -> String {
         match input {
-            PaymentInput::Order(process) => format!("order {}", process.event.order_id),
+            PaymentInput::Process(process) => format!("order {}", process.event.order_id),
             PaymentInput::Charged(charged) => {
                 format!("the recorded charge of order {}", charged.order.event.order_id)
             }
-            PaymentInput::Acknowledged(origin) => format!("the acknowledgement of {origin:?}"),
+            PaymentInput::Completed(Completed(origin)) => format!("the acknowledgement of {origin:?}"),
         }
     }
 
     fn is_event(input: &PaymentInput) -> bool {
-        matches!(input, PaymentInput::Order(_))
+        matches!(input, PaymentInput::Process(_))
     }
 }
 

@@ -49,8 +49,8 @@ impl Writer {
             // they are out of the process before the record says it happened.
             // While the log cannot be written, the batch waits for it (the logger
             // keeps trying, and ends the service if it cannot).
-            while !crate::logging::flush() {
-                std::thread::sleep(crate::logging::FLUSH_EVERY); // its next try: nothing to wait on but time
+            while !crate::runtime::logging::flush() {
+                std::thread::sleep(crate::runtime::logging::FLUSH_EVERY); // its next try: nothing to wait on but time
             }
             self.run(&mut ops);
             ops.into_iter().for_each(Op::answer);

@@ -1,21 +1,22 @@
 //! What operators and orchestrators ask a service over HTTP (`--metrics-addr`),
 //! served by actix-web on a thread of its own beside the actors:
 //!
-//! - `/metrics`: the service's Prometheus registry (see `stats.rs`);
+//! - `/metrics`: the service's Prometheus registry (see `metrics.rs`);
 //! - `/health` (liveness): 200 while the actor system answers;
 //! - `/ready` (readiness): 200 once the consumer has partitions (a service
 //!   without one: once its producer exists) and the broker answers; 503 with the
 //!   reason otherwise, and while shutting down.
 
-use crate::in_flight::InFlight;
-use crate::kafka::KafkaContext;
-use crate::producer::KafkaProducer;
-use crate::shutdown::Shutdown;
-use crate::stats::Stats;
+use crate::actor::in_flight::InFlight;
+use crate::kafka::producer::KafkaProducer;
+use crate::kafka::rebalance::GroupConsumer;
+use crate::ops::metrics::Metrics;
+use crate::runtime::setup_error::SetupError;
+use crate::runtime::shutdown::Shutdown;
 use actix_rt::ArbiterHandle;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use log::info;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::producer::Producer;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -25,7 +26,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What the endpoints read.
 pub struct Endpoints {
-    pub stats: Arc<Stats>,
+    pub metrics: Arc<Metrics>,
     pub in_flight: InFlight,
     pub readiness: Readiness,
     pub shutdown: Shutdown,
@@ -35,7 +36,7 @@ pub struct Endpoints {
 #[derive(Clone, Default)]
 pub struct Readiness {
     producer: Arc<OnceLock<KafkaProducer>>,
-    consumer: Arc<OnceLock<Arc<StreamConsumer<KafkaContext>>>>,
+    consumer: Arc<OnceLock<Arc<GroupConsumer>>>,
 }
 
 impl Readiness {
@@ -43,7 +44,7 @@ impl Readiness {
         let _ = self.producer.set(producer);
     }
 
-    pub fn consumer_made(&self, consumer: Arc<StreamConsumer<KafkaContext>>) {
+    pub fn consumer_made(&self, consumer: Arc<GroupConsumer>) {
         let _ = self.consumer.set(consumer);
     }
 
@@ -72,7 +73,7 @@ struct State {
 
 /// Serves the endpoints on `address` (HOST:PORT; port 0 picks a free one) from
 /// the current actix system, and logs where.
-pub fn serve(address: &str, endpoints: Endpoints) -> Result<(), String> {
+pub fn serve(address: &str, endpoints: Endpoints) -> Result<(), SetupError> {
     let state = web::Data::new(State { endpoints, actors: actix_rt::Arbiter::current() });
     let server = HttpServer::new(move || {
         App::new()
@@ -84,11 +85,7 @@ pub fn serve(address: &str, endpoints: Endpoints) -> Result<(), String> {
     .workers(1)
     .disable_signals() // Ctrl-C and SIGTERM belong to the service's graceful shutdown
     .bind(address)
-    .map_err(|e| {
-        format!(
-            "cannot serve metrics on {address} ({e}): give --metrics-addr (or METRICS_ADDR) a free HOST:PORT"
-        )
-    })?;
+    .map_err(|source| SetupError::MetricsAddress { address: address.to_string(), source })?;
     let bound: Vec<String> = server.addrs().iter().map(|a| format!("http://{a}")).collect();
     actix_rt::spawn(server.run());
     info!(target: "http", "serving /metrics, /health and /ready on {}", bound.join(" "));
@@ -96,9 +93,9 @@ pub fn serve(address: &str, endpoints: Endpoints) -> Result<(), String> {
 }
 
 async fn metrics(state: web::Data<State>) -> HttpResponse {
-    let Endpoints { stats, in_flight, .. } = &state.endpoints;
-    stats.set_in_flight(in_flight.count());
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(stats.exposition())
+    let Endpoints { metrics, in_flight, .. } = &state.endpoints;
+    metrics.set_in_flight(in_flight.count());
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(metrics.exposition())
 }
 
 async fn health(state: web::Data<State>) -> HttpResponse {

@@ -8,8 +8,10 @@
 //! client, a missing topic with `--create-topics false`) ends the start with an
 //! error that says what to change.
 
-use crate::config::KafkaArgs;
-use crate::kafka::{self, KafkaContext};
+use crate::kafka::clients;
+use crate::kafka::context::KafkaContext;
+use crate::runtime::config::KafkaArgs;
+use crate::runtime::setup_error::SetupError;
 use log::{info, warn};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -38,11 +40,11 @@ struct Found {
 /// Waits for the broker (at most `--broker-wait-secs`, if set), creates the
 /// `topics` that are missing (unless `--create-topics false`), and logs each
 /// topic's partition count and replication factor.
-pub async fn prepare(kafka: &KafkaArgs, service: &str, topics: &[String]) -> Result<(), String> {
+pub async fn ensure(kafka: &KafkaArgs, service: &str, topics: &[String]) -> Result<(), SetupError> {
     let deadline = kafka.broker_wait().map(|wait| Instant::now() + wait);
     // A producer client, unlike an admin client, hands librdkafka's logs and errors
     // to its context when polled: why a broker refused us (TLS, SASL) gets logged.
-    let probe: Arc<BaseProducer<KafkaContext>> = Arc::new(kafka::client(kafka, service)?);
+    let probe: Arc<BaseProducer<KafkaContext>> = Arc::new(clients::client(kafka, service)?);
     // Made only when a topic is missing: mostly they all exist.
     let mut admin: Option<AdminClient<KafkaContext>> = None;
     let mut created = false;
@@ -71,16 +73,14 @@ pub async fn prepare(kafka: &KafkaArgs, service: &str, topics: &[String]) -> Res
             return Ok(());
         }
         if !kafka.create_topics {
-            return Err(format!(
-                "topic {} does not exist on {} and --create-topics is false: create it (with the \
-                 partitions and replication factor your cluster needs), or start with --create-topics true",
-                missing.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", "),
-                kafka.brokers
-            ));
+            return Err(SetupError::TopicsMissing {
+                topics: missing.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", "),
+                brokers: kafka.brokers.clone(),
+            });
         }
         let admin = match admin.as_mut() {
             Some(admin) => admin,
-            None => admin.insert(kafka::client(kafka, service)?),
+            None => admin.insert(clients::client(kafka, service)?),
         };
         match create(admin, kafka, &missing, attempt).await {
             // A topic that exists (made before, or by another service) but is not
@@ -96,7 +96,7 @@ pub async fn prepare(kafka: &KafkaArgs, service: &str, topics: &[String]) -> Res
                 tokio::time::sleep(RETRY_AFTER / 10).await // it announces no readiness to wait for
             }
             Err(Failure::Retry(e)) => wait_or_give_up(kafka, deadline, &e).await?,
-            Err(Failure::Refused(e)) => return Err(e),
+            Err(Failure::Refused(e)) => return Err(SetupError::TopicsRefused(e)),
         }
     }
 }
@@ -205,7 +205,11 @@ fn refused(kafka: &KafkaArgs, what: &str, code: RDKafkaErrorCode) -> String {
 }
 
 /// Waits before the next attempt, or gives up once `--broker-wait-secs` has passed.
-async fn wait_or_give_up(kafka: &KafkaArgs, deadline: Option<Instant>, error: &str) -> Result<(), String> {
+async fn wait_or_give_up(
+    kafka: &KafkaArgs,
+    deadline: Option<Instant>,
+    error: &str,
+) -> Result<(), SetupError> {
     if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
         let secured = if kafka.client.is_empty() {
             String::new()
@@ -216,10 +220,10 @@ async fn wait_or_give_up(kafka: &KafkaArgs, deadline: Option<Instant>, error: &s
                 kafka.client
             )
         };
-        return Err(format!(
+        return Err(SetupError::BrokerUnreachable(format!(
             "cannot reach the Kafka broker at {} within {} s ({error}): {HOW_TO_START_A_BROKER}{secured}",
             kafka.brokers, kafka.broker_wait_secs
-        ));
+        )));
     }
     warn!(target: "kafka", "still waiting for the Kafka broker at {} ({error})", kafka.brokers);
     tokio::time::sleep(RETRY_AFTER).await; // a retry's pace: the broker announces nothing to wait for

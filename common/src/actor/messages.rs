@@ -4,7 +4,7 @@
 //! and, once the effect is done, whoever finished it calls [`Ticket::complete`], which
 //! sends [`Completed`] back to the source, so it can store the offset.
 
-use crate::event::{as_text, OrderEvent};
+use crate::wire::event::{as_text, OrderEvent};
 use actix::{Actor, AsyncContext, Context, Handler, Message, Recipient};
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -66,8 +66,8 @@ impl TicketIssuer {
 pub struct Process {
     pub event: OrderEvent,
     pub ticket: Ticket,
-    /// The record the event was read from, as it arrived; `None` for an event
-    /// made in this process.
+    /// The event's bytes: the record it was read from, as it arrived, or as
+    /// its maker encoded it; `None` if it has not been encoded.
     pub payload: Option<Arc<[u8]>>,
 }
 
@@ -101,21 +101,46 @@ pub struct Publish {
 }
 
 impl Publish {
-    /// An event, keyed by its order id.
-    pub fn event(
-        topic: &Arc<str>,
-        event: &OrderEvent,
-        ticket: Ticket,
-        announce: Option<&'static str>,
-    ) -> Self {
+    /// The event of `process`, keyed by its order id: the bytes it was made or
+    /// read as, when it has them, else encoded now.
+    pub fn event(topic: &Arc<str>, process: &Process, announce: Option<&'static str>) -> Self {
+        let Process { event, ticket, payload } = process;
         Publish {
             topic: topic.clone(),
             partition: None,
             key: Some(event.key().into_bytes()),
-            payload: event.encode(),
+            payload: payload.as_deref().map_or_else(|| event.encode(), <[u8]>::to_vec),
             headers: Arc::default(),
-            ticket,
+            ticket: ticket.clone(),
             announce,
         }
     }
+}
+
+/// Declares what an actor handles: an enum with one variant per message,
+/// named after it and holding it, and the `From` that lets each message reach
+/// the actor (a [`WorkerActor`](crate::actor::supervisor::WorkerActor) handles
+/// any message that converts into its worker's input).
+///
+/// ```ignore
+/// worker_input! {
+///     /// Everything the producer actor handles.
+///     pub enum ProducerInput { Publish, Undelivered }
+/// }
+/// ```
+#[macro_export]
+macro_rules! worker_input {
+    ($(#[$meta:meta])* $visibility:vis enum $input:ident { $($message:ident),+ $(,)? }) => {
+        $(#[$meta])*
+        $visibility enum $input {
+            $($message($message)),+
+        }
+        $(
+            impl From<$message> for $input {
+                fn from(message: $message) -> Self {
+                    $input::$message(message)
+                }
+            }
+        )+
+    };
 }

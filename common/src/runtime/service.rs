@@ -4,27 +4,31 @@
 //! A service's `main` parses its flags and calls [`run`] with a function that
 //! starts its actors; `run` does the rest:
 //!
-//! 1. logging, Ctrl-C handling, the broker check and topic creation;
+//! 1. logging, Ctrl-C handling, the broker check and the topics;
 //! 2. the service's actors (started by the caller with [`Service`]'s helpers);
 //! 3. on shutdown: stop taking events, drain those in flight, commit offsets,
 //!    flush the producer, log the counters, and exit with the reason's code.
 
-use crate::config::{KafkaArgs, RuntimeArgs, StoreArgs};
-use crate::consumer::{ConsumerActor, ConsumerSetup, StoreOffsets};
-use crate::event::Status;
-use crate::fault::Role;
-use crate::http::{self, Endpoints, Readiness};
-use crate::in_flight::InFlight;
-use crate::kafka::{self, KafkaContext};
-use crate::messages::{Process, Publish};
-use crate::producer::{KafkaProducer, ProducerActor};
-use crate::shutdown::{Reason, Shutdown};
-use crate::stats::Stats;
+use crate::actor::fault::Role;
+use crate::actor::in_flight::InFlight;
+use crate::actor::messages::{Process, Publish};
+use crate::actor::supervisor::{Supervision, Worker, WorkerActor};
+use crate::kafka::clients;
+use crate::kafka::consumer::{ConsumerActor, ConsumerSetup, StoreOffsets};
+use crate::kafka::producer::{KafkaProducer, ProducerActor};
+use crate::kafka::rebalance::{commit_stored_offsets, GroupConsumer};
+use crate::kafka::topics;
+use crate::ops::http::{self, Endpoints, Readiness};
+use crate::ops::metrics::Metrics;
+use crate::runtime::config::{KafkaArgs, RuntimeArgs, StoreArgs};
+use crate::runtime::logging;
+use crate::runtime::setup_error::SetupError;
+use crate::runtime::shutdown::{Reason, Shutdown};
 use crate::store::Store;
-use crate::supervisor::{Supervised, Supervision, Worker};
+use crate::wire::event::Status;
 use actix::{Addr, Recipient};
 use log::{error, info, warn};
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::producer::Producer;
 use std::future::Future;
 use std::process::ExitCode;
@@ -38,16 +42,13 @@ const ESCALATION_DRAIN: Duration = Duration::from_secs(2);
 /// and closing the Kafka clients. Each waits for the broker, which may be away.
 const TEARDOWN: Duration = Duration::from_secs(5);
 
-/// Why a start ended early: Ctrl-C before the service was up (exit 0).
-const INTERRUPTED_AT_START: &str = "interrupted while starting: exiting";
-
 /// What a service's startup function gets: its settings and the actor kit.
 pub struct Service {
-    pub name: &'static str,
-    pub kafka: KafkaArgs,
-    pub runtime: RuntimeArgs,
-    pub supervision: Supervision,
-    pub in_flight: InFlight,
+    name: &'static str,
+    kafka: KafkaArgs,
+    runtime: RuntimeArgs,
+    supervision: Supervision,
+    in_flight: InFlight,
     producer: Option<KafkaProducer>,
     consumer: Option<RunningConsumer>,
     readiness: Readiness,
@@ -56,8 +57,21 @@ pub struct Service {
 /// A consumer service's Kafka consumer and the actor that stores its offsets
 /// (told to once more before the last commit).
 struct RunningConsumer {
-    client: Arc<StreamConsumer<KafkaContext>>,
-    actor: Addr<Supervised<ConsumerActor>>,
+    client: Arc<GroupConsumer>,
+    actor: Addr<WorkerActor<ConsumerActor>>,
+}
+
+/// What a consumer service reads, and where its events go.
+pub struct ConsumerSpec<'a> {
+    /// The consumer group: instances in one group share the topic's partitions.
+    pub group: &'a str,
+    pub topic: &'a str,
+    /// The statuses a valid event on `topic` may have; others are dead-lettered.
+    pub accepted: &'static [Status],
+    /// The domain actor that handles each valid event.
+    pub domain: Recipient<Process>,
+    /// Who publishes the dead letters (the service's producer actor).
+    pub dead_letters: Recipient<Publish>,
 }
 
 /// Runs the service `name`, whose events come from a `source` actor (consumer
@@ -72,13 +86,13 @@ pub fn run<F, Fut>(
 ) -> ExitCode
 where
     F: FnOnce(Service) -> Fut,
-    Fut: Future<Output = Result<Service, String>>,
+    Fut: Future<Output = Result<Service, SetupError>>,
 {
     runtime.check_crash_actor(source);
-    crate::logging::init(name);
+    logging::init(name);
     let code = start_and_serve(name, kafka.clone(), runtime.clone(), start);
     // Last lines that cannot be written are lost with the process: say so by the status.
-    if crate::logging::flush() {
+    if logging::flush() {
         code
     } else {
         ExitCode::FAILURE
@@ -89,7 +103,7 @@ where
 fn start_and_serve<F, Fut>(name: &'static str, kafka: KafkaArgs, runtime: RuntimeArgs, start: F) -> ExitCode
 where
     F: FnOnce(Service) -> Fut,
-    Fut: Future<Output = Result<Service, String>>,
+    Fut: Future<Output = Result<Service, SetupError>>,
 {
     if !kafka.client.is_empty() {
         info!(target: "kafka", "client properties: {}", kafka.client);
@@ -104,7 +118,7 @@ where
         supervision: Supervision {
             limits: runtime.restart_limits(),
             faults: runtime.fault_plan(),
-            stats: Arc::new(Stats::default()),
+            metrics: Arc::new(Metrics::default()),
             shutdown,
         },
         in_flight: InFlight::new(runtime.max_in_flight),
@@ -122,8 +136,8 @@ where
         let shutdown = service.supervision.shutdown.clone();
         match start(service).await {
             Ok(service) => service.serve().await,
-            Err(e) if e == INTERRUPTED_AT_START => {
-                info!(target: "service", "{INTERRUPTED_AT_START}");
+            Err(SetupError::Interrupted) => {
+                info!(target: "service", "{}", SetupError::Interrupted);
                 shutdown.triggered().await.exit_code()
             }
             Err(e) => {
@@ -135,42 +149,35 @@ where
 }
 
 impl Service {
-    /// Waits for the broker and creates the topics this service uses (see
-    /// `topics.rs`); Ctrl-C meanwhile ends the start.
-    pub async fn prepare_topics(&self, topics: &[String]) -> Result<(), String> {
+    /// Waits for the broker and creates the topics this service uses that are
+    /// missing (see `topics.rs`); Ctrl-C meanwhile ends the start.
+    pub async fn ensure_topics(&self, topics: &[String]) -> Result<(), SetupError> {
         tokio::select! {
-            prepared = crate::topics::prepare(&self.kafka, self.name, topics) => prepared,
-            _ = self.supervision.shutdown.triggered() => Err(INTERRUPTED_AT_START.to_string()),
+            ensured = topics::ensure(&self.kafka, self.name, topics) => ensured,
+            _ = self.supervision.shutdown.triggered() => Err(SetupError::Interrupted),
         }
     }
 
     /// Starts the producer actor (one Kafka producer for the whole service).
-    pub fn start_producer(&mut self) -> Result<Addr<Supervised<ProducerActor>>, String> {
-        let producer = kafka::producer(&self.kafka, self.name, self.supervision.stats.clone())?;
+    pub fn start_producer(&mut self) -> Result<Addr<WorkerActor<ProducerActor>>, SetupError> {
+        let producer = clients::producer(&self.kafka, self.name, self.supervision.metrics.clone())?;
         self.producer = Some(producer.clone());
         self.readiness.producer_made(producer.clone());
         Ok(ProducerActor::start(producer, &self.supervision))
     }
 
-    /// Starts the consumer actor on `topic` in `group`, feeding `domain`.
-    pub fn start_consumer(
-        &mut self,
-        group: &str,
-        topic: &str,
-        accepted: &'static [Status],
-        domain: Recipient<Process>,
-        dead_letters: Recipient<Publish>,
-    ) -> Result<(), String> {
-        let metrics = self.runtime.metrics_addr.is_some();
-        let client = kafka::consumer(&self.kafka, self.name, group, topic, metrics)?;
-        client.context().report_statistics_to(self.supervision.stats.clone());
+    /// Starts the consumer actor that `spec` describes.
+    pub fn start_consumer(&mut self, spec: ConsumerSpec<'_>) -> Result<(), SetupError> {
+        let statistics = self.runtime.metrics_addr.is_some();
+        let client = clients::consumer(&self.kafka, self.name, spec.group, spec.topic, statistics)?;
+        client.context().report_statistics_to(self.supervision.metrics.clone());
         self.readiness.consumer_made(client.clone());
         let setup = ConsumerSetup {
             client: client.clone(),
-            topic: topic.to_string(),
-            accepted,
-            domain,
-            dead_letters,
+            topic: spec.topic.to_string(),
+            accepted: spec.accepted,
+            domain: spec.domain,
+            dead_letters: spec.dead_letters,
             in_flight: self.in_flight.clone(),
             service: self.name,
             drain_timeout: Duration::from_secs(self.runtime.drain_timeout_secs),
@@ -198,15 +205,30 @@ impl Service {
     }
 
     /// Starts any worker under this service's supervision.
-    pub fn supervise<W: Worker>(&self, worker: W) -> Addr<Supervised<W>> {
-        Supervised::start(worker, &self.supervision)
+    pub fn supervise<W: Worker>(&self, worker: W) -> Addr<WorkerActor<W>> {
+        WorkerActor::start(worker, &self.supervision)
+    }
+
+    /// The service's metrics, for actors that count what they do.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.supervision.metrics.clone()
+    }
+
+    /// The service's shutdown signal, for sources that stop on it or trigger it.
+    pub fn shutdown(&self) -> Shutdown {
+        self.supervision.shutdown.clone()
+    }
+
+    /// The bound on events in flight, for a source that takes their slots.
+    pub fn in_flight(&self) -> InFlight {
+        self.in_flight.clone()
     }
 
     /// Serves /metrics, /health and /ready if `--metrics-addr` asks for them.
-    fn serve_http(&self) -> Result<(), String> {
+    fn serve_http(&self) -> Result<(), SetupError> {
         let Some(address) = &self.runtime.metrics_addr else { return Ok(()) };
         let endpoints = Endpoints {
-            stats: self.supervision.stats.clone(),
+            metrics: self.supervision.metrics.clone(),
             in_flight: self.in_flight.clone(),
             readiness: self.readiness.clone(),
             shutdown: self.supervision.shutdown.clone(),
@@ -215,15 +237,15 @@ impl Service {
     }
 
     async fn serve(self) -> ExitCode {
-        let stats = self.supervision.stats.clone();
+        let metrics = self.supervision.metrics.clone();
         if self.runtime.stats_interval > 0 {
             let period = Duration::from_secs(self.runtime.stats_interval);
-            let stats = stats.clone();
+            let metrics = metrics.clone();
             actix_rt::spawn(async move {
                 let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
                 loop {
                     ticks.tick().await;
-                    info!(target: "stats", "📊 {}", stats.summary());
+                    info!(target: "stats", "📊 {}", metrics.summary());
                 }
             });
         }
@@ -261,7 +283,7 @@ impl Service {
                 warn!(target: "service", "cannot store the last offsets: their events will be redelivered");
             }
             let committing = client.clone();
-            match within(teardown, move || kafka::commit_stored_offsets(committing.as_ref())).await {
+            match within(teardown, move || commit_stored_offsets(committing.as_ref())).await {
                 Some(Ok(())) => info!(target: "service", "offsets committed"),
                 Some(Err(e)) => {
                     warn!(target: "service", "cannot commit offsets ({e}): the last events will be redelivered")
@@ -278,7 +300,7 @@ impl Service {
                 warn!(target: "service", "cannot flush the producer: {e}");
             }
         }
-        info!(target: "stats", "📊 summary: {}", stats.summary());
+        info!(target: "stats", "📊 summary: {}", metrics.summary());
         if let Reason::Escalated(why) = &reason {
             error!(target: "service", "exiting with failure: {why}");
         }
@@ -303,7 +325,7 @@ async fn within<T: Send + 'static>(
 fn exit_at(deadline: Instant, status: u8) {
     std::thread::spawn(move || {
         std::thread::sleep(deadline.saturating_duration_since(Instant::now())); // a deadline, not a wait for an event
-        let status = if crate::logging::flush() { status } else { 1 };
+        let status = if logging::flush() { status } else { 1 };
         std::process::exit(status.into());
     });
 }

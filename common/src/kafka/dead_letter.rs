@@ -7,8 +7,7 @@
 //! many bytes. The record itself stays on its topic, where the `dlq.source.*`
 //! headers point.
 
-use crate::kafka::dead_letter_topic;
-use crate::messages::{Publish, Ticket};
+use crate::actor::messages::{Publish, Ticket};
 
 /// The most of a record's key and value together that a dead letter keeps.
 const RECORD_MAX_BYTES: usize = 900_000;
@@ -29,6 +28,11 @@ pub const KEY_CUT_FROM: &str = "dlq.truncated.key.from.bytes";
 
 /// The header giving the length of a value the dead letter keeps only the head of.
 pub const VALUE_CUT_FROM: &str = "dlq.truncated.from.bytes";
+
+/// The dead-letter topic of `topic`.
+pub fn dead_letter_topic(topic: &str) -> String {
+    format!("{topic}.dlq")
+}
 
 /// Where a dead letter's record was read.
 pub struct Source<'a> {
@@ -121,7 +125,7 @@ fn head_of(mut text: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::{Completed, Origin};
+    use crate::actor::messages::{Completed, Origin};
     use actix::{Actor, Context, Handler};
     use std::sync::Arc;
 

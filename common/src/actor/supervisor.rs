@@ -1,8 +1,8 @@
 //! Supervision that really restarts, the way Erlang/OTP and kameo do it.
 //!
-//! Every actor of every service is a [`Worker`] run inside [`Supervised`], an actix
+//! Every actor of every service is a [`Worker`] run inside [`WorkerActor`], an actix
 //! actor under `actix::Supervisor`. actix restarts an actor only when it stops,
-//! never after a panic, and has no backoff or limit, so `Supervised` adds them:
+//! never after a panic, and has no backoff or limit, so `WorkerActor` adds them:
 //!
 //! - a crash (a panic, caught with `catch_unwind`, or an [`ActorError`] of the
 //!   crash kind) stops the actor; actix restarts it with its mailbox intact and
@@ -18,11 +18,11 @@
 //! The Kafka clients live outside the actors (behind `Arc`s), so a restart costs
 //! no reconnect and no consumer-group rebalance.
 
-use crate::error::{ActorError, Kind};
-use crate::fault::{Fault, FaultPlan, InjectedPanic, Role, INJECTED_PANIC};
-use crate::restart_policy::{RestartLimits, RestartPolicy, Verdict};
-use crate::shutdown::{Reason, Shutdown};
-use crate::stats::Stats;
+use crate::actor::error::{ActorError, Kind};
+use crate::actor::fault::{Fault, FaultPlan, InjectedPanic, Role, INJECTED_PANIC};
+use crate::actor::restart_policy::{RestartLimits, RestartPolicy, Verdict};
+use crate::ops::metrics::Metrics;
+use crate::runtime::shutdown::{Reason, Shutdown};
 use actix::{Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, WrapFuture};
 use log::{error, warn};
 use rand::{rngs::SmallRng, SeedableRng};
@@ -32,7 +32,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Once};
 use std::time::Instant;
 
-/// The logic of one actor; [`Supervised`] runs it.
+/// The logic of one actor; [`WorkerActor`] runs it.
 pub trait Worker: Sized + Unpin + 'static {
     /// What the actor handles; every message it accepts converts into this.
     type Input: Unpin + 'static;
@@ -43,7 +43,8 @@ pub trait Worker: Sized + Unpin + 'static {
 
     /// Handles one input. A panic or an error is handed to it again later (see
     /// the module's doc for when), so the work must be safe to redo.
-    fn handle(&mut self, input: &Self::Input, ctx: &mut Context<Supervised<Self>>) -> Result<(), ActorError>;
+    fn handle(&mut self, input: &Self::Input, ctx: &mut Context<WorkerActor<Self>>)
+        -> Result<(), ActorError>;
 
     /// Names the input for crash lines, e.g. "order 1042".
     fn describe(input: &Self::Input) -> String;
@@ -65,12 +66,12 @@ pub trait Worker: Sized + Unpin + 'static {
 pub struct Supervision {
     pub limits: RestartLimits,
     pub faults: FaultPlan,
-    pub stats: Arc<Stats>,
+    pub metrics: Arc<Metrics>,
     pub shutdown: Shutdown,
 }
 
 /// A [`Worker`] under supervision: the actix actor that services address.
-pub struct Supervised<W: Worker> {
+pub struct WorkerActor<W: Worker> {
     worker: W,
     policy: RestartPolicy,
     fault: Option<Fault>,
@@ -84,15 +85,15 @@ pub struct Supervised<W: Worker> {
     /// its own: a crash during shutdown, when every other holder is gone, still
     /// restarts it and its queued messages are handled.
     _own_address: Option<Addr<Self>>,
-    stats: Arc<Stats>,
+    metrics: Arc<Metrics>,
     shutdown: Shutdown,
 }
 
-impl<W: Worker> Supervised<W> {
+impl<W: Worker> WorkerActor<W> {
     /// Starts `worker` as a supervised actor.
     pub fn start(worker: W, supervision: &Supervision) -> Addr<Self> {
         install_panic_hook();
-        let actor = Supervised {
+        let actor = WorkerActor {
             worker,
             policy: RestartPolicy::new(supervision.limits),
             fault: supervision.faults.fault_for(W::ROLE),
@@ -100,10 +101,10 @@ impl<W: Worker> Supervised<W> {
             redelivery: None,
             escalated: false,
             _own_address: None,
-            stats: supervision.stats.clone(),
+            metrics: supervision.metrics.clone(),
             shutdown: supervision.shutdown.clone(),
         };
-        actix::Supervisor::start(move |ctx: &mut Context<Self>| Supervised {
+        actix::Supervisor::start(move |ctx: &mut Context<Self>| WorkerActor {
             _own_address: Some(ctx.address()),
             ..actor
         })
@@ -147,7 +148,7 @@ impl<W: Worker> Supervised<W> {
             backoff.as_millis()
         );
         ctx.wait(actix::clock::sleep(backoff).into_actor(self).map(move |(), act, ctx| {
-            act.stats.retried();
+            act.metrics.retried();
             act.run(input, ctx);
         }));
     }
@@ -160,7 +161,7 @@ impl<W: Worker> Supervised<W> {
     }
 
     fn crashed(&mut self, input: W::Input, cause: ActorError, ctx: &mut Context<Self>) {
-        self.stats.crashed(W::NAME);
+        self.metrics.crashed(W::NAME);
         let what = W::describe(&input);
         match self.policy.record_failure(Instant::now(), &mut self.jitter) {
             Verdict::Restart { restart, backoff } => {
@@ -170,7 +171,7 @@ impl<W: Worker> Supervised<W> {
                     W::NAME,
                     backoff.as_millis()
                 );
-                self.stats.restarted(W::NAME);
+                self.metrics.restarted(W::NAME);
                 self.redelivery = Some((input, backoff));
                 ctx.stop(); // actix::Supervisor restarts us: see `restarting`, `started`
             }
@@ -187,7 +188,7 @@ impl<W: Worker> Supervised<W> {
     }
 }
 
-impl<W: Worker> Actor for Supervised<W> {
+impl<W: Worker> Actor for WorkerActor<W> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
@@ -195,20 +196,20 @@ impl<W: Worker> Actor for Supervised<W> {
         // `wait` holds back the mailbox meanwhile, so the input keeps its place.
         if let Some((input, backoff)) = self.redelivery.take() {
             ctx.wait(actix::clock::sleep(backoff).into_actor(self).map(move |(), act, ctx| {
-                act.stats.redelivered();
+                act.metrics.redelivered();
                 act.run(input, ctx);
             }));
         }
     }
 }
 
-impl<W: Worker> actix::Supervised for Supervised<W> {
+impl<W: Worker> actix::Supervised for WorkerActor<W> {
     fn restarting(&mut self, _: &mut Context<Self>) {
         self.worker.reset();
     }
 }
 
-impl<W, M> Handler<M> for Supervised<W>
+impl<W, M> Handler<M> for WorkerActor<W>
 where
     W: Worker,
     M: Message<Result = ()> + Into<W::Input> + 'static,

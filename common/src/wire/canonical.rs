@@ -1,13 +1,13 @@
-//! The canonical form of an event: the JSON `OrderEvent::encode` writes, and a
+//! The canonical form of an event: the JSON every service writes, and a
 //! reader for exactly that form, four times cheaper than serde_json's derived one.
 //!
 //! Every service writes this form, so nearly every record read is in it. Anything
 //! else (other field order, whitespace, escapes, exponents, unknown fields) is
-//! not parsed here: `OrderEvent::decode` hands it to serde_json, which stays the
+//! not parsed here: `codec.rs` hands it to serde_json, which stays the
 //! judge of what is valid. What is parsed here, serde_json parses the same way
 //! (the tests check it): the numbers taken are those both read exactly.
 
-use crate::event::{OrderEvent, Status};
+use crate::wire::event::{OrderEvent, Status};
 use serde::Serialize;
 
 /// The bytes `serde_json::to_vec` makes of `event` (its derived `Serialize` is

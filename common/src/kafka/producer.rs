@@ -10,14 +10,14 @@
 //! `error.rs`) instead of retrying forever. A dead letter refused for its size
 //! goes out as headers only instead: no consumed record can stop the service.
 
-use crate::dead_letter;
-use crate::error::{ActorError, Kind};
-use crate::event::as_text;
-use crate::fault::Role;
-use crate::kafka::KafkaContext;
-use crate::messages::{Publish, Ticket};
-use crate::stats::Stats;
-use crate::supervisor::{Supervised, Supervision, Worker};
+use crate::actor::error::{ActorError, Kind};
+use crate::actor::fault::Role;
+use crate::actor::messages::{Publish, Ticket};
+use crate::actor::supervisor::{Supervision, Worker, WorkerActor};
+use crate::kafka::context::KafkaContext;
+use crate::kafka::dead_letter;
+use crate::ops::metrics::Metrics;
+use crate::wire::event::as_text;
 use actix::{Addr, Context, Message as ActixMessage};
 use log::{info, warn};
 use rdkafka::config::RDKafkaLogLevel;
@@ -40,22 +40,9 @@ pub type KafkaProducer = ThreadedProducer<Deliveries>;
 #[rtype(result = "()")]
 pub struct Undelivered(pub Publish, pub KafkaError);
 
-/// Everything the producer actor handles.
-pub enum ProducerInput {
-    Publish(Publish),
-    Undelivered(Publish, KafkaError),
-}
-
-impl From<Publish> for ProducerInput {
-    fn from(publish: Publish) -> Self {
-        ProducerInput::Publish(publish)
-    }
-}
-
-impl From<Undelivered> for ProducerInput {
-    fn from(Undelivered(publish, cause): Undelivered) -> Self {
-        ProducerInput::Undelivered(publish, cause)
-    }
+crate::worker_input! {
+    /// Everything the producer actor handles.
+    pub enum ProducerInput { Publish, Undelivered }
 }
 
 /// What travels with a record through librdkafka: enough to finish its event,
@@ -72,13 +59,13 @@ pub struct Sent {
 /// librdkafka's polling thread, and each failed one goes back to the actor.
 pub struct Deliveries {
     kafka: KafkaContext,
-    stats: Arc<Stats>,
-    actor: OnceLock<Addr<Supervised<ProducerActor>>>,
+    metrics: Arc<Metrics>,
+    actor: OnceLock<Addr<WorkerActor<ProducerActor>>>,
 }
 
 impl Deliveries {
-    pub fn new(brokers: &str, stats: Arc<Stats>) -> Self {
-        Deliveries { kafka: KafkaContext::new(brokers), stats, actor: OnceLock::new() }
+    pub fn new(brokers: &str, metrics: Arc<Metrics>) -> Self {
+        Deliveries { kafka: KafkaContext::new(brokers), metrics, actor: OnceLock::new() }
     }
 }
 
@@ -103,11 +90,11 @@ impl ProducerContext for Deliveries {
                 // SAFETY: the message is valid while borrowed, and the call only reads it.
                 let micros = unsafe { rdkafka::bindings::rd_kafka_message_latency(record.ptr()) };
                 if let Ok(micros) = u64::try_from(micros) {
-                    self.stats.produced(record.topic(), Duration::from_micros(micros));
+                    self.metrics.produced(record.topic(), Duration::from_micros(micros));
                 }
                 if let Some(announce) = announce {
                     let payload = as_text(record.payload().unwrap_or_default());
-                    info!(target: ProducerActor::NAME, "{announce}: {payload}");
+                    info!(target: "Deliveries", "{announce}: {payload}");
                 }
                 ticket.complete();
             }
@@ -140,8 +127,8 @@ pub struct ProducerActor {
 
 impl ProducerActor {
     /// Starts the actor under supervision; `producer`'s failed deliveries come back to it.
-    pub fn start(producer: KafkaProducer, supervision: &Supervision) -> Addr<Supervised<Self>> {
-        let actor = Supervised::start(ProducerActor { producer: producer.clone() }, supervision);
+    pub fn start(producer: KafkaProducer, supervision: &Supervision) -> Addr<WorkerActor<Self>> {
+        let actor = WorkerActor::start(ProducerActor { producer: producer.clone() }, supervision);
         let _ = producer.context().actor.set(actor.clone());
         actor
     }
@@ -193,7 +180,7 @@ impl ProducerActor {
         &self,
         publish: &Publish,
         cause: &KafkaError,
-        ctx: &mut Context<Supervised<Self>>,
+        ctx: &mut Context<WorkerActor<Self>>,
     ) -> Result<(), ActorError> {
         let failure = ActorError::publishing(&publish.topic, cause.clone());
         if failure.kind() == Kind::Permanent {
@@ -218,16 +205,16 @@ impl Worker for ProducerActor {
     fn handle(
         &mut self,
         input: &ProducerInput,
-        ctx: &mut Context<Supervised<Self>>,
+        ctx: &mut Context<WorkerActor<Self>>,
     ) -> Result<(), ActorError> {
         match input {
             ProducerInput::Publish(publish) => self.publish(publish),
-            ProducerInput::Undelivered(publish, cause) => self.undelivered(publish, cause, ctx),
+            ProducerInput::Undelivered(Undelivered(publish, cause)) => self.undelivered(publish, cause, ctx),
         }
     }
 
     fn describe(input: &ProducerInput) -> String {
-        let (ProducerInput::Publish(publish) | ProducerInput::Undelivered(publish, _)) = input;
+        let (ProducerInput::Publish(publish) | ProducerInput::Undelivered(Undelivered(publish, _))) = input;
         match &publish.key {
             Some(key) => format!("a record for {} (key {})", publish.topic, String::from_utf8_lossy(key)),
             None => format!("a record for {}", publish.topic),

@@ -1,7 +1,7 @@
 //! Which partitions a consumer fetches: two reasons to stop, one gate.
 //!
 //! - **Back-pressure**: every in-flight slot is taken, so the reader pauses
-//!   every partition and polls on (see `consumer.rs`).
+//!   every partition and polls on (see `poller.rs`).
 //! - **A held partition**: its oldest event cannot finish and the most events
 //!   allowed are done behind it (see `offsets.rs`), so only it is paused; the
 //!   others read on.
@@ -14,8 +14,7 @@
 //! ([`ReadGate::assigned`]). Partitions are known by number: a service's
 //! consumer reads one topic.
 
-use crate::kafka::KafkaContext;
-use rdkafka::consumer::Consumer;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaResult;
 use rdkafka::TopicPartitionList;
 use std::collections::BTreeSet;
@@ -29,19 +28,27 @@ pub trait Fetching {
     fn resume(&self, partitions: &TopicPartitionList) -> KafkaResult<()>;
 }
 
-impl<T: Consumer<KafkaContext>> Fetching for T {
-    fn assignment(&self) -> KafkaResult<TopicPartitionList> {
-        Consumer::assignment(self)
-    }
+/// A consumer's partitions, as `$consumer` (any context) pauses and resumes them.
+macro_rules! fetching {
+    ($consumer:ident) => {
+        impl<C: ConsumerContext + 'static> Fetching for $consumer<C> {
+            fn assignment(&self) -> KafkaResult<TopicPartitionList> {
+                Consumer::assignment(self)
+            }
 
-    fn pause(&self, partitions: &TopicPartitionList) -> KafkaResult<()> {
-        Consumer::pause(self, partitions)
-    }
+            fn pause(&self, partitions: &TopicPartitionList) -> KafkaResult<()> {
+                Consumer::pause(self, partitions)
+            }
 
-    fn resume(&self, partitions: &TopicPartitionList) -> KafkaResult<()> {
-        Consumer::resume(self, partitions)
-    }
+            fn resume(&self, partitions: &TopicPartitionList) -> KafkaResult<()> {
+                Consumer::resume(self, partitions)
+            }
+        }
+    };
 }
+
+fetching!(BaseConsumer);
+fetching!(StreamConsumer);
 
 #[derive(Debug, Default)]
 pub struct ReadGate {
@@ -113,6 +120,11 @@ impl ReadGate {
         let stopped = |p: i32| state.back_pressured || state.held.contains(&p);
         consumer.pause(&only(partitions, stopped))?;
         consumer.resume(&only(partitions, |p| !stopped(p)))
+    }
+
+    /// Whether every partition is paused for back-pressure.
+    pub fn is_back_pressured(&self) -> bool {
+        self.lock().back_pressured
     }
 
     /// Whether `partition` is held: its records are not handed on.

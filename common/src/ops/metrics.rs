@@ -1,7 +1,7 @@
 //! The service's metrics, in one Prometheus registry: `/metrics` serves it (see
 //! `http.rs`) and the `📊` summary line is read from it.
 //!
-//! The summary is logged every `--stats-interval` seconds and once at shutdown;
+//! The summary is logged every `--metrics-interval` seconds and once at shutdown;
 //! the end-to-end tests read that last line to check that crashes really
 //! happened and were survived.
 
@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Metrics shared by every actor of one service.
 #[derive(Debug)]
-pub struct Stats {
+pub struct Metrics {
     registry: Registry,
     processed: IntCounter,
     crashes: IntCounterVec,
@@ -37,11 +37,11 @@ pub struct Stats {
     end_to_end_latency: Histogram,
 }
 
-impl Default for Stats {
+impl Default for Metrics {
     fn default() -> Self {
         // 1 ms doubling to ~16 s: a hop takes milliseconds, an outage seconds.
         let buckets = exponential_buckets(0.001, 2.0, 15).expect("valid buckets");
-        let stats = Stats {
+        let metrics = Metrics {
             registry: Registry::new(),
             processed: counter("events_processed_total", "Events whose work was done: orders created, paid or notified."),
             crashes: counters("crashes_total", "Actor crashes (panics and errors), by actor.", "actor"),
@@ -88,28 +88,28 @@ impl Default for Stats {
             .expect("valid metric"),
         };
         let collectors: [Box<dyn Collector>; 13] = [
-            Box::new(stats.processed.clone()),
-            Box::new(stats.crashes.clone()),
-            Box::new(stats.restarts.clone()),
-            Box::new(stats.redeliveries.clone()),
-            Box::new(stats.retries.clone()),
-            Box::new(stats.duplicates_suppressed.clone()),
-            Box::new(stats.dead_lettered.clone()),
-            Box::new(stats.conflicts.clone()),
-            Box::new(stats.emails_in_doubt.clone()),
-            Box::new(stats.in_flight.clone()),
-            Box::new(stats.consumer_lag.clone()),
-            Box::new(stats.produce_latency.clone()),
-            Box::new(stats.end_to_end_latency.clone()),
+            Box::new(metrics.processed.clone()),
+            Box::new(metrics.crashes.clone()),
+            Box::new(metrics.restarts.clone()),
+            Box::new(metrics.redeliveries.clone()),
+            Box::new(metrics.retries.clone()),
+            Box::new(metrics.duplicates_suppressed.clone()),
+            Box::new(metrics.dead_lettered.clone()),
+            Box::new(metrics.conflicts.clone()),
+            Box::new(metrics.emails_in_doubt.clone()),
+            Box::new(metrics.in_flight.clone()),
+            Box::new(metrics.consumer_lag.clone()),
+            Box::new(metrics.produce_latency.clone()),
+            Box::new(metrics.end_to_end_latency.clone()),
         ];
         for collector in collectors {
-            stats.registry.register(collector).expect("each metric is registered once");
+            metrics.registry.register(collector).expect("each metric is registered once");
         }
-        stats
+        metrics
     }
 }
 
-impl Stats {
+impl Metrics {
     /// An event's work was done (an order created, paid or notified).
     pub fn processed(&self) {
         self.processed.inc();
@@ -234,22 +234,22 @@ mod tests {
 
     #[test]
     fn summary_names_every_counter() {
-        let stats = Stats::default();
-        stats.processed();
-        stats.processed();
-        stats.crashed("PaymentActor");
-        stats.crashed("ConsumerActor");
-        stats.crashed("PaymentActor");
-        stats.restarted("PaymentActor");
-        stats.redelivered();
-        stats.duplicate_suppressed();
-        stats.dead_lettered();
-        stats.retried();
-        stats.conflict();
-        stats.email_in_doubt();
-        stats.email_in_doubt();
+        let metrics = Metrics::default();
+        metrics.processed();
+        metrics.processed();
+        metrics.crashed("PaymentActor");
+        metrics.crashed("ConsumerActor");
+        metrics.crashed("PaymentActor");
+        metrics.restarted("PaymentActor");
+        metrics.redelivered();
+        metrics.duplicate_suppressed();
+        metrics.dead_lettered();
+        metrics.retried();
+        metrics.conflict();
+        metrics.email_in_doubt();
+        metrics.email_in_doubt();
         assert_eq!(
-            stats.summary(),
+            metrics.summary(),
             "processed=2 crashes=3 (ConsumerActor=1 PaymentActor=2) restarts=1 redeliveries=1 \
              duplicates_suppressed=1 dead_lettered=1 retries=1 conflicts=1 emails_in_doubt=2"
         );
@@ -257,12 +257,12 @@ mod tests {
 
     #[test]
     fn exposes_the_same_numbers_to_prometheus() {
-        let stats = Stats::default();
-        stats.processed();
-        stats.crashed("PaymentActor");
-        stats.produced("payment_topic", Duration::from_millis(3));
-        stats.took_event_created_at(Some(0));
-        let text = stats.exposition();
+        let metrics = Metrics::default();
+        metrics.processed();
+        metrics.crashed("PaymentActor");
+        metrics.produced("payment_topic", Duration::from_millis(3));
+        metrics.took_event_created_at(Some(0));
+        let text = metrics.exposition();
         for line in [
             "# TYPE pipeline_events_processed_total counter",
             "pipeline_events_processed_total 1",

@@ -5,7 +5,7 @@
 //! probability P: by panicking, or by returning an error. Injected faults are
 //! labelled as such in the crash lines. Without the flags nothing is injected.
 
-use crate::error::ActorError;
+use crate::actor::error::ActorError;
 use clap::ValueEnum;
 use rand::{rngs::SmallRng, Rng, SeedableRng};
 

@@ -1,8 +1,8 @@
 //! Command-line flags every service shares, flattened into each service's own.
 
-use crate::client_properties::ClientProperties;
-use crate::fault::{CrashMode, FaultPlan, Role};
-use crate::restart_policy::RestartLimits;
+use crate::actor::fault::{CrashMode, FaultPlan, Role};
+use crate::actor::restart_policy::RestartLimits;
+use crate::kafka::client_properties::ClientProperties;
 use crate::store::{StoreSetup, StoreUrl};
 use clap::Args;
 use std::time::Duration;
