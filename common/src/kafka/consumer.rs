@@ -20,11 +20,8 @@
 //! done. A partition's stored offset that has not moved for a minute with
 //! events waiting is logged, once, and again when it moves.
 //!
-//! Rebalances: librdkafka runs its callback on the reader thread. Before the
-//! partitions go, the callback waits until every event in flight is done (the
-//! actors keep working on the main thread) and commits, so the next owner
-//! starts exactly where this one stopped (unless the wait times out: then it
-//! redoes the unfinished events).
+//! Before its partitions go in a rebalance, the consumer finishes the events in
+//! flight and stores their offsets (`hand_over`, run by `rebalance.rs`).
 
 use crate::actor::error::ActorError;
 use crate::actor::fault::Role;

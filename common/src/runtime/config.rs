@@ -11,9 +11,8 @@ use std::time::Duration;
 pub const DEFAULT_FETCH_WAIT_MS: u32 = 10;
 
 /// `--max-in-flight` unless given. A stage moves at most its bound per round trip
-/// of an event (read, handled, its output acknowledged: ~15 ms at full load here),
-/// so 1000 capped payment-service near 70,000 orders/s; 5000 leaves the CPU as the
-/// limit, for about 1 KiB per event in flight (benchmark, README).
+/// of an event (read, handled, its output acknowledged), so a low bound caps the
+/// throughput; this one leaves the CPU as the limit (measured: `docs/benchmark.md`).
 pub const DEFAULT_MAX_IN_FLIGHT: u32 = 5000;
 
 /// Where the broker is and which topics to use.
@@ -40,11 +39,9 @@ pub struct KafkaArgs {
     /// partitions back at once instead of after the session timeout.
     #[arg(long)]
     pub instance_id: Option<String>,
-    /// The consumer's fetch long-poll, in ms (`fetch.wait.max.ms`). Nisshi answers a
-    /// waiting fetch a while after data arrives, so a long wait adds latency, and
-    /// it spends CPU while a fetch waits, so a short one costs an idle broker CPU:
-    /// 10 ms keeps the pipeline's p99 within 1.5x the bare-rdkafka ceiling's with a
-    /// margin (20 ms was at the limit), at three-quarters of the idle cost of 5 ms (README).
+    /// The consumer's fetch long-poll, in ms (`fetch.wait.max.ms`). A longer wait
+    /// adds latency on a broker that answers a waiting fetch late (as Nisshi does);
+    /// a shorter one costs an idle broker more CPU.
     #[arg(long, default_value_t = DEFAULT_FETCH_WAIT_MS, value_parser = clap::value_parser!(u32).range(1..=60_000))]
     pub fetch_wait_ms: u32,
     /// Partitions of each topic this service creates.
@@ -90,8 +87,8 @@ impl KafkaArgs {
 #[derive(Args, Clone, Debug)]
 pub struct DedupArgs {
     /// How many of the most recent order ids are remembered, to recognise a second
-    /// record of an order (about 40 bytes each): a copy that comes after this many
-    /// other orders is handled again.
+    /// record of an order: a copy that comes after this many other orders is
+    /// handled again (by the store, which recognises it too).
     #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub dedup_capacity: u64,
 }
