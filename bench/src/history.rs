@@ -4,7 +4,7 @@
 //! `order_topic` and `payment_topic` themselves (see `harness::history`).
 
 use harness::history::write_paid_history;
-use harness::{count_orders, Broker, Service, PAID};
+use harness::{count_orders, Broker, ServiceProcess, PAID};
 use std::time::{Duration, Instant};
 
 /// Orders of each partition left uncommitted: redelivered to the new instance.
@@ -27,10 +27,10 @@ pub fn run(history: u64, timeout: Duration) -> Restart {
     write_paid_history(&broker, history, UNCOMMITTED);
 
     let started = Instant::now();
-    let mut payment = Service::start("payment-service", &broker, &[]);
+    let mut payment = ServiceProcess::start("payment-service", &broker, &[]);
     let first_new = (history + 1001).to_string();
     let args = ["--start-id", first_new.as_str(), "--count", NEW_ORDERS, "--rate", "0"];
-    let _orders = Service::start("order-service", &broker, &args);
+    let _orders = ServiceProcess::start("order-service", &broker, &args);
     payment.wait_until("a new order is paid", timeout, |lines| !count_orders(lines, PAID).is_empty());
     let first_payment_s = started.elapsed().as_secs_f64();
     let peak_rss_mib = payment.peak_rss_kib() as f64 / 1024.0;

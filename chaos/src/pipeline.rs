@@ -14,7 +14,7 @@
 
 use harness::netns::{Host, Network};
 use harness::proxy::Proxy;
-use harness::{Broker, Service};
+use harness::{Broker, ServiceProcess};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -53,17 +53,17 @@ pub struct Pipeline {
     seed: u64,
     /// Orders order-service was asked to make.
     count: u64,
-    orders: Service,
+    orders: ServiceProcess,
     /// Each consumer service's instances `#1` and `#2`, by `Kind::index`.
-    instances: [Vec<Service>; 2],
+    instances: [Vec<ServiceProcess>; 2],
     /// The host of each service's `#2`.
     hosts: [Host; 2],
     /// The churn's own running instances, by kind.
-    churned: [Vec<Service>; 2],
+    churned: [Vec<ServiceProcess>; 2],
     /// Instances stopped with Ctrl-C, their exit not yet awaited.
-    interrupted: Vec<Service>,
+    interrupted: Vec<ServiceProcess>,
     /// Processes SIGKILLed (or exited), kept for the lines they printed.
-    retired: Vec<Service>,
+    retired: Vec<ServiceProcess>,
     /// Instances started so far: each one's `--seed` is the run's plus its number.
     started: u64,
 }
@@ -92,7 +92,8 @@ impl Pipeline {
         }
         let notifications = &pipeline.instances[Kind::Notification.index()];
         let deadline = Instant::now() + Duration::from_secs(120);
-        while distinct_emails(&notifications.iter().flat_map(Service::lines).collect::<Vec<_>>()) == 0 {
+        while distinct_emails(&notifications.iter().flat_map(ServiceProcess::lines).collect::<Vec<_>>()) == 0
+        {
             assert!(Instant::now() < deadline, "no email within 120 s of the start");
             std::thread::sleep(Duration::from_millis(100)); // polling the lines of several processes
         }
@@ -101,7 +102,7 @@ impl Pipeline {
 
     /// Starts an instance of `kind`: `#number` (1: static member, root
     /// namespace; 2: dynamic member on its host), or one of the churn's.
-    fn start_instance(&mut self, broker: &Broker, kind: Kind, number: Option<usize>) -> Service {
+    fn start_instance(&mut self, broker: &Broker, kind: Kind, number: Option<usize>) -> ServiceProcess {
         self.started += 1;
         let seed = (self.seed.wrapping_add(self.started)).to_string();
         // Odd instances crash by panicking, even ones by returning errors.
@@ -116,14 +117,14 @@ impl Pipeline {
         match number {
             Some(1) => {
                 args.extend(["--instance-id", &id]);
-                Service::start(kind.name(), broker, &args)
+                ServiceProcess::start(kind.name(), broker, &args)
             }
             Some(_) => self.hosts[kind.index()].start(kind.name(), broker, &args),
-            None => Service::start(kind.name(), broker, &args),
+            None => ServiceProcess::start(kind.name(), broker, &args),
         }
     }
 
-    fn instance(&self, kind: Kind, number: usize) -> &Service {
+    fn instance(&self, kind: Kind, number: usize) -> &ServiceProcess {
         &self.instances[kind.index()][number - 1]
     }
 
@@ -210,7 +211,7 @@ impl Pipeline {
     }
 
     /// Every notification-service process, running or not.
-    fn notifications(&self) -> impl Iterator<Item = &Service> {
+    fn notifications(&self) -> impl Iterator<Item = &ServiceProcess> {
         let kind = Kind::Notification.index();
         let retired =
             self.retired.iter().chain(&self.interrupted).filter(|s| s.name == Kind::Notification.name());
@@ -251,7 +252,7 @@ impl Pipeline {
         let running = std::iter::once(&mut self.orders)
             .chain(self.instances.iter_mut().flatten())
             .chain(self.churned.iter_mut().flatten());
-        let mut stopping: Vec<&mut Service> = running.collect();
+        let mut stopping: Vec<&mut ServiceProcess> = running.collect();
         for service in &stopping {
             service.interrupt();
         }
@@ -269,12 +270,12 @@ impl Pipeline {
 
     /// Every line every notification-service process printed.
     pub fn notification_lines(&self) -> Vec<String> {
-        self.notifications().flat_map(Service::lines).collect()
+        self.notifications().flat_map(ServiceProcess::lines).collect()
     }
 
     /// Injected crashes per service, counted from the log lines of every process.
     pub fn injected_crashes(&self) -> Vec<(&'static str, usize)> {
-        let all: Vec<&Service> = std::iter::once(&self.orders)
+        let all: Vec<&ServiceProcess> = std::iter::once(&self.orders)
             .chain(self.instances.iter().flatten())
             .chain(self.churned.iter().flatten())
             .chain(&self.interrupted)
@@ -293,11 +294,11 @@ impl Pipeline {
     }
 }
 
-fn start_orders(broker: &Broker, seed: u64, count: u64, rate: f64) -> Service {
+fn start_orders(broker: &Broker, seed: u64, count: u64, rate: f64) -> ServiceProcess {
     let (count, rate, seed) = (count.to_string(), format!("{rate:.1}"), seed.to_string());
     let args = ["--count", &count, "--rate", &rate, "--seed", &seed, "--crash-rate", CRASH_RATE];
     let faults = ["--crash-actor", "any", "--crash-mode", "panic", "--broker-wait-secs", "0"];
-    Service::start("order-service", broker, &[&args[..], &faults[..]].concat())
+    ServiceProcess::start("order-service", broker, &[&args[..], &faults[..]].concat())
 }
 
 /// How the drain after the storm ended.

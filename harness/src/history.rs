@@ -3,7 +3,7 @@
 //! committed all but the last few of each partition. For the tests and the
 //! benchmark of a restart over history.
 
-use crate::{store_path, Broker, Service};
+use crate::{store_path, Broker, ServiceProcess};
 use common::kafka::reader;
 use common::runtime::config::DEFAULT_PARTITIONS as PARTITIONS;
 use rdkafka::config::ClientConfig;
@@ -29,7 +29,7 @@ pub struct History {
 /// then commits, for the group, every order but the last `uncommitted` of each
 /// partition. The topics must not exist yet.
 pub fn write_paid_history(broker: &Broker, orders: u64, uncommitted: u64) -> History {
-    let mut first = Service::start("payment-service", broker, &[]);
+    let mut first = ServiceProcess::start("payment-service", broker, &[]);
     let minute = Duration::from_secs(60);
     first.wait_until("its partitions", minute, |lines| {
         lines.iter().any(|l| l.contains("partitions assigned"))

@@ -1,5 +1,9 @@
 //! Reads the services' log lines: when a line was written (its UTC timestamp,
-//! `2026-11-25T19:34:12.112Z`) and which order a notification line is about.
+//! `2026-11-25T19:34:12.112Z`), which order a notification line is about, the
+//! lines logged at ERROR, the counters of a `📊 summary:` line, and the tail a
+//! failure shows.
+
+use crate::ServiceProcess;
 
 /// Now, in ms since the Unix epoch: the clock of the log lines' timestamps.
 pub fn now_ms() -> u64 {
@@ -32,6 +36,29 @@ pub fn order_after(line: &str, marker: &str) -> Option<u64> {
     let rest = line.split(marker).nth(1)?;
     let end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
     rest[..end].parse().ok()
+}
+
+/// The last 40 of `lines`, one per line: what a failure shows of a service.
+pub fn tail(lines: &[String]) -> String {
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// Lines logged at ERROR level.
+pub fn errors(lines: &[String]) -> Vec<&String> {
+    lines.iter().filter(|l| l.contains(" ERROR ")).collect()
+}
+
+/// The `📊 summary:` line of a service that has exited.
+pub fn summary(service: &ServiceProcess) -> String {
+    let lines = service.lines();
+    let line = lines.iter().rev().find(|l| l.contains("📊 summary:"));
+    line.unwrap_or_else(|| panic!("{} logged no summary:\n{}", service.name, tail(&lines))).clone()
+}
+
+/// A counter's value in a summary line, e.g. `counter(&line, "restarts")`.
+pub fn counter(summary: &str, name: &str) -> u64 {
+    let value = summary.split(&format!(" {name}=")).nth(1).and_then(|rest| rest.split(' ').next());
+    value.and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("no {name} in {summary}"))
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).

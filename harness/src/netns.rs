@@ -130,7 +130,7 @@ impl Drop for Network {
 impl Host {
     /// Starts `name` against `broker` in this host's namespace. The broker must be
     /// reachable from it: listening (or its proxy) on the network's bridge.
-    pub fn start(&self, name: &str, broker: &crate::Broker, args: &[&str]) -> crate::Service {
+    pub fn start(&self, name: &str, broker: &crate::Broker, args: &[&str]) -> crate::ServiceProcess {
         let on_bridge = |address: &str| {
             address
                 .parse::<std::net::SocketAddrV4>()
@@ -142,7 +142,7 @@ impl Host {
             self.netns,
             broker.address
         );
-        crate::Service::start_in_netns(name, broker, args, &self.netns)
+        crate::ServiceProcess::start_in_netns(name, broker, args, &self.netns)
     }
 }
 

@@ -19,7 +19,7 @@ pub struct Postgres {
 impl Postgres {
     /// Makes a fresh cluster and starts it; panics, saying why, if it cannot.
     pub fn start() -> Postgres {
-        let port = crate::free_port_on(std::net::Ipv4Addr::LOCALHOST);
+        let port = crate::workspace::free_port_on(std::net::Ipv4Addr::LOCALHOST);
         let dir = std::env::temp_dir().join(format!("pipeline-postgres-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("cannot create a folder for PostgreSQL");
         run("chown", &[&format!("{USER}:"), &dir.display().to_string()]);

@@ -1,7 +1,7 @@
 //! Asking a service's HTTP endpoints (`--metrics-addr`), as Prometheus and an
 //! orchestrator would: plain HTTP/1.1 GETs, and the samples of a `/metrics` page.
 
-use crate::Service;
+use crate::ServiceProcess;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -11,7 +11,7 @@ use std::time::Duration;
 const SERVING: &str = "serving /metrics, /health and /ready on http://";
 
 /// Where `service` (started with `--metrics-addr HOST:0`) serves: waits for its log line.
-pub fn metrics_address(service: &Service) -> String {
+pub fn metrics_address(service: &ServiceProcess) -> String {
     service.wait_until("it serves its endpoints", Duration::from_secs(30), |lines| {
         lines.iter().any(|l| l.contains(SERVING))
     });

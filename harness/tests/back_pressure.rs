@@ -7,7 +7,8 @@
 //! partition paused through a revocation and a new assignment).
 
 use harness::{
-    assert_at_least_once, assert_exactly_once, count_orders, counter, summary, Broker, Service, NOTIFIED,
+    assert_at_least_once, assert_exactly_once, count_orders, counter, summary, Broker, ServiceProcess,
+    NOTIFIED,
 };
 use std::time::Duration;
 
@@ -17,8 +18,8 @@ const MINUTE: Duration = Duration::from_secs(60);
 fn a_stall_longer_than_the_poll_interval_evicts_nothing_and_redelivers_nothing() {
     let broker = Broker::start();
     let mut notification = start_stalling(&broker, &[]);
-    let mut payment = Service::start("payment-service", &broker, &[]);
-    let mut orders = Service::start("order-service", &broker, &["--count", "60", "--rate", "0"]);
+    let mut payment = ServiceProcess::start("payment-service", &broker, &[]);
+    let mut orders = ServiceProcess::start("order-service", &broker, &["--count", "60", "--rate", "0"]);
     assert!(orders.wait_exit(MINUTE).success(), "order-service failed");
     notification
         .wait_until("every order is notified", 2 * MINUTE, |lines| count_orders(lines, NOTIFIED).len() >= 60);
@@ -47,12 +48,12 @@ fn after_a_rebalance_while_paused_the_new_partitions_are_read() {
     let broker = Broker::start();
     // A short drain: the hand-over gives up on the stalled events after 2 s.
     let mut first = start_stalling(&broker, &["--drain-timeout-secs", "2"]);
-    let mut payment = Service::start("payment-service", &broker, &[]);
-    let mut orders = Service::start("order-service", &broker, &["--count", "60", "--rate", "0"]);
+    let mut payment = ServiceProcess::start("payment-service", &broker, &[]);
+    let mut orders = ServiceProcess::start("order-service", &broker, &["--count", "60", "--rate", "0"]);
     first.wait_until("the first instance pauses", MINUTE, |lines| {
         lines.iter().any(|l| l.contains("reading paused"))
     });
-    let mut second = Service::start("notification-service", &broker, &[]);
+    let mut second = ServiceProcess::start("notification-service", &broker, &[]);
     first.wait_until("the first instance is given its share of the partitions", MINUTE, |lines| {
         lines.iter().filter(|l| l.contains("partitions assigned")).count() == 2
     });
@@ -81,7 +82,7 @@ fn after_a_rebalance_while_paused_the_new_partitions_are_read() {
 
 /// notification-service with 5 slots, a 10 s `max.poll.interval.ms` and a
 /// crash of its domain actor whose restart waits 13 to 26 s.
-fn start_stalling(broker: &Broker, more: &[&str]) -> Service {
+fn start_stalling(broker: &Broker, more: &[&str]) -> ServiceProcess {
     // At a rate of 0.02, seed 14 crashes the ninth event, and only it.
     #[rustfmt::skip]
     let stalling = [
@@ -90,7 +91,7 @@ fn start_stalling(broker: &Broker, more: &[&str]) -> Service {
         "--restart-backoff-ms", "26000", "--restart-backoff-max-ms", "26000",
     ];
     let args: Vec<&str> = stalling.iter().chain(more).copied().collect();
-    Service::start_logging(
+    ServiceProcess::start_logging(
         "notification-service",
         &broker.address,
         &args,

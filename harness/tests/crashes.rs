@@ -2,7 +2,7 @@
 //! order is lost, paid twice or emailed twice.
 
 use harness::{
-    assert_exactly_once, count_orders, counter, payments_on_topic, summary, Broker, Service, NOTIFIED,
+    assert_exactly_once, count_orders, counter, payments_on_topic, summary, Broker, ServiceProcess, NOTIFIED,
 };
 use std::time::Duration;
 
@@ -15,9 +15,9 @@ fn survives_crashes(mode: &str) {
     // A memory of one order id: idempotency across crashes must not rest on
     // remembering past orders (that memory is for second records of an order).
     faults.extend(["--dedup-capacity", "1"]);
-    let mut notification = Service::start("notification-service", &broker, &faults);
-    let mut payment = Service::start("payment-service", &broker, &faults);
-    let mut orders = Service::start("order-service", &broker, &["--count", "2000", "--rate", "0"]);
+    let mut notification = ServiceProcess::start("notification-service", &broker, &faults);
+    let mut payment = ServiceProcess::start("payment-service", &broker, &faults);
+    let mut orders = ServiceProcess::start("order-service", &broker, &["--count", "2000", "--rate", "0"]);
 
     assert!(orders.wait_exit(Duration::from_secs(180)).success(), "order-service failed");
     notification.wait_until("every order is notified", Duration::from_secs(180), |lines| {
@@ -53,8 +53,8 @@ fn failing_actors_lose_nothing_and_do_nothing_twice() {
 fn a_crash_loop_shuts_the_service_down_and_says_why() {
     let broker = Broker::start();
     let mut payment =
-        Service::start("payment-service", &broker, &["--crash-rate", "1", "--crash-actor", "domain"]);
-    let mut orders = Service::start("order-service", &broker, &["--count", "3", "--rate", "0"]);
+        ServiceProcess::start("payment-service", &broker, &["--crash-rate", "1", "--crash-actor", "domain"]);
+    let mut orders = ServiceProcess::start("order-service", &broker, &["--count", "3", "--rate", "0"]);
     assert!(orders.wait_exit(Duration::from_secs(60)).success());
 
     // Ten restarts back off for about 3 s in all; 60 s means the loop was not caught.

@@ -4,8 +4,8 @@
 //! notified exactly once.
 
 use harness::{
-    assert_exactly_once, count_orders, counter, records_on_topic, summary, Broker, Record, Service, NOTIFIED,
-    PAID,
+    assert_exactly_once, count_orders, counter, records_on_topic, summary, Broker, ServiceProcess,
+    TopicRecord, NOTIFIED, PAID,
 };
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
@@ -58,8 +58,8 @@ fn bad_messages() -> Vec<(Vec<u8>, &'static str)> {
 #[test]
 fn bad_messages_are_dead_lettered_and_valid_orders_flow_on() {
     let broker = Broker::start();
-    let mut payment = Service::start("payment-service", &broker, &[]);
-    let mut notification = Service::start("notification-service", &broker, &[]);
+    let mut payment = ServiceProcess::start("payment-service", &broker, &[]);
+    let mut notification = ServiceProcess::start("notification-service", &broker, &[]);
     // The services create the topics; write once the consumer has joined.
     payment.wait_until("payment-service joins", Duration::from_secs(60), |lines| {
         lines.iter().any(|l| l.contains("partitions assigned"))
@@ -127,7 +127,7 @@ fn bad_messages_are_dead_lettered_and_valid_orders_flow_on() {
 /// Whether `letter` is the dead letter of the record `key`/`payload`: it holds
 /// their bytes, or their heads where its headers say from how many bytes they
 /// were cut.
-fn is_dead_letter_of(letter: &Record, key: Option<&[u8]>, payload: &[u8]) -> bool {
+fn is_dead_letter_of(letter: &TopicRecord, key: Option<&[u8]>, payload: &[u8]) -> bool {
     let holds = |kept: &[u8], original: &[u8], cut_from: &str| match letter.headers.get(cut_from) {
         Some(length) => {
             *length == original.len().to_string() && kept.len() < original.len() && original.starts_with(kept)
@@ -142,7 +142,7 @@ fn is_dead_letter_of(letter: &Record, key: Option<&[u8]>, payload: &[u8]) -> boo
 }
 
 /// Asserts that `letter` (its key, value and headers) fits under librdkafka's default limit.
-fn assert_fits(letter: &Record) {
+fn assert_fits(letter: &TopicRecord) {
     let headers: usize = letter.headers.iter().map(|(name, value)| name.len() + value.len()).sum();
     let size = letter.key.as_ref().map_or(0, Vec::len) + letter.payload.len() + headers;
     assert!(size < LIBRDKAFKA_MESSAGE_MAX_BYTES, "a dead letter of {size} bytes");
@@ -173,7 +173,7 @@ fn send_to(producer: &BaseProducer, topic: &str, key: Option<&[u8]>, payload: &[
 #[test]
 fn notification_service_dead_letters_bad_payment_events_too() {
     let broker = Broker::start();
-    let mut notification = Service::start("notification-service", &broker, &[]);
+    let mut notification = ServiceProcess::start("notification-service", &broker, &[]);
     notification.wait_until("notification-service joins", Duration::from_secs(60), |lines| {
         lines.iter().any(|l| l.contains("partitions assigned"))
     });
@@ -225,7 +225,7 @@ fn a_dead_letter_over_the_producers_lower_limit_goes_out_as_headers_only() {
     // The operator's producer takes less than a dead letter may hold: the dead
     // letter of a record with a long key is refused for its size.
     let broker = Broker::start();
-    let mut payment = Service::start("payment-service", &broker, &["-X", "message.max.bytes=50000"]);
+    let mut payment = ServiceProcess::start("payment-service", &broker, &["-X", "message.max.bytes=50000"]);
     payment.wait_until("payment-service joins", Duration::from_secs(60), |lines| {
         lines.iter().any(|l| l.contains("partitions assigned"))
     });

@@ -2,7 +2,7 @@
 //! refuses a third of the sends, each refused email is sent again, and every
 //! customer gets exactly one.
 
-use harness::{assert_exactly_once, count_orders, counter, summary, Broker, Service, NOTIFIED};
+use harness::{assert_exactly_once, count_orders, counter, summary, Broker, ServiceProcess, NOTIFIED};
 use std::time::Duration;
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -11,9 +11,9 @@ const MINUTE: Duration = Duration::from_secs(60);
 fn a_refused_email_is_sent_again_not_taken_for_a_duplicate() {
     let broker = Broker::start();
     let refusing = ["--email-failure-rate", "0.3", "--seed", "11"];
-    let mut notification = Service::start("notification-service", &broker, &refusing);
-    let mut payment = Service::start("payment-service", &broker, &[]);
-    let mut orders = Service::start("order-service", &broker, &["--count", "200", "--rate", "0"]);
+    let mut notification = ServiceProcess::start("notification-service", &broker, &refusing);
+    let mut payment = ServiceProcess::start("payment-service", &broker, &[]);
+    let mut orders = ServiceProcess::start("order-service", &broker, &["--count", "200", "--rate", "0"]);
     assert!(orders.wait_exit(MINUTE).success(), "order-service failed");
     notification
         .wait_until("every order is notified", MINUTE, |lines| count_orders(lines, NOTIFIED).len() >= 200);

@@ -3,7 +3,9 @@
 //! none of the orders Kafka redelivers again, and pays the new ones.
 
 use harness::history::write_paid_history;
-use harness::{count_orders, counter, payment_events, store, store_path, summary, Broker, Service, PAID};
+use harness::{
+    count_orders, counter, payment_events, store, store_path, summary, Broker, ServiceProcess, PAID,
+};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -20,10 +22,10 @@ fn a_restart_over_a_long_history_charges_nothing_again() {
     let history = write_paid_history(&broker, HISTORY, UNCOMMITTED);
 
     let started = Instant::now();
-    let mut payment = Service::start("payment-service", &broker, &[]);
+    let mut payment = ServiceProcess::start("payment-service", &broker, &[]);
     let first_new = (*history.ids.end() + 1).to_string();
     let count = NEW_ORDERS.to_string();
-    let mut orders = Service::start(
+    let mut orders = ServiceProcess::start(
         "order-service",
         &broker,
         &["--start-id", &first_new, "--count", &count, "--rate", "0"],

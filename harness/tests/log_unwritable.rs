@@ -11,7 +11,7 @@
 //! tells its operator that its log cannot be written.
 
 use common::runtime::logging::GIVE_UP_AFTER;
-use harness::{count_orders, emailed, payments_on_topic, Broker, Service, PAID};
+use harness::{count_orders, emailed, payments_on_topic, Broker, ServiceProcess, PAID};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{ErrorKind, Write};
@@ -175,7 +175,7 @@ fn paid_orders(broker: &Broker) -> BTreeSet<u64> {
 }
 
 /// Waits until payment-service has published `count` payments.
-fn wait_for_payments(payment: &Service, count: usize) {
+fn wait_for_payments(payment: &ServiceProcess, count: usize) {
     payment.wait_until(&format!("{count} payments are published"), MINUTE, |lines| {
         count_orders(lines, PAID).len() >= count
     });
@@ -192,8 +192,8 @@ fn missing(orders: &BTreeSet<u64>, emailed: &BTreeMap<u64, usize>) -> Vec<u64> {
 struct Run {
     disk: SmallDisk,
     broker: Broker,
-    orders: Service,
-    payment: Service,
+    orders: ServiceProcess,
+    payment: ServiceProcess,
     notification: Notifier,
 }
 
@@ -204,9 +204,9 @@ impl Run {
         let stdout =
             std::env::temp_dir().join(format!("log-unwritable-{}-{name}.stdout", std::process::id()));
         let mut notification = Notifier::start(&broker, disk.dir.join("notification.log"), stdout);
-        let payment = Service::start("payment-service", &broker, &[]);
+        let payment = ServiceProcess::start("payment-service", &broker, &[]);
         let count = count.to_string();
-        let orders = Service::start("order-service", &broker, &["--count", &count, "--rate", "200"]);
+        let orders = ServiceProcess::start("order-service", &broker, &["--count", &count, "--rate", "200"]);
         notification.wait_until("the first emails", MINUTE, |lines| emailed(lines).len() >= 50);
         Run { disk, broker, orders, payment, notification }
     }
@@ -272,7 +272,7 @@ fn a_log_that_stays_full_ends_the_service_and_its_successor_sends_every_unlogged
     let owed = missing(&paid, &emailed_first);
     assert!(!owed.is_empty(), "every email was logged before the disk was full: nothing was tested");
     // The same group and store: it takes over what the first did not commit.
-    let second = Service::start("notification-service", &broker, &[]);
+    let second = ServiceProcess::start("notification-service", &broker, &[]);
     second.wait_until(
         &format!("the {} emails not in the first's log are sent", owed.len()),
         2 * MINUTE,

@@ -2,7 +2,7 @@
 //! would scrape are what happened, and the summary line says the same.
 
 use harness::scrape::{http_get, metrics_address, scrape, total, Sample};
-use harness::{count_orders, counter, summary, Broker, Service, NOTIFIED};
+use harness::{count_orders, counter, summary, Broker, ServiceProcess, NOTIFIED};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use std::time::{Duration, Instant};
 
@@ -27,8 +27,8 @@ fn scrape_until(address: &str, what: &str, done: impl Fn(&[Sample]) -> bool) -> 
 fn metrics_and_probes_tell_what_happened() {
     let broker = Broker::start();
     let crashing = ["--crash-rate", "0.02", "--crash-actor", "domain", "--seed", "5"];
-    let mut payment = Service::start("payment-service", &broker, &[METRICS, &crashing[..]].concat());
-    let mut notification = Service::start("notification-service", &broker, METRICS);
+    let mut payment = ServiceProcess::start("payment-service", &broker, &[METRICS, &crashing[..]].concat());
+    let mut notification = ServiceProcess::start("notification-service", &broker, METRICS);
     let (payment_http, notification_http) = (metrics_address(&payment), metrics_address(&notification));
     assert_eq!(http_get(&payment_http, "/health"), (200, "alive\n".into()));
 
@@ -40,7 +40,7 @@ fn metrics_and_probes_tell_what_happened() {
     for address in [&payment_http, &notification_http] {
         assert_eq!(http_get(address, "/ready"), (200, "ready\n".into()), "{address}");
     }
-    let mut orders = Service::start("order-service", &broker, &["--count", "300", "--rate", "0"]);
+    let mut orders = ServiceProcess::start("order-service", &broker, &["--count", "300", "--rate", "0"]);
     assert!(orders.wait_exit(Duration::from_secs(60)).success(), "order-service failed");
     let producer: BaseProducer = broker.client_config().create().expect("a test producer");
     for i in 0..BAD_RECORDS as u32 {
@@ -98,8 +98,11 @@ fn a_service_waiting_for_its_broker_is_alive_but_not_ready() {
         "127.0.0.1:{}",
         std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
     );
-    let payment =
-        Service::start_at("payment-service", &nowhere, &[METRICS, &["--broker-wait-secs", "0"]].concat());
+    let payment = ServiceProcess::start_at(
+        "payment-service",
+        &nowhere,
+        &[METRICS, &["--broker-wait-secs", "0"]].concat(),
+    );
     let address = metrics_address(&payment);
     assert_eq!(http_get(&address, "/health"), (200, "alive\n".into()));
     assert_eq!(http_get(&address, "/ready"), (503, "starting: waiting for the broker\n".into()));

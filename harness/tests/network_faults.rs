@@ -13,7 +13,7 @@
 //! test fails saying so.
 
 use harness::netns::Network;
-use harness::{count_orders, outcome, Broker, Service, DECLINED_NOTIFIED, NOTIFIED, PAID};
+use harness::{count_orders, outcome, Broker, ServiceProcess, DECLINED_NOTIFIED, NOTIFIED, PAID};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeSet;
@@ -42,19 +42,23 @@ fn decides(n: u64) -> Vec<String> {
     vec!["--decline-rate".into(), "0.5".into(), "--seed".into(), n.to_string()]
 }
 
-fn start(name: &str, broker: &Broker, n: u64) -> Service {
+fn start(name: &str, broker: &Broker, n: u64) -> ServiceProcess {
     let mut args = if name == "payment-service" { decides(n) } else { vec!["--seed".into(), n.to_string()] };
     args.extend(["--broker-wait-secs".into(), "0".into()]);
-    Service::start(name, broker, &args.iter().map(String::as_str).collect::<Vec<_>>())
+    ServiceProcess::start(name, broker, &args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
-fn start_orders(broker: &Broker) -> Service {
-    Service::start("order-service", broker, &["--count", &ORDERS.to_string(), "--rate", RATE])
+fn start_orders(broker: &Broker) -> ServiceProcess {
+    ServiceProcess::start("order-service", broker, &["--count", &ORDERS.to_string(), "--rate", RATE])
 }
 
 /// Every line of every notification-service process in `services`.
-fn notification_lines<'a>(services: impl IntoIterator<Item = &'a Service>) -> Vec<String> {
-    services.into_iter().filter(|s| s.name == "notification-service").flat_map(Service::lines).collect()
+fn notification_lines<'a>(services: impl IntoIterator<Item = &'a ServiceProcess>) -> Vec<String> {
+    services
+        .into_iter()
+        .filter(|s| s.name == "notification-service")
+        .flat_map(ServiceProcess::lines)
+        .collect()
 }
 
 /// Polls, at most `timeout`, until `done` holds; whether it did.
@@ -76,7 +80,7 @@ fn poll_until(what: &str, timeout: Duration, done: impl Fn() -> bool) {
 
 /// Waits until `service` was given every partition of its topic after its
 /// `since`-th line: the group handed it the partitions of an instance it gave up on.
-fn wait_takeover(service: &Service, since: usize, timeout: Duration) {
+fn wait_takeover(service: &ServiceProcess, since: usize, timeout: Duration) {
     service.wait_until("it is given every partition", timeout, |lines| {
         lines[since.min(lines.len())..]
             .iter()
@@ -91,9 +95,14 @@ fn wait_takeover(service: &Service, since: usize, timeout: Duration) {
 /// (their email lines lost with a SIGKILLed process: nobody sends them again),
 /// or still not emailed a minute and a half after the last order, it checks
 /// anyway: the outcome says which, and this what the store holds of them.
-fn finish(broker: &Broker, orders: &mut Service, running: &mut [Service], retired: &[Service]) {
+fn finish(
+    broker: &Broker,
+    orders: &mut ServiceProcess,
+    running: &mut [ServiceProcess],
+    retired: &[ServiceProcess],
+) {
     assert!(orders.wait_exit(3 * MINUTE).success(), "order-service failed");
-    let all = |running: &[Service]| notification_lines(running.iter().chain(retired));
+    let all = |running: &[ServiceProcess]| notification_lines(running.iter().chain(retired));
     let store = harness::store_path(&broker.address, "notification-service");
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut store_checked = Instant::now();
@@ -174,13 +183,13 @@ fn instances_cut_off_from_the_broker_charge_and_email_nothing_twice() {
 #[test]
 fn a_slow_network_charges_and_emails_nothing_twice() {
     let (broker, proxy) = Broker::start_behind_proxy();
-    let mut services: Vec<Service> = [("payment-service", 1), ("payment-service", 2)]
+    let mut services: Vec<ServiceProcess> = [("payment-service", 1), ("payment-service", 2)]
         .into_iter()
         .chain([("notification-service", 3), ("notification-service", 4)])
         .map(|(name, n)| start(name, &broker, n))
         .collect();
     let mut orders = start_orders(&broker);
-    let count = |services: &[Service]| emailed(&notification_lines(services)).len();
+    let count = |services: &[ServiceProcess]| emailed(&notification_lines(services)).len();
     poll_until("300 orders emailed", MINUTE, || count(&services) >= 300);
     assert!(proxy.connections() >= 5, "only {} connections through the proxy", proxy.connections());
 
@@ -213,7 +222,7 @@ fn instances_started_and_stopped_every_few_seconds_charge_and_email_nothing_twic
         started += 1;
         start(name, &broker, started)
     };
-    let mut alive: [Vec<Service>; 2] =
+    let mut alive: [Vec<ServiceProcess>; 2] =
         [vec![next(names[0]), next(names[0])], vec![next(names[1]), next(names[1])]];
     let (mut interrupted, mut killed) = (Vec::new(), Vec::new());
     let mut orders = start_orders(&broker);
@@ -249,7 +258,7 @@ fn instances_started_and_stopped_every_few_seconds_charge_and_email_nothing_twic
         "the churn stopped only {} instances",
         interrupted.len() + killed.len()
     );
-    let retired: Vec<Service> = interrupted.into_iter().chain(killed).collect();
-    let mut running: Vec<Service> = alive.into_iter().flatten().collect();
+    let retired: Vec<ServiceProcess> = interrupted.into_iter().chain(killed).collect();
+    let mut running: Vec<ServiceProcess> = alive.into_iter().flatten().collect();
     finish(&broker, &mut orders, &mut running, &retired);
 }

@@ -7,7 +7,7 @@
 
 use harness::{
     assert_exactly_once, count_orders, counter, emailed, payments_on_topic, records_on_topic, run, store_url,
-    summary, Broker, Service, PAID,
+    summary, Broker, ServiceProcess, PAID,
 };
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use std::collections::{BTreeMap, BTreeSet};
@@ -23,8 +23,8 @@ const CLOCK_EPOCH_S: u64 = 1_767_225_600;
 #[test]
 fn poison_and_foreign_orders_on_order_topic_play_no_part_in_order_ids() {
     let broker = Broker::start();
-    let mut payment = Service::start("payment-service", &broker, &[]);
-    let mut notification = Service::start("notification-service", &broker, &[]);
+    let mut payment = ServiceProcess::start("payment-service", &broker, &[]);
+    let mut notification = ServiceProcess::start("notification-service", &broker, &[]);
     // The services create the topics; write once the consumer has joined.
     payment.wait_until("payment-service joins", MINUTE, |lines| {
         lines.iter().any(|l| l.contains("partitions assigned"))
@@ -38,7 +38,7 @@ fn poison_and_foreign_orders_on_order_topic_play_no_part_in_order_ids() {
 
     // Only poison on order_topic: the first run starts all the same.
     let before = clock_micros();
-    let mut first_run = Service::start_with_clock_ids(&broker, &["--count", "100", "--rate", "0"]);
+    let mut first_run = ServiceProcess::start_with_clock_ids(&broker, &["--count", "100", "--rate", "0"]);
     let status = first_run.wait_exit(MINUTE);
     assert!(status.success(), "the first run exited with {status}:\n{}", first_run.lines().join("\n"));
     let after = clock_micros();
@@ -55,7 +55,7 @@ fn poison_and_foreign_orders_on_order_topic_play_no_part_in_order_ids() {
 
     let instance = |n: &'static str| {
         let args = ["--count", "100", "--rate", "0", "--instances", "2", "--instance", n];
-        Service::start_with_clock_ids(&broker, &args)
+        ServiceProcess::start_with_clock_ids(&broker, &args)
     };
     let mut second_run = [instance("0"), instance("1")];
     for run in &mut second_run {
@@ -113,9 +113,10 @@ fn ids_made_after_the_broker_was_emptied_are_new_to_the_store() {
     let stores =
         ["payment-service", "notification-service"].map(|name| store_url(&first_broker.address, name));
     let run_on = |broker: &Broker| -> BTreeSet<u64> {
-        let mut payment = Service::start("payment-service", broker, &["--store", &stores[0]]);
-        let mut notification = Service::start("notification-service", broker, &["--store", &stores[1]]);
-        let mut orders = Service::start_with_clock_ids(broker, &["--count", "100", "--rate", "0"]);
+        let mut payment = ServiceProcess::start("payment-service", broker, &["--store", &stores[0]]);
+        let mut notification =
+            ServiceProcess::start("notification-service", broker, &["--store", &stores[1]]);
+        let mut orders = ServiceProcess::start_with_clock_ids(broker, &["--count", "100", "--rate", "0"]);
         assert!(orders.wait_exit(MINUTE).success(), "order-service failed");
         notification.wait_until("every order is emailed", MINUTE, |lines| emailed(lines).len() >= 100);
         payment.stop_gracefully(MINUTE);
@@ -155,10 +156,13 @@ fn start_ids_above_the_bound_are_usage_errors() {
 #[test]
 fn a_run_stops_at_the_bound_instead_of_wrapping() {
     let broker = Broker::start();
-    let mut payment = Service::start("payment-service", &broker, &[]);
+    let mut payment = ServiceProcess::start("payment-service", &broker, &[]);
     let start = (MAX_ORDER_ID - 1).to_string();
-    let mut orders =
-        Service::start("order-service", &broker, &["--start-id", &start, "--count", "5", "--rate", "0"]);
+    let mut orders = ServiceProcess::start(
+        "order-service",
+        &broker,
+        &["--start-id", &start, "--count", "5", "--rate", "0"],
+    );
     let status = orders.wait_exit(MINUTE);
     let lines = orders.lines();
     assert_eq!(status.code(), Some(1), "order-service went past the bound:\n{}", lines.join("\n"));
@@ -178,7 +182,7 @@ fn clock_micros() -> u64 {
 }
 
 /// The ids of the orders `run` created, each once.
-fn created(run: &Service) -> BTreeSet<u64> {
+fn created(run: &ServiceProcess) -> BTreeSet<u64> {
     let counts = count_orders(&run.lines(), CREATED);
     assert!(!counts.is_empty() && counts.values().all(|&n| n == 1), "{} created {counts:?}", run.name);
     counts.into_keys().collect()

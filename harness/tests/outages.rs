@@ -6,7 +6,7 @@
 //! `payment_topic` is its recorded one, and every order is emailed once (twice
 //! only if its email is in doubt, after a SIGKILL).
 
-use harness::{count_orders, outcome, Broker, Service, NOTIFIED, PAID};
+use harness::{count_orders, outcome, Broker, ServiceProcess, NOTIFIED, PAID};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::time::{Duration, Instant};
@@ -29,14 +29,14 @@ fn notified_at_least(n: usize) -> impl Fn(&[String]) -> bool {
 /// a killed instance.
 fn finish(
     broker: &Broker,
-    orders: &mut Service,
-    payments: &mut [Service],
-    notification: &mut Service,
-    killed_notifications: &[Service],
+    orders: &mut ServiceProcess,
+    payments: &mut [ServiceProcess],
+    notification: &mut ServiceProcess,
+    killed_notifications: &[ServiceProcess],
     n: u64,
 ) {
     assert!(orders.wait_exit(3 * MINUTE).success(), "order-service failed");
-    let earlier: Vec<String> = killed_notifications.iter().flat_map(Service::lines).collect();
+    let earlier: Vec<String> = killed_notifications.iter().flat_map(ServiceProcess::lines).collect();
     notification.wait_until("every order is notified", 3 * MINUTE, |lines| {
         let mut all = earlier.clone();
         all.extend_from_slice(lines);
@@ -60,9 +60,9 @@ fn finish(
 /// orders outlast the outage even when the graceful stop itself takes seconds.
 fn survives_a_broker_outage(stop: impl FnOnce(&mut Broker)) {
     let mut broker = Broker::start();
-    let mut notification = Service::start("notification-service", &broker, &[]);
-    let mut payment = Service::start("payment-service", &broker, &[]);
-    let mut orders = Service::start("order-service", &broker, &["--count", "3000", "--rate", "150"]);
+    let mut notification = ServiceProcess::start("notification-service", &broker, &[]);
+    let mut payment = ServiceProcess::start("payment-service", &broker, &[]);
+    let mut orders = ServiceProcess::start("order-service", &broker, &["--count", "3000", "--rate", "150"]);
     notification.wait_until("300 notifications", MINUTE, notified_at_least(300));
 
     stop(&mut broker);
@@ -95,26 +95,26 @@ fn a_broker_killed_and_started_again_loses_nothing() {
 fn services_started_before_the_broker_wait_for_it_when_told_to() {
     let mut broker = Broker::stopped();
     let wait = ["--broker-wait-secs", "0"];
-    let mut notification = Service::start("notification-service", &broker, &wait);
-    let mut payment = Service::start("payment-service", &broker, &wait);
+    let mut notification = ServiceProcess::start("notification-service", &broker, &wait);
+    let mut payment = ServiceProcess::start("payment-service", &broker, &wait);
     payment.wait_until("payment-service notices the broker is missing", MINUTE, |lines| {
         lines.iter().any(|l| l.contains("still waiting for the Kafka broker"))
     });
     broker.restart();
-    let mut orders = Service::start("order-service", &broker, &["--count", "100", "--rate", "0"]);
+    let mut orders = ServiceProcess::start("order-service", &broker, &["--count", "100", "--rate", "0"]);
     finish(&broker, &mut orders, std::slice::from_mut(&mut payment), &mut notification, &[], 100);
 }
 
 #[test]
 fn a_killed_payment_service_resumes_without_paying_twice() {
     let broker = Broker::start();
-    let mut notification = Service::start("notification-service", &broker, &[]);
-    let mut payment = Service::start("payment-service", &broker, &["--instance-id", "payment-1"]);
-    let mut orders = Service::start("order-service", &broker, &["--count", "1500", "--rate", "150"]);
+    let mut notification = ServiceProcess::start("notification-service", &broker, &[]);
+    let mut payment = ServiceProcess::start("payment-service", &broker, &["--instance-id", "payment-1"]);
+    let mut orders = ServiceProcess::start("order-service", &broker, &["--count", "1500", "--rate", "150"]);
     notification.wait_until("300 notifications", MINUTE, notified_at_least(300));
 
     payment.kill();
-    let payment = Service::start("payment-service", &broker, &["--instance-id", "payment-1"]);
+    let payment = ServiceProcess::start("payment-service", &broker, &["--instance-id", "payment-1"]);
     // The restarted instance finds in the store what the killed one charged.
     payment.wait_until("an order redelivered is found charged", MINUTE, |lines| {
         lines.iter().any(|l| l.contains("was already charged by payment-1#"))
@@ -125,13 +125,13 @@ fn a_killed_payment_service_resumes_without_paying_twice() {
 #[test]
 fn instances_joining_and_leaving_mid_stream_pay_each_order_once() {
     let broker = Broker::start();
-    let mut notification = Service::start("notification-service", &broker, &[]);
-    let first = Service::start("payment-service", &broker, &[]);
-    let mut orders = Service::start("order-service", &broker, &["--count", "2000", "--rate", "150"]);
+    let mut notification = ServiceProcess::start("notification-service", &broker, &[]);
+    let first = ServiceProcess::start("payment-service", &broker, &[]);
+    let mut orders = ServiceProcess::start("order-service", &broker, &["--count", "2000", "--rate", "150"]);
     notification.wait_until("300 notifications", MINUTE, notified_at_least(300));
 
     // A second instance joins: the first finishes its events in flight and hands over.
-    let mut second = Service::start("payment-service", &broker, &[]);
+    let mut second = ServiceProcess::start("payment-service", &broker, &[]);
     second.wait_until("the second instance pays", MINUTE, |lines| {
         lines.iter().any(|l| l.contains("✅ Payment Event Sent"))
     });
@@ -152,9 +152,9 @@ fn kill_the_second_of_two(
     broker: &Broker,
     service: &str,
     working: impl Fn(&[String]) -> bool,
-) -> [Service; 2] {
-    let survivor = Service::start(service, broker, &[]);
-    let mut victim = Service::start(service, broker, &[]);
+) -> [ServiceProcess; 2] {
+    let survivor = ServiceProcess::start(service, broker, &[]);
+    let mut victim = ServiceProcess::start(service, broker, &[]);
     victim.wait_until("the second instance works", MINUTE, working);
     let seen_before_kill = survivor.lines().len();
     victim.kill();
@@ -172,8 +172,8 @@ fn kill_the_second_of_two(
 #[test]
 fn a_killed_payment_instance_s_partitions_go_to_the_survivor() {
     let broker = Broker::start();
-    let mut notification = Service::start("notification-service", &broker, &[]);
-    let mut orders = Service::start("order-service", &broker, &["--count", "3000", "--rate", "150"]);
+    let mut notification = ServiceProcess::start("notification-service", &broker, &[]);
+    let mut orders = ServiceProcess::start("order-service", &broker, &["--count", "3000", "--rate", "150"]);
     let [survivor, _killed] = kill_the_second_of_two(&broker, "payment-service", |lines| {
         lines.iter().any(|l| l.contains("✅ Payment Event Sent"))
     });
@@ -183,8 +183,8 @@ fn a_killed_payment_instance_s_partitions_go_to_the_survivor() {
 #[test]
 fn a_killed_notification_instance_s_partitions_go_to_the_survivor() {
     let broker = Broker::start();
-    let mut payment = Service::start("payment-service", &broker, &[]);
-    let mut orders = Service::start("order-service", &broker, &["--count", "3000", "--rate", "150"]);
+    let mut payment = ServiceProcess::start("payment-service", &broker, &[]);
+    let mut orders = ServiceProcess::start("order-service", &broker, &["--count", "3000", "--rate", "150"]);
     let [mut survivor, killed] =
         kill_the_second_of_two(&broker, "notification-service", notified_at_least(1));
     let killed = [killed];
@@ -204,12 +204,12 @@ fn payment_instances_killed_and_started_at_random_pay_each_order_once() {
     eprintln!("chaos seed {seed} (CHAOS_SEED={seed} repeats this schedule)");
     let mut rng = SmallRng::seed_from_u64(seed);
     let broker = Broker::start();
-    let mut notification = Service::start("notification-service", &broker, &[]);
+    let mut notification = ServiceProcess::start("notification-service", &broker, &[]);
     let payment = ["--dedup-capacity", "1"];
-    let mut alive: Vec<Service> =
-        (0..3).map(|_| Service::start("payment-service", &broker, &payment)).collect();
+    let mut alive: Vec<ServiceProcess> =
+        (0..3).map(|_| ServiceProcess::start("payment-service", &broker, &payment)).collect();
     let mut killed = Vec::new();
-    let mut orders = Service::start("order-service", &broker, &["--count", "5000", "--rate", "150"]);
+    let mut orders = ServiceProcess::start("order-service", &broker, &["--count", "5000", "--rate", "150"]);
     notification.wait_until("the first notification", MINUTE, notified_at_least(1));
 
     let storm_ends = Instant::now() + Duration::from_secs(30);
@@ -222,7 +222,7 @@ fn payment_instances_killed_and_started_at_random_pay_each_order_once() {
             eprintln!("killed payment-service {}; {} alive", victim.pid(), alive.len());
             killed.push(victim);
         } else {
-            alive.push(Service::start("payment-service", &broker, &payment));
+            alive.push(ServiceProcess::start("payment-service", &broker, &payment));
             eprintln!("started payment-service {}; {} alive", alive[alive.len() - 1].pid(), alive.len());
         }
     }

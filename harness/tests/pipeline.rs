@@ -1,6 +1,6 @@
 //! The happy path, end to end: 1,000 orders through the three real services.
 
-use harness::{assert_exactly_once, count_orders, errors, Broker, Service, NOTIFIED, PAID};
+use harness::{assert_exactly_once, count_orders, errors, Broker, ServiceProcess, NOTIFIED, PAID};
 use std::time::Duration;
 
 const ORDERS: u64 = 1000;
@@ -9,9 +9,9 @@ const FIRST: u64 = 1001;
 #[test]
 fn every_order_is_paid_and_notified_exactly_once() {
     let broker = Broker::start();
-    let mut notification = Service::start("notification-service", &broker, &[]);
-    let mut payment = Service::start("payment-service", &broker, &[]);
-    let mut orders = Service::start("order-service", &broker, &["--count", "1000", "--rate", "0"]);
+    let mut notification = ServiceProcess::start("notification-service", &broker, &[]);
+    let mut payment = ServiceProcess::start("payment-service", &broker, &[]);
+    let mut orders = ServiceProcess::start("order-service", &broker, &["--count", "1000", "--rate", "0"]);
 
     let status = orders.wait_exit(Duration::from_secs(120));
     assert!(status.success(), "order-service exited with {status}");
@@ -45,7 +45,7 @@ fn a_missing_broker_is_reported_in_one_clear_line() {
     // A port nobody listens on.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let address = format!("127.0.0.1:{port}");
-    let mut payment = Service::start_at("payment-service", &address, &[]);
+    let mut payment = ServiceProcess::start_at("payment-service", &address, &[]);
     // The service waits 15 s for the broker by default; 60 s means it hangs.
     let status = payment.wait_exit(Duration::from_secs(60));
     assert!(!status.success());

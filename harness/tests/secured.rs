@@ -2,7 +2,7 @@
 //! broker that requires SASL/SCRAM, through `-X` and `--kafka-config`; clients
 //! without what it takes are refused, and no secret is ever logged.
 
-use harness::{assert_exactly_once, count_orders, errors, Broker, Security, Service, NOTIFIED};
+use harness::{assert_exactly_once, count_orders, errors, Broker, Security, ServiceProcess, NOTIFIED};
 use std::time::Duration;
 
 const ORDERS: u64 = 200;
@@ -10,7 +10,7 @@ const PASSWORD: &str = "pa55-w0rd-never-logged";
 
 /// Runs `ORDERS` orders through the three services started by `start`, and
 /// checks each is notified exactly once and no service logged an error.
-fn orders_flow(start: impl Fn(&str, &[&str]) -> Service) -> Vec<Service> {
+fn orders_flow(start: impl Fn(&str, &[&str]) -> ServiceProcess) -> Vec<ServiceProcess> {
     let mut notification = start("notification-service", &[]);
     let mut payment = start("payment-service", &[]);
     let mut orders = start("order-service", &["--count", "200", "--rate", "0"]);
@@ -32,9 +32,9 @@ fn orders_flow(start: impl Fn(&str, &[&str]) -> Service) -> Vec<Service> {
 
 /// Starts payment-service with `args` and `RUST_LOG=rust_log` against `broker` and
 /// asserts the broker refuses it: it exits 1 after its short start-up wait, saying why in `cause`.
-fn refused(broker: &Broker, args: &[&str], rust_log: &str, cause: &str) -> Service {
+fn refused(broker: &Broker, args: &[&str], rust_log: &str, cause: &str) -> ServiceProcess {
     let all = [&["--broker-wait-secs", "3"], args].concat();
-    let mut payment = Service::start_logging("payment-service", &broker.address, &all, rust_log);
+    let mut payment = ServiceProcess::start_logging("payment-service", &broker.address, &all, rust_log);
     let status = payment.wait_exit(Duration::from_secs(30));
     assert_eq!(status.code(), Some(1), "payment-service was let in with {args:?}");
     let lines = payment.lines();
@@ -59,9 +59,9 @@ fn a_tls_broker_lets_in_only_clients_that_trust_its_certificate() {
     let x_flags = x_flags(broker.client_properties());
     orders_flow(|name, args| match name {
         "notification-service" => {
-            Service::start_at(name, &broker.address, &[&strs(&x_flags)[..], args].concat())
+            ServiceProcess::start_at(name, &broker.address, &[&strs(&x_flags)[..], args].concat())
         }
-        _ => Service::start(name, &broker, args),
+        _ => ServiceProcess::start(name, &broker, args),
     });
     refused(&broker, &[], "info", "BrokerTransportFailure");
     assert!(broker.log().contains("tls handshake failed"), "the broker does not say why it refused");
@@ -72,7 +72,7 @@ fn a_tls_broker_lets_in_only_clients_that_trust_its_certificate() {
 fn a_sasl_scram_broker_over_tls_lets_in_only_its_user_and_no_secret_is_logged() {
     let user = ("pipeline".to_string(), PASSWORD.to_string());
     let broker = Broker::start_secured(Security { tls: true, user: Some(user) });
-    let mut services = orders_flow(|name, args| Service::start(name, &broker, args));
+    let mut services = orders_flow(|name, args| ServiceProcess::start(name, &broker, args));
 
     let properties = broker.client_properties();
     let tls_only =

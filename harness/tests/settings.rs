@@ -5,7 +5,7 @@
 //! `--kafka-config`, the refusal is a usage error (exit 2) that names the setting,
 //! before anything is read.
 
-use harness::{count_orders, Broker, Service, NOTIFIED, PAID};
+use harness::{count_orders, Broker, ServiceProcess, NOTIFIED, PAID};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -22,7 +22,7 @@ fn settings_for_incremental_rebalancing_are_refused_at_start() {
     let broker = Broker::start();
     // The services make their topics; then an order and its payment event wait there.
     for (name, _) in CONSUMERS {
-        let mut service = Service::start(name, &broker, &[]);
+        let mut service = ServiceProcess::start(name, &broker, &[]);
         service.wait_until("it joins its group", MINUTE, |lines| {
             lines.iter().any(|l| l.contains("partitions assigned"))
         });
@@ -53,7 +53,7 @@ fn settings_for_incremental_rebalancing_are_refused_at_start() {
     ];
     for (name, topic) in CONSUMERS {
         for (args, setting) in cases {
-            let mut refused = Service::start(name, &broker, args);
+            let mut refused = ServiceProcess::start(name, &broker, args);
             let status = refused.wait_exit(MINUTE);
             let output = refused.lines().join("\n");
             assert_eq!(status.code(), Some(2), "{name} {args:?}: {output}");
@@ -70,7 +70,7 @@ fn settings_for_incremental_rebalancing_are_refused_at_start() {
     // The order and its payment event were left for services with supported settings.
     for (name, topic) in CONSUMERS {
         let marker = if name == "payment-service" { PAID } else { NOTIFIED };
-        let mut service = Service::start(name, &broker, &[]);
+        let mut service = ServiceProcess::start(name, &broker, &[]);
         service.wait_until("order 1001 is handled", MINUTE, |lines| {
             count_orders(lines, marker).contains_key(&1001)
         });

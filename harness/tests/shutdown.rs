@@ -3,7 +3,7 @@
 //! notified exactly once. Ctrl-C during a broker outage ends in bounded time.
 
 use harness::{
-    assert_exactly_once, count_orders, counter, payments_on_topic, summary, Broker, Service, NOTIFIED,
+    assert_exactly_once, count_orders, counter, payments_on_topic, summary, Broker, ServiceProcess, NOTIFIED,
 };
 use std::time::{Duration, Instant};
 
@@ -12,21 +12,21 @@ const ORDERS: u64 = 1000;
 #[test]
 fn interrupting_and_restarting_the_consumers_loses_and_repeats_nothing() {
     let broker = Broker::start();
-    let mut notification = Service::start("notification-service", &broker, &[]);
-    let mut payment = Service::start("payment-service", &broker, &[]);
-    let mut orders = Service::start("order-service", &broker, &["--count", "1000", "--rate", "200"]);
+    let mut notification = ServiceProcess::start("notification-service", &broker, &[]);
+    let mut payment = ServiceProcess::start("payment-service", &broker, &[]);
+    let mut orders = ServiceProcess::start("order-service", &broker, &["--count", "1000", "--rate", "200"]);
 
     notification.wait_until("200 notifications", Duration::from_secs(120), |lines| {
         count_orders(lines, NOTIFIED).len() >= 200
     });
     payment.stop_gracefully(Duration::from_secs(30));
-    let mut payment_again = Service::start("payment-service", &broker, &[]);
+    let mut payment_again = ServiceProcess::start("payment-service", &broker, &[]);
 
     notification.wait_until("500 notifications", Duration::from_secs(120), |lines| {
         count_orders(lines, NOTIFIED).len() >= 500
     });
     notification.stop_gracefully(Duration::from_secs(30));
-    let mut notification_again = Service::start("notification-service", &broker, &[]);
+    let mut notification_again = ServiceProcess::start("notification-service", &broker, &[]);
 
     assert!(orders.wait_exit(Duration::from_secs(120)).success(), "order-service failed");
     let before = notification.lines();
@@ -61,10 +61,10 @@ fn ctrl_c_during_a_broker_outage_ends_within_the_drain_timeout() {
     const DRAIN_SECS: u64 = 3;
     let mut broker = Broker::start();
     let drain = ["--drain-timeout-secs", "3"];
-    let mut notification = Service::start("notification-service", &broker, &drain);
-    let mut payment = Service::start("payment-service", &broker, &drain);
+    let mut notification = ServiceProcess::start("notification-service", &broker, &drain);
+    let mut payment = ServiceProcess::start("payment-service", &broker, &drain);
     let mut orders =
-        Service::start("order-service", &broker, &["--rate", "100", "--drain-timeout-secs", "3"]);
+        ServiceProcess::start("order-service", &broker, &["--rate", "100", "--drain-timeout-secs", "3"]);
     notification.wait_until("100 notifications", Duration::from_secs(60), |lines| {
         count_orders(lines, NOTIFIED).len() >= 100
     });

@@ -4,7 +4,7 @@
 
 use common::store::{Charge, ChargeVerdict, EmailVerdict, Store, StoreSetup, StoreUrl};
 use harness::postgres::Postgres;
-use harness::{emailed, payment_events, store, Broker, Service};
+use harness::{emailed, payment_events, store, Broker, ServiceProcess};
 use std::collections::BTreeMap;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -144,12 +144,12 @@ fn the_pipeline_on_postgres_waits_out_the_store_going_away() {
     let store = ["--store", url.as_str(), "--decline-rate", "0.5"];
     let seeded = |seed: &'static str| [&store[..], &["--seed", seed]].concat();
     let mut payments = [
-        Service::start("payment-service", &broker, &seeded("1")),
-        Service::start("payment-service", &broker, &seeded("2")),
+        ServiceProcess::start("payment-service", &broker, &seeded("1")),
+        ServiceProcess::start("payment-service", &broker, &seeded("2")),
     ];
-    let mut notification = Service::start("notification-service", &broker, &["--store", &url]);
+    let mut notification = ServiceProcess::start("notification-service", &broker, &["--store", &url]);
     let mut orders =
-        Service::start("order-service", &broker, &["--count", &ORDERS.to_string(), "--rate", "100"]);
+        ServiceProcess::start("order-service", &broker, &["--count", &ORDERS.to_string(), "--rate", "100"]);
     notification.wait_until("300 orders are emailed", MINUTE, |lines| emailed(lines).len() >= 300);
     postgres.stop();
     notification.wait_until("it says the store is away", MINUTE, |lines| {
@@ -189,9 +189,9 @@ fn an_unopenable_sqlite_store_holds_orders_back_until_it_opens() {
     let broker = Broker::start();
     let dir = std::env::temp_dir().join(format!("pipeline-missing-{}", std::process::id()));
     let url = format!("sqlite://{}/payments.db", dir.display());
-    let mut payment = Service::start("payment-service", &broker, &["--store", &url]);
-    let mut notification = Service::start("notification-service", &broker, &[]);
-    let mut orders = Service::start("order-service", &broker, &["--count", "50", "--rate", "0"]);
+    let mut payment = ServiceProcess::start("payment-service", &broker, &["--store", &url]);
+    let mut notification = ServiceProcess::start("notification-service", &broker, &[]);
+    let mut orders = ServiceProcess::start("order-service", &broker, &["--count", "50", "--rate", "0"]);
     payment.wait_until("it says the store is away", MINUTE, |lines| {
         lines.iter().any(|l| l.contains("is unavailable") && l.contains("cannot open it"))
     });
@@ -212,9 +212,9 @@ fn an_unopenable_sqlite_store_holds_orders_back_until_it_opens() {
 fn an_order_id_recorded_for_another_order_is_dead_lettered_as_a_conflict() {
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
     let broker = Broker::start();
-    let mut payment = Service::start("payment-service", &broker, &[]);
-    let mut notification = Service::start("notification-service", &broker, &[]);
-    let mut orders = Service::start("order-service", &broker, &["--count", "20", "--rate", "0"]);
+    let mut payment = ServiceProcess::start("payment-service", &broker, &[]);
+    let mut notification = ServiceProcess::start("notification-service", &broker, &[]);
+    let mut orders = ServiceProcess::start("order-service", &broker, &["--count", "20", "--rate", "0"]);
     notification.wait_until("every order is emailed", MINUTE, |lines| emailed(lines).len() >= 20);
     assert!(orders.wait_exit(MINUTE).success(), "order-service failed");
 

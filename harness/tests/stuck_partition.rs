@@ -12,7 +12,7 @@
 //! learn that the topic is gone at its next metadata refresh, 5 minutes after
 //! start, and payment-service would then stop: the test is done long before.)
 
-use harness::{assert_exactly_once, count_orders, Broker, Service, PAID};
+use harness::{assert_exactly_once, count_orders, Broker, ServiceProcess, PAID};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -39,7 +39,7 @@ const ELSEWHERE: u64 = 100;
 fn a_stuck_event_holds_its_partition_within_the_bound_and_the_others_read_on() {
     let broker = Broker::start();
     let in_flight = MAX_IN_FLIGHT.to_string();
-    let mut payment = Service::start("payment-service", &broker, &["--max-in-flight", &in_flight]);
+    let mut payment = ServiceProcess::start("payment-service", &broker, &["--max-in-flight", &in_flight]);
     payment.wait_until("payment-service joins", MINUTE, |lines| {
         lines.iter().any(|l| l.contains("partitions assigned"))
     });

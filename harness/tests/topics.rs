@@ -4,7 +4,7 @@
 //! to start without them; either way it logs each topic as found. A service
 //! interrupted while it waits for its broker exits at once, and cleanly.
 
-use harness::{assert_exactly_once, count_orders, run, Broker, Service, NOTIFIED, PAID};
+use harness::{assert_exactly_once, count_orders, run, Broker, ServiceProcess, NOTIFIED, PAID};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ fn partitions_of(broker: &Broker, topic: &str) -> usize {
 }
 
 /// Waits until `service` logs how it found `topic`, and returns that line.
-fn found(service: &Service, topic: &str) -> String {
+fn found(service: &ServiceProcess, topic: &str) -> String {
     let marker = format!("topic {topic}: ");
     service
         .wait_until(&format!("{topic} described"), MINUTE, |lines| lines.iter().any(|l| l.contains(&marker)));
@@ -29,11 +29,14 @@ fn found(service: &Service, topic: &str) -> String {
 fn topics_are_created_as_asked_and_logged_as_found() {
     let broker = Broker::start();
     // The broker's default replication factor (-1), and the default 3 partitions.
-    let notification = Service::start("notification-service", &broker, &[]);
+    let notification = ServiceProcess::start("notification-service", &broker, &[]);
     assert!(found(&notification, "payment_topic")
         .ends_with("topic payment_topic: 3 partitions, replication factor 1"));
-    let payment =
-        Service::start("payment-service", &broker, &["--partitions", "5", "--replication-factor", "1"]);
+    let payment = ServiceProcess::start(
+        "payment-service",
+        &broker,
+        &["--partitions", "5", "--replication-factor", "1"],
+    );
     for topic in ["order_topic", "order_topic.dlq"] {
         assert!(
             found(&payment, topic).ends_with(&format!("topic {topic}: 5 partitions, replication factor 1"))
@@ -51,7 +54,7 @@ fn topics_are_created_as_asked_and_logged_as_found() {
 fn without_topic_creation_a_missing_topic_stops_the_start_and_made_topics_are_used() {
     let broker = Broker::start();
     let manual = ["--create-topics", "false"];
-    let mut refused = Service::start("payment-service", &broker, &manual);
+    let mut refused = ServiceProcess::start("payment-service", &broker, &manual);
     assert_eq!(refused.wait_exit(MINUTE).code(), Some(1), "payment-service without its topics");
     let lines = refused.lines();
     assert!(
@@ -63,14 +66,14 @@ fn without_topic_creation_a_missing_topic_stops_the_start_and_made_topics_are_us
 
     // The operators' topics, made here by one run of each consumer service with 2 partitions.
     for service in ["payment-service", "notification-service"] {
-        let mut maker = Service::start(service, &broker, &["--partitions", "2"]);
+        let mut maker = ServiceProcess::start(service, &broker, &["--partitions", "2"]);
         found(&maker, "payment_topic");
         maker.stop_gracefully(MINUTE);
     }
-    let mut notification = Service::start("notification-service", &broker, &manual);
-    let mut payment = Service::start("payment-service", &broker, &manual);
+    let mut notification = ServiceProcess::start("notification-service", &broker, &manual);
+    let mut payment = ServiceProcess::start("payment-service", &broker, &manual);
     assert!(found(&payment, "order_topic").ends_with("topic order_topic: 2 partitions, replication factor 1"));
-    let mut orders = Service::start(
+    let mut orders = ServiceProcess::start(
         "order-service",
         &broker,
         &["--create-topics", "false", "--count", "50", "--rate", "0"],
@@ -87,7 +90,7 @@ fn without_topic_creation_a_missing_topic_stops_the_start_and_made_topics_are_us
 fn interrupted_while_waiting_for_its_broker_a_service_exits_cleanly() {
     let broker = Broker::stopped();
     for name in ["payment-service", "order-service"] {
-        let mut service = Service::start(name, &broker, &["--broker-wait-secs", "0"]);
+        let mut service = ServiceProcess::start(name, &broker, &["--broker-wait-secs", "0"]);
         service.wait_until("the broker is missing", MINUTE, |lines| {
             lines.iter().any(|l| l.contains("still waiting for the Kafka broker"))
         });

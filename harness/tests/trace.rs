@@ -1,7 +1,7 @@
 //! `order-trace` against a real run: a paid order, and a declined order with an
 //! invalid copy that payment-service dead-lettered.
 
-use harness::{count_orders, run, Broker, Service};
+use harness::{count_orders, run, Broker, ServiceProcess};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde_json::Value;
 use std::time::Duration;
@@ -12,9 +12,10 @@ const PAID: &str = "✅ Payment Successful for Order ";
 #[test]
 fn traces_a_paid_order_and_a_declined_one_with_its_dead_letter() {
     let broker = Broker::start();
-    let mut payment = Service::start("payment-service", &broker, &["--decline-rate", "0.3", "--seed", "7"]);
-    let mut notification = Service::start("notification-service", &broker, &[]);
-    let mut orders = Service::start("order-service", &broker, &["--count", "20", "--rate", "0"]);
+    let mut payment =
+        ServiceProcess::start("payment-service", &broker, &["--decline-rate", "0.3", "--seed", "7"]);
+    let mut notification = ServiceProcess::start("notification-service", &broker, &[]);
+    let mut orders = ServiceProcess::start("order-service", &broker, &["--count", "20", "--rate", "0"]);
     assert!(orders.wait_exit(Duration::from_secs(60)).success(), "order-service failed");
     notification.wait_until("every order is notified", Duration::from_secs(60), |lines| {
         count_orders(lines, PAID).len() + count_orders(lines, DECLINED).len() >= 20

@@ -8,7 +8,7 @@
 //! Each payment instance decides for itself (`--decline-rate 0.5`, its own
 //! `--seed`), so a second decision would show as a different payment event.
 
-use harness::{emailed, outcome, wait_until_all, Broker, Service, PAID};
+use harness::{emailed, outcome, wait_until_all, Broker, ServiceProcess, PAID};
 use std::time::Duration;
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -21,9 +21,9 @@ const ORDERS: u64 = 6000;
 
 /// An instance with its own decisions: payment-service declines half the orders
 /// by its own seed; notification-service's mail server refuses one send in twenty.
-fn instance(name: &str, broker: &Broker, seed: &str) -> Service {
+fn instance(name: &str, broker: &Broker, seed: &str) -> ServiceProcess {
     let own = if name == "payment-service" { "--decline-rate=0.5" } else { "--email-failure-rate=0.05" };
-    Service::start(name, broker, &[own, "--seed", seed])
+    ServiceProcess::start(name, broker, &[own, "--seed", seed])
 }
 
 #[test]
@@ -33,7 +33,7 @@ fn a_frozen_payment_and_notification_instance_charge_and_email_nothing_twice() {
     let mut notifications =
         [instance("notification-service", &broker, "3"), instance("notification-service", &broker, "4")];
     let count = ORDERS.to_string();
-    let mut orders = Service::start("order-service", &broker, &["--count", &count, "--rate", "200"]);
+    let mut orders = ServiceProcess::start("order-service", &broker, &["--count", &count, "--rate", "200"]);
     // Freeze the second of each once both are busy with orders.
     let (zombie_payment, zombie_notification) = (&payments[1], &notifications[1]);
     zombie_payment.wait_until("it pays orders", MINUTE, |lines| {
@@ -47,8 +47,9 @@ fn a_frozen_payment_and_notification_instance_charge_and_email_nothing_twice() {
     zombie_notification.resume();
 
     assert!(orders.wait_exit(3 * MINUTE).success(), "order-service failed");
-    let all_emails =
-        |notifications: &[Service]| notifications.iter().flat_map(Service::lines).collect::<Vec<_>>();
+    let all_emails = |notifications: &[ServiceProcess]| {
+        notifications.iter().flat_map(ServiceProcess::lines).collect::<Vec<_>>()
+    };
     wait_until_all(&[&notifications[0], &notifications[1]], "every order is emailed", 3 * MINUTE, |lines| {
         emailed(lines).len() as u64 >= ORDERS
     });

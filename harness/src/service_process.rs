@@ -1,0 +1,283 @@
+//! A service binary started by a test, running, its output captured line by
+//! line: waiting for its lines, signalling it (Ctrl-C, pause, kill), waiting
+//! for its exit. Killed on drop, its output kept.
+
+use crate::test_folder::store_url;
+use crate::workspace::{binary, keep_log};
+use crate::{tail, Broker};
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// The log lines of a running service, shared with the thread that reads them.
+#[derive(Default)]
+struct Output {
+    lines: Mutex<(Vec<String>, bool)>, // (lines so far, process closed its output)
+    changed: Condvar,
+}
+
+/// Where the ids of an order-service the harness starts begin.
+#[derive(Clone, Copy, PartialEq)]
+enum FirstOrderId {
+    /// At 1001 unless its args give `--start-id`.
+    Known,
+    /// Where order-service chooses (the clock).
+    Clock,
+}
+
+/// One of the service binaries, running, with its output captured. Killed on drop.
+pub struct ServiceProcess {
+    pub name: String,
+    child: Child,
+    output: Arc<Output>,
+}
+
+impl ServiceProcess {
+    /// Starts `name` (a binary of this workspace) against `broker` with `args`,
+    /// and what it needs to get into a secured broker.
+    pub fn start(name: &str, broker: &Broker, args: &[&str]) -> ServiceProcess {
+        let client_args = broker.client_args();
+        let all: Vec<&str> = client_args.iter().map(String::as_str).chain(args.iter().copied()).collect();
+        ServiceProcess::start_at(name, &broker.address, &all)
+    }
+
+    /// Starts `name` against the broker `address`, which may not exist.
+    pub fn start_at(name: &str, address: &str, args: &[&str]) -> ServiceProcess {
+        ServiceProcess::start_logging(name, address, args, "info")
+    }
+
+    /// Starts `name` against `address` with `RUST_LOG=rust_log`. A consumer service
+    /// gets the store of the broker's test ([`store_url`]) unless `args` name one;
+    /// order-service makes ids from 1001 unless `args` give `--start-id`.
+    pub fn start_logging(name: &str, address: &str, args: &[&str], rust_log: &str) -> ServiceProcess {
+        ServiceProcess::spawn(name, address, args, rust_log, None, FirstOrderId::Known)
+    }
+
+    /// Starts order-service against `broker` with `args` and the first id it
+    /// chooses itself (from the clock), as it runs for real: the test of that scheme.
+    pub fn start_with_clock_ids(broker: &Broker, args: &[&str]) -> ServiceProcess {
+        let client_args = broker.client_args();
+        let all: Vec<&str> = client_args.iter().map(String::as_str).chain(args.iter().copied()).collect();
+        ServiceProcess::spawn("order-service", &broker.address, &all, "info", None, FirstOrderId::Clock)
+    }
+
+    /// Starts `name` against `broker` inside the network namespace `netns`
+    /// (`ip netns exec`, which execs: the process is the service itself). See
+    /// [`crate::netns::Host::start`].
+    pub fn start_in_netns(name: &str, broker: &Broker, args: &[&str], netns: &str) -> ServiceProcess {
+        let client_args = broker.client_args();
+        let all: Vec<&str> = client_args.iter().map(String::as_str).chain(args.iter().copied()).collect();
+        ServiceProcess::spawn(name, &broker.address, &all, "info", Some(netns), FirstOrderId::Known)
+    }
+
+    fn spawn(
+        name: &str,
+        address: &str,
+        args: &[&str],
+        rust_log: &str,
+        netns: Option<&str>,
+        first_order_id: FirstOrderId,
+    ) -> ServiceProcess {
+        let binary = binary(name);
+        let defaults = match name {
+            "payment-service" | "notification-service" if !args.contains(&"--store") => {
+                vec!["--store".to_string(), store_url(address, name)]
+            }
+            // The tests know their order ids in advance: 1001, 1002, ... (order-service
+            // itself starts from the clock).
+            "order-service" if first_order_id == FirstOrderId::Known && !args.contains(&"--start-id") => {
+                vec!["--start-id".to_string(), "1001".to_string()]
+            }
+            _ => Vec::new(),
+        };
+        let mut command = match netns {
+            Some(netns) => {
+                let mut ip = Command::new("ip");
+                ip.args(["netns", "exec", netns]).arg(&binary);
+                ip
+            }
+            None => Command::new(&binary),
+        };
+        let mut child = command
+            .args(["--brokers", address, "--stats-interval", "0"])
+            .args(&defaults)
+            .args(args)
+            .env("RUST_LOG", rust_log)
+            .env("RUST_BACKTRACE", "0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        let output = Arc::new(Output::default());
+        let readers = [
+            read_lines(Box::new(child.stdout.take().expect("piped")), output.clone()),
+            read_lines(Box::new(child.stderr.take().expect("piped")), output.clone()),
+        ];
+        let closer = output.clone();
+        std::thread::spawn(move || {
+            for reader in readers {
+                let _ = reader.join();
+            }
+            closer.lines.lock().unwrap_or_else(PoisonError::into_inner).1 = true;
+            closer.changed.notify_all();
+        });
+        ServiceProcess { name: name.to_string(), child, output }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its peak resident memory so far (VmHWM), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .unwrap_or_else(|e| panic!("{} has no /proc status: {e}", self.name));
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM in /proc/<pid>/status");
+        line.split_whitespace().nth(1).and_then(|kib| kib.parse().ok()).expect("VmHWM in KiB")
+    }
+
+    /// Every line printed so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.output.lines.lock().unwrap_or_else(PoisonError::into_inner).0.clone()
+    }
+
+    /// Waits until `done` holds for the lines printed so far; panics after `timeout`
+    /// or if the process ends first, showing the last lines.
+    pub fn wait_until(&self, what: &str, timeout: Duration, done: impl Fn(&[String]) -> bool) {
+        if let Err(why) = self.wait_for(timeout, done) {
+            panic!("{} {why} before {what}; its last lines:\n{}", self.name, tail(&self.lines()));
+        }
+    }
+
+    /// Waits until `done` holds for the lines printed so far; after `timeout`, or if
+    /// the process ends first, says which.
+    pub fn wait_for(&self, timeout: Duration, done: impl Fn(&[String]) -> bool) -> Result<(), &'static str> {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.output.lines.lock().unwrap_or_else(PoisonError::into_inner);
+        while !done(&state.0) {
+            let now = Instant::now();
+            if state.1 {
+                return Err("exited");
+            }
+            if now >= deadline {
+                return Err("timed out");
+            }
+            state = self
+                .output
+                .changed
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        Ok(())
+    }
+
+    /// Sends SIGINT (Ctrl-C).
+    pub fn interrupt(&self) {
+        interrupt(&self.child);
+    }
+
+    /// Freezes the process with SIGSTOP: its sockets stay open, but it sends
+    /// nothing (no heartbeat), as a long GC pause or a suspended VM would.
+    pub fn pause(&self) {
+        signal(&self.child, nix::sys::signal::Signal::SIGSTOP);
+    }
+
+    /// Lets a paused process go on (SIGCONT).
+    pub fn resume(&self) {
+        signal(&self.child, nix::sys::signal::Signal::SIGCONT);
+    }
+
+    /// Sends SIGKILL and reaps the process.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits for the process to exit (its output closes), at most `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        self.wait_until_closed(timeout);
+        self.child.wait().expect("cannot reap the service")
+    }
+
+    fn wait_until_closed(&self, timeout: Duration) {
+        let state = self.output.lines.lock().unwrap_or_else(PoisonError::into_inner);
+        let (state, result) = self
+            .output
+            .changed
+            .wait_timeout_while(state, timeout, |(_, closed)| !*closed)
+            .unwrap_or_else(PoisonError::into_inner);
+        assert!(
+            !result.timed_out(),
+            "{} did not exit within {timeout:?}; its last lines:\n{}",
+            self.name,
+            tail(&state.0)
+        );
+    }
+
+    /// Interrupts the service and asserts it exits 0 within `timeout`.
+    pub fn stop_gracefully(&mut self, timeout: Duration) {
+        self.interrupt();
+        let status = self.wait_exit(timeout);
+        assert!(
+            status.success(),
+            "{} exited with {status} after Ctrl-C:\n{}",
+            self.name,
+            tail(&self.lines())
+        );
+    }
+}
+
+impl Drop for ServiceProcess {
+    /// Kills the process and keeps its output in `target/e2e-logs/<test>.<service>.<pid>.log`.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        keep_log(&format!("{}.{}", self.name, self.child.id()), &self.lines().join("\n"));
+    }
+}
+
+fn read_lines(reader: Box<dyn Read + Send>, output: Arc<Output>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        for line in BufReader::new(reader).lines() {
+            let Ok(line) = line else { break };
+            output.lines.lock().unwrap_or_else(PoisonError::into_inner).0.push(line);
+            output.changed.notify_all();
+        }
+    })
+}
+
+/// Sends SIGINT (Ctrl-C) to `child`.
+pub fn interrupt(child: &Child) {
+    signal(child, nix::sys::signal::Signal::SIGINT);
+}
+
+pub(crate) fn signal(child: &Child, signal: nix::sys::signal::Signal) {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, signal).expect("cannot signal the service");
+}
+
+/// Waits until `done` holds for the lines of all `services` together; panics
+/// after `timeout`, saying `what`. Polls: no one process's output says when.
+pub fn wait_until_all(
+    services: &[&ServiceProcess],
+    what: &str,
+    timeout: Duration,
+    done: impl Fn(&[String]) -> bool,
+) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let lines: Vec<String> = services.iter().flat_map(|s| s.lines()).collect();
+        if done(&lines) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not within {timeout:?}: {what}; the last lines:\n{}",
+            tail(&lines)
+        );
+        std::thread::sleep(Duration::from_millis(100)); // polling a condition over several processes
+    }
+}
