@@ -4,7 +4,12 @@
 //! `RUST_LOG=PaymentActor=debug` narrows the output to one actor. Default level: info.
 //!
 //! To a terminal, env_logger writes each line at once, in colour (a terminal does
-//! not fill up: what it cannot take, it waits for).
+//! not fill up: what it cannot take, it waits for). So it does anywhere with
+//! `RUST_LOG_STYLE=always` (env_logger's own setting for colour), which
+//! `./scripts/demo` sets: its services write to pipes, and lines held back
+//! would show each order's story out of order. A line written that way is not
+//! held when the log cannot be written, as on a terminal: for watching, not for
+//! production.
 //!
 //! Anywhere else (a file, a pipe) each line is formatted on its thread and
 //! copied into a shared buffer (`buffer.rs`), written out every [`FLUSH_EVERY`],
@@ -37,14 +42,15 @@ use line::Line;
 use std::io::{self, IsTerminal, Write};
 use std::sync::OnceLock;
 
-/// The buffered log, when output is not a terminal.
+/// The buffered log, when lines are not written as they are logged.
 static LOG: OnceLock<Log> = OnceLock::new();
 
 /// Sets up logging for `service`; call once, first thing in `main`. env_logger
-/// reads `RUST_LOG` and, to a terminal, writes the lines too.
+/// reads `RUST_LOG` and `RUST_LOG_STYLE`, and writes the lines too to a terminal
+/// or with `RUST_LOG_STYLE=always`.
 pub fn init(service: &'static str) {
     let mut builder = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
-    if io::stderr().is_terminal() {
+    if io::stderr().is_terminal() || colour_always() {
         builder.format(move |buf, record| {
             let level = record.level();
             let style = buf.default_level_style(level);
@@ -69,7 +75,7 @@ pub fn init(service: &'static str) {
 }
 
 /// Writes out the buffered lines; whether every line logged so far is out of
-/// the process (always, to a terminal: each was written as it was logged).
+/// the process (always, when each was written as it was logged).
 /// While the log cannot be written this says `false`, and the lines are kept
 /// and tried again: what they tell of must wait.
 pub fn flush() -> bool {
@@ -79,8 +85,13 @@ pub fn flush() -> bool {
     }
 }
 
-/// The logger when output is not a terminal: env_logger's filter, and each
-/// line formatted on its thread (no colour to strip), then copied into the buffer.
+/// Whether `RUST_LOG_STYLE` asks for colour anywhere, as env_logger reads it.
+fn colour_always() -> bool {
+    std::env::var(env_logger::DEFAULT_WRITE_STYLE_ENV).is_ok_and(|style| style == "always")
+}
+
+/// The logger of buffered lines: env_logger's filter, and each line
+/// formatted on its thread (no colour to strip), then copied into the buffer.
 struct ToBuffer {
     filter: env_logger::Logger,
     service: &'static str,
