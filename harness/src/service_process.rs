@@ -105,6 +105,8 @@ impl ServiceProcess {
             .args(args)
             .env("RUST_LOG", rust_log)
             .env("RUST_BACKTRACE", "0")
+            // The tests read the buffered log of production runs, whatever the caller's shell sets.
+            .env_remove("RUST_LOG_STYLE")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -30,7 +30,7 @@ impl Mailer {
             )));
         }
         let (order, user) = (payment.order_id, payment.user_id);
-        // Both lines in one call: they get one timestamp, and cost one (see `logging.rs`).
+        // Both lines in one call: they get one timestamp, and cost one (see `runtime/logging/`).
         if payment.status == Status::PaymentSuccessful {
             info!(
                 target: "NotificationActor",

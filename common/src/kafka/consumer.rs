@@ -2,9 +2,9 @@
 //! dead-letters the rest, and stores each offset once its event is done.
 //!
 //! Offsets are stored in batches ([`StoreOffsets`], every [`STORE_EVERY`]) right
-//! after the service's buffered log lines are written out (see `logging.rs`): an
-//! event is committed only once its lines, notification-service's emails among
-//! them, are out of the process.
+//! after the service's buffered log lines are written out (see `runtime/logging/`):
+//! an event is committed only once its lines, notification-service's emails
+//! among them, are out of the process.
 //!
 //! Reading happens in a small task on a thread of its own (see `poller.rs`),
 //! which hands each record on with an in-flight slot. The actor keeps that slot

@@ -10,7 +10,7 @@
 //! first decision's; notification-service claims each email before sending it
 //! and records it once sent, so a late copy meets its successor's record.
 //!
-//! Requests go to one writer thread ([`writer`]), which runs what is queued in
+//! Requests go to one writer thread (`writer.rs`), which runs what is queued in
 //! one transaction (a batch, like the offsets) and answers each request by its
 //! callback. While the store is unreachable it retries the batch and says so
 //! every few seconds: nothing is charged or emailed that was not recorded.
