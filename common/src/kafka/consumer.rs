@@ -1,7 +1,7 @@
 //! The consumer actor: reads a topic, hands valid events to the domain actor,
 //! dead-letters the rest, and stores each offset once its event is done.
 //!
-//! Offsets are stored in batches ([`StoreOffsets`], every [`STORE_EVERY`]) right
+//! Offsets are stored in batches ([`StoreOffsets`], every `STORE_EVERY`) right
 //! after the service's buffered log lines are written out (see `runtime/logging/`):
 //! an event is committed only once its lines, notification-service's emails
 //! among them, are out of the process.
@@ -30,7 +30,7 @@ use crate::actor::messages::{Completed, Origin, Process, Publish, TicketIssuer};
 use crate::actor::supervisor::{Supervision, Worker, WorkerActor};
 use crate::kafka::dead_letter::{dead_letter, Source};
 use crate::kafka::offsets::{OffsetTracker, Stall};
-use crate::kafka::poller::{poll_records, Record};
+use crate::kafka::poller::{poll_records, Received, StoreOffsets};
 use crate::kafka::rebalance::{GroupConsumer, RebalanceHooks};
 use crate::ops::metrics::Metrics;
 use crate::runtime::shutdown::Shutdown;
@@ -42,9 +42,6 @@ use rdkafka::consumer::Consumer;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-/// How often the offsets of the events done meanwhile are stored.
-pub const STORE_EVERY: Duration = Duration::from_millis(100);
-
 /// How long a rebalance waits for the actor to store the offsets of the events done.
 const STORE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -52,26 +49,12 @@ const STORE_TIMEOUT: Duration = Duration::from_secs(5);
 /// before a warning says so.
 const STALL_WARNING_AFTER: Duration = Duration::from_secs(60);
 
-/// A record read from the topic, with its in-flight slot.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Received {
-    pub record: Record,
-    pub slot: SharedSlot,
-}
-
 /// The partitions are being taken away, after the events in flight were
 /// finished: store what is done (the sender, if any, is told once it is),
 /// then forget them.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Revoked(pub Option<mpsc::SyncSender<()>>);
-
-/// Write out the log lines, then store the offsets of the events done since
-/// the last time.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct StoreOffsets;
 
 crate::worker_input! {
     /// Everything the consumer actor handles.

@@ -1,17 +1,16 @@
 //! The reader task of a consumer: reads records on a thread of its own and
-//! hands each to the consumer actor with an in-flight slot: back-pressure.
+//! hands each to the consumer actor ([`Received`]) with an in-flight slot:
+//! back-pressure. It also tells the actor when to store offsets ([`StoreOffsets`]).
 //!
 //! With every slot taken, it pauses its partitions and polls on, so the group
 //! never takes it for dead (`max.poll.interval.ms`) and rebalances are served
 //! meanwhile. A record of a held partition (one read before the hold paused it,
 //! see `read_gate.rs`) waits until the partition is released; the others pass it.
 
-use crate::actor::in_flight::InFlight;
-use crate::actor::supervisor::{Worker, WorkerActor};
-use crate::kafka::consumer::{ConsumerActor, Received, StoreOffsets, STORE_EVERY};
+use crate::actor::in_flight::{InFlight, SharedSlot};
 use crate::kafka::rebalance::GroupConsumer;
 use crate::runtime::shutdown::Shutdown;
-use actix::Addr;
+use actix::{Actor, Addr, Context, Handler, Message};
 use log::{debug, info};
 use rdkafka::consumer::Consumer;
 use rdkafka::message::{BorrowedMessage, Message as _};
@@ -23,6 +22,12 @@ use std::time::Duration;
 /// How long the reader waits for a free in-flight slot before it pauses its
 /// partitions (and polls on): far below any `max.poll.interval.ms`.
 const PAUSE_AFTER: Duration = Duration::from_millis(500);
+
+/// The reader's lines are its consumer's: `RUST_LOG=ConsumerActor=debug` shows both.
+const TARGET: &str = "ConsumerActor";
+
+/// How often the offsets of the events done meanwhile are stored.
+pub const STORE_EVERY: Duration = Duration::from_millis(100);
 
 /// How long waking a resumed partition's fetcher may block (see `wake_fetchers`).
 const WAKE_TIMEOUT: Duration = Duration::from_millis(100);
@@ -53,6 +58,20 @@ impl Record {
     }
 }
 
+/// A record read from the topic, with its in-flight slot.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Received {
+    pub record: Record,
+    pub slot: SharedSlot,
+}
+
+/// Write out the log lines, then store the offsets of the events done since
+/// the last time.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StoreOffsets;
+
 /// Feeds the actor: one in-flight slot per record, until shutdown. The slot is
 /// taken after the record is read, so a rebalance callback (which runs inside
 /// `recv`) sees only the slots of events really in flight.
@@ -63,12 +82,14 @@ impl Record {
 ///
 /// A record of a held partition (one read before the hold paused it) waits
 /// until the partition is released; the others pass it.
-pub(crate) async fn poll_records(
+pub(crate) async fn poll_records<A>(
     client: Arc<GroupConsumer>,
-    actor: Addr<WorkerActor<ConsumerActor>>,
+    actor: Addr<A>,
     in_flight: InFlight,
     shutdown: Shutdown,
-) {
+) where
+    A: Actor<Context = Context<A>> + Handler<Received> + Handler<StoreOffsets>,
+{
     // One shutdown future for the whole loop, polled by reference: no new
     // subscription per record.
     let stop = shutdown.triggered();
@@ -108,7 +129,7 @@ pub(crate) async fn poll_records(
         let back_pressured = next_ready(&waiting).is_some();
         if back_pressured != gate.is_back_pressured() {
             if back_pressured {
-                debug!(target: ConsumerActor::NAME, "{} events in flight: reading paused", in_flight.count());
+                debug!(target: TARGET, "{} events in flight: reading paused", in_flight.count());
             }
             set_back_pressured(&client, back_pressured);
         }
@@ -143,7 +164,7 @@ pub(crate) async fn poll_records(
             None => {}
         }
     }
-    info!(target: ConsumerActor::NAME, "stopped taking new events");
+    info!(target: TARGET, "stopped taking new events");
 }
 
 /// Pauses every partition `consumer` holds while it is back-pressured, and
