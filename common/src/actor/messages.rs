@@ -122,11 +122,24 @@ impl Publish {
 /// the actor (a [`WorkerActor`](crate::actor::supervisor::WorkerActor) handles
 /// any message that converts into its worker's input).
 ///
-/// ```ignore
-/// worker_input! {
-///     /// Everything the producer actor handles.
-///     pub enum ProducerInput { Publish, Undelivered }
+/// ```
+/// use actix::Message;
+///
+/// #[derive(Message)]
+/// #[rtype(result = "()")]
+/// pub struct Tick;
+///
+/// #[derive(Message)]
+/// #[rtype(result = "()")]
+/// pub struct Stop(pub &'static str);
+///
+/// common::worker_input! {
+///     /// What a clock actor handles.
+///     pub enum ClockInput { Tick, Stop }
 /// }
+///
+/// assert!(matches!(ClockInput::from(Tick), ClockInput::Tick(Tick)));
+/// assert!(matches!(Stop("done").into(), ClockInput::Stop(Stop("done"))));
 /// ```
 #[macro_export]
 macro_rules! worker_input {
