@@ -178,6 +178,7 @@ impl ServiceProcess {
 
     /// Sends SIGINT (Ctrl-C).
     pub fn interrupt(&self) {
+        await_interrupt_handler(self.child.id());
         interrupt(&self.child);
     }
 
@@ -254,6 +255,27 @@ fn read_lines(reader: Box<dyn Read + Send>, output: Arc<Output>) -> std::thread:
 /// Sends SIGINT (Ctrl-C) to `child`.
 pub fn interrupt(child: &Child) {
     signal(child, nix::sys::signal::Signal::SIGINT);
+}
+
+/// Waits, at most 10 s, until process `pid` catches SIGINT, as a service does
+/// once its graceful shutdown is set up, or has ended: a SIGINT in its first
+/// milliseconds would kill it outright, and a test would take that for an
+/// ungraceful stop. Polls /proc: the process announces nothing.
+fn await_interrupt_handler(pid: u32) {
+    const SIGINT_BIT: u64 = 1 << 1; // signal 2
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return };
+        let field = |name: &str| status.lines().find_map(|line| line.strip_prefix(name)).map(str::trim);
+        if field("State:").is_some_and(|state| state.starts_with(['Z', 'X'])) {
+            return;
+        }
+        let caught = field("SigCgt:").and_then(|mask| u64::from_str_radix(mask, 16).ok());
+        if caught.is_some_and(|mask| mask & SIGINT_BIT != 0) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 pub(crate) fn signal(child: &Child, signal: nix::sys::signal::Signal) {
