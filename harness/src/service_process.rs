@@ -178,7 +178,6 @@ impl ServiceProcess {
 
     /// Sends SIGINT (Ctrl-C).
     pub fn interrupt(&self) {
-        await_interrupt_handler(self.child.id());
         interrupt(&self.child);
     }
 
@@ -252,8 +251,9 @@ fn read_lines(reader: Box<dyn Read + Send>, output: Arc<Output>) -> std::thread:
     })
 }
 
-/// Sends SIGINT (Ctrl-C) to `child`.
+/// Sends SIGINT (Ctrl-C) to `child`, once it catches it (see `await_interrupt_handler`).
 pub fn interrupt(child: &Child) {
+    await_interrupt_handler(child.id());
     signal(child, nix::sys::signal::Signal::SIGINT);
 }
 
