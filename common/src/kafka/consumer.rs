@@ -158,7 +158,7 @@ impl ConsumerActor {
         // of a partition held from now on takes it (see `poller.rs`).
         let _slot = self.slots.remove(&(partition, offset));
         let Some(progress) = self.offsets.complete(partition, offset) else {
-            return; // already done, or its partition was revoked: nothing to free
+            return; // already done, or its partition was revoked: nothing to store
         };
         if let Some(through) = progress.to_store {
             self.unstored.insert(partition, through);

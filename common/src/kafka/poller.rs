@@ -133,7 +133,7 @@ pub(crate) async fn poll_records<A>(
             }
             set_back_pressured(&client, back_pressured);
         }
-        let revocations = client.context().revocations();
+        let revocations = context.revocations();
         let slot_freed = async {
             if back_pressured {
                 in_flight.slot_freed().await // the loop takes it
@@ -151,7 +151,7 @@ pub(crate) async fn poll_records<A>(
             }
             record = client.recv() => Some(record.map(|message| Record::copied_from(&message))),
         };
-        if client.context().revocations() != revocations {
+        if context.revocations() != revocations {
             // The partitions were handed over meanwhile: every position went back
             // to the last commit, so what waited will be read again.
             waiting.clear();
@@ -160,7 +160,7 @@ pub(crate) async fn poll_records<A>(
             // Handed on at the top of the loop. While paused, this is only a
             // record that slipped past the pause; it waits its turn.
             Some(Ok(record)) => waiting.push_back(record),
-            Some(Err(e)) => client.context().client().complain(&format!("cannot read: {e}")),
+            Some(Err(e)) => context.client().complain(&format!("cannot read: {e}")),
             None => {}
         }
     }
@@ -182,8 +182,9 @@ fn set_back_pressured(consumer: &GroupConsumer, back_pressured: bool) {
 }
 
 /// librdkafka does not wake a partition's fetcher when the partition resumes:
-/// its broker thread notices when it next wakes, up to a second later. A request to each partition's leader wakes its
-/// thread now; the answer is not needed, so a slow one is not waited for long.
+/// its broker thread notices when it next wakes, up to a second later. A
+/// request to each partition's leader wakes its thread now; the answer is not
+/// needed, so a slow one is not waited for long.
 fn wake_fetchers(consumer: &GroupConsumer, partitions: &TopicPartitionList) {
     for partition in partitions.elements() {
         let _ = consumer.fetch_watermarks(partition.topic(), partition.partition(), WAKE_TIMEOUT);

@@ -9,7 +9,6 @@
 
 use crate::kafka::context::KafkaContext;
 use crate::kafka::read_gate::ReadGate;
-use crate::ops::metrics::Metrics;
 use log::{info, warn};
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
@@ -65,11 +64,6 @@ impl GroupContext {
     /// How many times partitions were revoked from this consumer.
     pub fn revocations(&self) -> u64 {
         self.revocations.load(SeqCst)
-    }
-
-    /// Sends this client's librdkafka statistics to `metrics` (see [`KafkaContext`]).
-    pub fn report_statistics_to(&self, metrics: std::sync::Arc<Metrics>) {
-        self.client.report_statistics_to(metrics);
     }
 
     /// Installs the consumer's rebalance hooks (once).

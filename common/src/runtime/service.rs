@@ -171,7 +171,7 @@ impl Service {
     pub fn start_consumer(&mut self, spec: ConsumerSpec<'_>) -> Result<(), SetupError> {
         let statistics = self.runtime.metrics_addr.is_some();
         let client = clients::consumer(&self.kafka, self.name, spec.group, spec.topic, statistics)?;
-        client.context().report_statistics_to(self.supervision.metrics.clone());
+        client.context().client().report_statistics_to(self.supervision.metrics.clone());
         self.readiness.consumer_made(client.clone());
         let setup = ConsumerSetup {
             client: client.clone(),
