@@ -1,6 +1,8 @@
 //! A log that cannot be written loses no email. notification-service's email is
 //! its log line; here its log (stderr) goes to a file on a small tmpfs, which a
-//! filler fills to the last byte while orders flow:
+//! filler fills to the last byte. The orders that meet the full disk are made
+//! after it is full, once a warm-up run's emails show the pipeline flowing, so
+//! they meet it on a machine of any speed (and each test checks that they did):
 //! - freed again before the deadline, the service goes on and every order's
 //!   email is in the file exactly once;
 //! - left full, the service exits with status 1 after the deadline, having
@@ -185,48 +187,79 @@ fn missing(orders: &BTreeSet<u64>, emailed: &BTreeMap<u64, usize>) -> Vec<u64> {
     orders.iter().copied().filter(|order| !emailed.contains_key(order)).collect()
 }
 
-/// The pipeline, notification-service logging to a small disk, with `count`
-/// orders on their way and the first of them emailed. Bound in this order
-/// (`let Run { disk, broker, .. }`), the processes go before the broker, and
-/// before the disk their log is on.
+/// The orders of the warm-up run: their emails show that the consumers are
+/// assigned and the pipeline flows before the disk is filled.
+const WARM_UP: u32 = 50;
+
+/// Where the ids of the orders made after the fill start (the warm-up's are
+/// 1001 and on).
+const AFTER_FILL_FIRST_ID: &str = "2001";
+
+/// The pipeline, notification-service logging to a small disk, with
+/// [`WARM_UP`] orders made and emailed. Its fields drop in this order: the
+/// processes before the broker, and before the disk their log is on.
 struct Run {
-    disk: SmallDisk,
-    broker: Broker,
-    orders: ServiceProcess,
-    payment: ServiceProcess,
     notification: Notifier,
+    payment: ServiceProcess,
+    broker: Broker,
+    disk: SmallDisk,
 }
 
 impl Run {
-    fn start(name: &str, count: u32) -> Run {
+    fn start(name: &str) -> Run {
         let disk = SmallDisk::mount(name);
         let broker = Broker::start();
         let stdout =
             std::env::temp_dir().join(format!("log-unwritable-{}-{name}.stdout", std::process::id()));
         let mut notification = Notifier::start(&broker, disk.dir.join("notification.log"), stdout);
         let payment = ServiceProcess::start("payment-service", &broker, &[]);
-        let count = count.to_string();
-        let orders = ServiceProcess::start("order-service", &broker, &["--count", &count, "--rate", "200"]);
-        notification.wait_until("the first emails", MINUTE, |lines| emailed(lines).len() >= 50);
-        Run { disk, broker, orders, payment, notification }
+        let mut warm_up = ServiceProcess::start(
+            "order-service",
+            &broker,
+            &["--count", &WARM_UP.to_string(), "--rate", "0"],
+        );
+        assert!(warm_up.wait_exit(MINUTE).success(), "order-service (warm-up) failed");
+        notification
+            .wait_until("the warm-up's emails", MINUTE, |lines| emailed(lines).len() >= WARM_UP as usize);
+        Run { notification, payment, broker, disk }
     }
+
+    /// Starts order-service making `count` orders at 200/s, from
+    /// [`AFTER_FILL_FIRST_ID`] on: called once the disk is full, so that every
+    /// one of them is emailed (or owed) while it is.
+    fn make_orders(&self, count: u32) -> ServiceProcess {
+        let args = ["--count", &count.to_string(), "--rate", "200", "--start-id", AFTER_FILL_FIRST_ID];
+        ServiceProcess::start("order-service", &self.broker, &args)
+    }
+}
+
+/// Fails unless some paid order is not emailed in `lines` yet: the full disk
+/// met work in flight.
+fn assert_emails_owed(paid: &BTreeSet<u64>, lines: &[String]) {
+    assert!(
+        !missing(paid, &emailed(lines)).is_empty(),
+        "every paid order was emailed while the disk was full: the fault met an idle pipeline, nothing was tested"
+    );
 }
 
 #[test]
 fn a_log_freed_before_the_deadline_loses_no_email_and_repeats_none() {
-    let Run { disk, broker, mut orders, payment, mut notification } = Run::start("freed", 2000);
-    let filler = disk.fill();
+    const ORDERS: u32 = 2000;
+    let mut run = Run::start("freed");
+    let filler = run.disk.fill();
+    let mut orders = run.make_orders(ORDERS);
     // The orders paid while the disk is full: their emails are more lines than
     // the log's 64 KiB buffer holds.
-    let paid_before = count_orders(&payment.lines(), PAID).len();
-    wait_for_payments(&payment, paid_before + 800);
+    wait_for_payments(&run.payment, WARM_UP as usize + 800);
+    assert_emails_owed(&paid_orders(&run.broker), &run.notification.lines());
     std::fs::remove_file(&filler).expect("cannot delete the filler");
 
+    let total = (WARM_UP + ORDERS) as usize;
     assert!(orders.wait_exit(MINUTE).success(), "order-service failed");
-    wait_for_payments(&payment, 2000);
-    let paid = paid_orders(&broker);
-    assert_eq!(paid.len(), 2000, "payment-service paid every order");
-    let lines = notification.lines_when(MINUTE, |lines| missing(&paid, &emailed(lines)).is_empty());
+    wait_for_payments(&run.payment, total);
+    let paid = paid_orders(&run.broker);
+    assert_eq!(paid.len(), total, "payment-service paid every order");
+    let lines = run.notification.lines_when(MINUTE, |lines| missing(&paid, &emailed(lines)).is_empty());
     let emails = emailed(&lines);
     let lost = missing(&paid, &emails);
     assert!(
@@ -246,33 +279,37 @@ fn a_log_freed_before_the_deadline_loses_no_email_and_repeats_none() {
         "no line says the log could not be written"
     );
     assert!(
-        notification.stdout().contains("cannot write the log to stderr (No space left on device"),
+        run.notification.stdout().contains("cannot write the log to stderr (No space left on device"),
         "stdout does not say the log could not be written: {:?}",
-        notification.stdout()
+        run.notification.stdout()
     );
 }
 
 #[test]
 fn a_log_that_stays_full_ends_the_service_and_its_successor_sends_every_unlogged_email() {
-    let Run { disk, broker, mut orders, payment, notification: mut first } = Run::start("full", 600);
-    disk.fill();
+    const ORDERS: u32 = 600;
+    let mut run = Run::start("full");
+    run.disk.fill();
+    let mut orders = run.make_orders(ORDERS);
     assert!(orders.wait_exit(MINUTE).success(), "order-service failed");
-    wait_for_payments(&payment, 600);
-    let status = first.wait_exit(GIVE_UP_AFTER + MINUTE);
+    let total = (WARM_UP + ORDERS) as usize;
+    wait_for_payments(&run.payment, total);
+    let paid = paid_orders(&run.broker);
+    assert_eq!(paid.len(), total, "payment-service paid every order");
+    assert_emails_owed(&paid, &run.notification.lines());
+
+    let status = run.notification.wait_exit(GIVE_UP_AFTER + MINUTE);
     assert_eq!(status.code(), Some(1), "notification-service with an unwritable log: {status}");
     let why = format!(
         "exiting with status 1: the log (stderr) could not be written for {} s",
         GIVE_UP_AFTER.as_secs()
     );
-    assert!(first.stdout().contains(&why), "stdout does not say why it exits: {:?}", first.stdout());
+    let stdout = run.notification.stdout();
+    assert!(stdout.contains(&why), "stdout does not say why it exits: {stdout:?}");
 
-    let paid = paid_orders(&broker);
-    assert_eq!(paid.len(), 600, "payment-service paid every order");
-    let emailed_first = emailed(&first.lines());
-    let owed = missing(&paid, &emailed_first);
-    assert!(!owed.is_empty(), "every email was logged before the disk was full: nothing was tested");
     // The same group and store: it takes over what the first did not commit.
-    let second = ServiceProcess::start("notification-service", &broker, &[]);
+    let owed = missing(&paid, &emailed(&run.notification.lines()));
+    let second = ServiceProcess::start("notification-service", &run.broker, &[]);
     second.wait_until(
         &format!("the {} emails not in the first's log are sent", owed.len()),
         2 * MINUTE,
