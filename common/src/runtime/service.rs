@@ -190,19 +190,21 @@ impl Service {
 
     /// Opens this service's store (see `store/`).
     pub fn open_store(&self, store: &StoreArgs) -> Store {
-        let setup = store.setup(self.name, self.instance());
+        let setup = store.setup(self.name, self.writer_identity());
         info!(target: "store", "store: {}, written as {}", setup.url.shown(), setup.instance);
         Store::open(setup)
     }
 
-    /// Who this process is in the records it writes: its `--instance-id`, or the
-    /// service and host, and its process id (a restart is another writer).
-    pub fn instance(&self) -> String {
+    /// Who this process is in the records it writes: its `--instance-id` (or
+    /// the service and host), its process id, and a random part drawn here, once
+    /// per process. The random part makes a restart another writer even where
+    /// the rest repeats: a container's service is PID 1 every time it starts.
+    fn writer_identity(&self) -> String {
         let name = self.kafka.instance_id.clone().unwrap_or_else(|| {
             let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
             format!("{}@{}", self.name, host.trim())
         });
-        format!("{name}#{}", std::process::id())
+        format!("{name}#{}-{:016x}", std::process::id(), rand::random::<u64>())
     }
 
     /// Starts any worker under this service's supervision.
