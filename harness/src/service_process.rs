@@ -26,9 +26,9 @@ enum FirstOrderId {
     Clock,
 }
 
-/// What a service binary is started inside, if anything.
+/// What a service binary is started through, if anything.
 #[derive(Clone, Copy)]
-enum Inside<'a> {
+enum Wrapper<'a> {
     /// Nothing: a child of the test.
     Nothing,
     /// A network namespace (`ip netns exec`, which execs: the process is the service).
@@ -49,7 +49,7 @@ impl ServiceProcess {
     /// Starts `name` (a binary of this workspace) against `broker` with `args`,
     /// and what it needs to get into a secured broker.
     pub fn start(name: &str, broker: &Broker, args: &[&str]) -> ServiceProcess {
-        ServiceProcess::start_on(broker, name, args, Inside::Nothing, FirstOrderId::Known)
+        ServiceProcess::start_on(broker, name, args, Wrapper::Nothing, FirstOrderId::Known)
     }
 
     /// Starts `name` against the broker `address`, which may not exist.
@@ -61,27 +61,27 @@ impl ServiceProcess {
     /// gets the store of the broker's test ([`store_url`]) unless `args` name one;
     /// order-service makes ids from 1001 unless `args` give `--start-id`.
     pub fn start_logging(name: &str, address: &str, args: &[&str], rust_log: &str) -> ServiceProcess {
-        ServiceProcess::spawn(name, address, args, rust_log, Inside::Nothing, FirstOrderId::Known)
+        ServiceProcess::spawn(name, address, args, rust_log, Wrapper::Nothing, FirstOrderId::Known)
     }
 
     /// Starts order-service against `broker` with `args` and the first id it
     /// chooses itself (from the clock), as it runs for real: the test of that scheme.
     pub fn start_with_clock_ids(broker: &Broker, args: &[&str]) -> ServiceProcess {
-        ServiceProcess::start_on(broker, "order-service", args, Inside::Nothing, FirstOrderId::Clock)
+        ServiceProcess::start_on(broker, "order-service", args, Wrapper::Nothing, FirstOrderId::Clock)
     }
 
     /// Starts `name` against `broker` inside the network namespace `netns`
     /// (`ip netns exec`, which execs: the process is the service itself). See
     /// [`crate::netns::Host::start`].
     pub fn start_in_netns(name: &str, broker: &Broker, args: &[&str], netns: &str) -> ServiceProcess {
-        ServiceProcess::start_on(broker, name, args, Inside::NetworkNamespace(netns), FirstOrderId::Known)
+        ServiceProcess::start_on(broker, name, args, Wrapper::NetworkNamespace(netns), FirstOrderId::Known)
     }
 
     /// Starts `name` against `broker` as PID 1 of a PID namespace of its own, as
     /// a container runs it. [`ServiceProcess::kill`] kills it; signals other
     /// than SIGKILL reach `unshare`, not the service.
     pub fn start_as_pid_one(name: &str, broker: &Broker, args: &[&str]) -> ServiceProcess {
-        ServiceProcess::start_on(broker, name, args, Inside::PidNamespace, FirstOrderId::Known)
+        ServiceProcess::start_on(broker, name, args, Wrapper::PidNamespace, FirstOrderId::Known)
     }
 
     /// Starts `name` against `broker` with `args` after what it needs to get
@@ -90,12 +90,12 @@ impl ServiceProcess {
         broker: &Broker,
         name: &str,
         args: &[&str],
-        inside: Inside,
+        wrapper: Wrapper,
         first_order_id: FirstOrderId,
     ) -> ServiceProcess {
         let client_args = broker.client_args();
         let all: Vec<&str> = client_args.iter().map(String::as_str).chain(args.iter().copied()).collect();
-        ServiceProcess::spawn(name, &broker.address, &all, "info", inside, first_order_id)
+        ServiceProcess::spawn(name, &broker.address, &all, "info", wrapper, first_order_id)
     }
 
     fn spawn(
@@ -103,7 +103,7 @@ impl ServiceProcess {
         address: &str,
         args: &[&str],
         rust_log: &str,
-        inside: Inside,
+        wrapper: Wrapper,
         first_order_id: FirstOrderId,
     ) -> ServiceProcess {
         let binary = binary(name);
@@ -118,18 +118,18 @@ impl ServiceProcess {
             }
             _ => Vec::new(),
         };
-        let mut command = match inside {
-            Inside::NetworkNamespace(netns) => {
+        let mut command = match wrapper {
+            Wrapper::NetworkNamespace(netns) => {
                 let mut ip = Command::new("ip");
                 ip.args(["netns", "exec", netns]).arg(&binary);
                 ip
             }
-            Inside::PidNamespace => {
+            Wrapper::PidNamespace => {
                 let mut unshare = Command::new("unshare");
                 unshare.args(["--pid", "--fork", "--kill-child"]).arg(&binary);
                 unshare
             }
-            Inside::Nothing => Command::new(&binary),
+            Wrapper::Nothing => Command::new(&binary),
         };
         let mut child = command
             .args(["--brokers", address, "--stats-interval", "0"])

@@ -1,10 +1,33 @@
-//! Reads the services' stores back (their SQLite files), and checks the promise
-//! they keep: every order charged once and emailed once, every copy of its
-//! payment event identical to the charge recorded.
+//! Drives a store directly, as a service would; reads the services' stores
+//! back (their SQLite files), and checks the promise they keep: every order
+//! charged once and emailed once, every copy of its payment event identical to
+//! the charge recorded.
 
+use common::store::{Store, StoreSetup, StoreUrl};
 use rusqlite::{Connection, OpenFlags};
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Opens the store at `url` as the writer `instance`.
+pub fn open(url: &StoreUrl, instance: &str) -> Store {
+    Store::open(StoreSetup { url: url.clone(), instance: instance.to_string(), retention_days: 7 })
+}
+
+/// Makes a request of a store and waits for its answer, a minute at most.
+pub fn ask<T: Send + 'static>(request: impl FnOnce(Box<dyn FnOnce(T) + Send>)) -> T {
+    asked(request).recv_timeout(Duration::from_secs(60)).expect("the store answers within a minute")
+}
+
+/// Makes a request of a store; its answer comes on the channel returned.
+pub fn asked<T: Send + 'static>(request: impl FnOnce(Box<dyn FnOnce(T) + Send>)) -> mpsc::Receiver<T> {
+    let (answer, answered) = mpsc::channel();
+    request(Box::new(move |verdict| {
+        let _ = answer.send(verdict);
+    }));
+    answered
+}
 
 /// One row of payment-service's `payments` table.
 #[derive(Clone, Debug, PartialEq)]

@@ -2,27 +2,14 @@
 //! writer is told, how an email's claim is held, lapses and is taken over; and
 //! the whole pipeline on PostgreSQL, through the server stopping mid-stream.
 
-use common::store::{Charge, ChargeVerdict, EmailVerdict, Store, StoreSetup, StoreUrl};
+use common::store::{Charge, ChargeVerdict, EmailVerdict, StoreUrl};
 use harness::postgres::Postgres;
+use harness::store::{ask, open};
 use harness::{emailed, payment_events, store, Broker, ServiceProcess};
 use std::collections::BTreeMap;
-use std::sync::mpsc;
 use std::time::Duration;
 
 const MINUTE: Duration = Duration::from_secs(60);
-
-fn open(url: &StoreUrl, instance: &str) -> Store {
-    Store::open(StoreSetup { url: url.clone(), instance: instance.to_string(), retention_days: 7 })
-}
-
-/// Asks the store and waits for its answer.
-fn ask<T: Send + 'static>(request: impl FnOnce(Box<dyn FnOnce(T) + Send>)) -> T {
-    let (answer, answered) = mpsc::channel();
-    request(Box::new(move |verdict| {
-        let _ = answer.send(verdict);
-    }));
-    answered.recv_timeout(MINUTE).expect("the store answers within a minute")
-}
 
 fn charge(order_id: u64, declined: Option<&str>) -> Charge {
     let event = format!("{{\"order_id\":{order_id},\"declined\":{declined:?}}}");

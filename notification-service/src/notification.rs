@@ -11,7 +11,10 @@
 //!
 //! An instance that finds its own claim older than [`RENEW_AFTER`] when it is
 //! about to send (it was frozen or cut off meanwhile) asks the store again, and
-//! sends only if nobody took the claim over.
+//! sends only if nobody took the claim over. An email claimed by another
+//! instance is asked for again until it is sent, or the claim lapses and is
+//! taken over here: its event is done only then, so no email is lost behind
+//! the claim of an instance that died.
 //!
 //! What it remembers is bounded: the orders on their way, and the last
 //! `--dedup-capacity` orders it emailed (their copies need no store round trip).
@@ -136,12 +139,14 @@ impl NotificationActor {
                 ctx.notify_later(Claim { payment: payment.clone(), renew: false }, BUSY_WAIT);
             }
             EmailVerdict::ClaimedElsewhere { claimed_by } => {
+                // Not sent here, nor done: should that instance die before it
+                // sends, its claim lapses and is taken over.
                 info!(
                     target: Self::NAME,
-                    "🔁 Order {order_id}'s email was taken over by {claimed_by} while this instance was away: not sent here"
+                    "order {order_id}'s email was taken over by {claimed_by} while this instance was away: \
+                     not sent here, asking again until it is sent"
                 );
-                self.metrics.duplicate_suppressed();
-                self.done(order_id, false);
+                ctx.notify_later(Claim { payment: payment.clone(), renew: false }, BUSY_WAIT);
             }
             EmailVerdict::AlreadySent { sent_by } => {
                 info!(target: Self::NAME, "🔁 Order {order_id} was already notified by {sent_by}: duplicate ignored");

@@ -16,13 +16,14 @@
 //! every few seconds: nothing is charged or emailed that was not recorded.
 
 mod postgres;
+mod rules;
 mod sqlite;
 mod writer;
 
 use std::sync::mpsc;
-use std::time::{SystemTime, UNIX_EPOCH};
 use thiserror::Error;
 
+use rules::{apply, ClaimRow, Statements};
 pub use writer::MAX_BATCH;
 
 /// A store that cannot be opened or written.
@@ -116,7 +117,9 @@ pub enum EmailVerdict {
     /// later, when it is sent or its claim has lapsed.
     Busy { claimed_by: String },
     /// This instance's claim was taken over while it was away (asked again with
-    /// `renew`): the other instance sends it, not this one.
+    /// `renew`): the other instance sends it, not this one. Ask again later, as
+    /// for `Busy`: should that instance die before it sends, its claim lapses
+    /// and is taken over, so the email is not lost behind it.
     ClaimedElsewhere { claimed_by: String },
     /// It went out, recorded by `sent_by`: do not send it again.
     AlreadySent { sent_by: String },
@@ -175,11 +178,6 @@ impl Store {
     }
 }
 
-/// Now, in ms since the Unix epoch: what the rows say.
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
-
 /// Order ids are u64; both stores keep a signed 64-bit integer, the same bits.
 fn key(order_id: u64) -> i64 {
     order_id as i64
@@ -216,83 +214,13 @@ impl Op {
     }
 }
 
-/// The statements of a transaction, in either store's SQL.
-pub(crate) trait Statements {
-    /// Inserts the charge unless its order has one; whether it did.
-    fn insert_charge(
-        &mut self,
-        charge: &Charge,
-        outcome: &str,
-        event: &str,
-        instance: &str,
-        now_ms: i64,
-    ) -> Result<bool, StoreError>;
-    fn recorded_charge(&mut self, order_id: u64) -> Result<RecordedCharge, StoreError>;
-    /// Inserts a claim on the email unless it has one; whether it did.
-    fn insert_claim(&mut self, order_id: u64, instance: &str, now_ms: i64) -> Result<bool, StoreError>;
-    /// Who claimed the email and when, and who recorded it as sent.
-    fn claim(&mut self, order_id: u64) -> Result<(String, i64, Option<String>), StoreError>;
-    /// Makes an unsent email's claim this instance's as of now, counting it in
-    /// doubt if it was another's.
-    fn take_over(
-        &mut self,
-        order_id: u64,
-        instance: &str,
-        now_ms: i64,
-        in_doubt: bool,
-    ) -> Result<(), StoreError>;
-    fn sent(&mut self, order_id: u64, instance: &str, now_ms: i64) -> Result<(), StoreError>;
-}
-
-/// Runs every op of `batch` in the transaction `tx`, filling in their answers:
-/// the same rules for both stores.
-fn apply(tx: &mut impl Statements, batch: &mut [Op], instance: &str, now_ms: i64) -> Result<(), StoreError> {
-    batch.iter_mut().try_for_each(|op| apply_one(tx, op, instance, now_ms))
-}
-
-fn apply_one(tx: &mut impl Statements, op: &mut Op, instance: &str, now_ms: i64) -> Result<(), StoreError> {
-    match op {
-        Op::Charge { charge, verdict, .. } => {
-            let outcome = if charge.declined.is_some() { "declined" } else { "charged" };
-            let event = String::from_utf8_lossy(&charge.event);
-            *verdict = Some(match tx.insert_charge(charge, outcome, &event, instance, now_ms)? {
-                true => ChargeVerdict::Recorded,
-                false => ChargeVerdict::Found(tx.recorded_charge(charge.order_id)?),
-            });
-        }
-        Op::ClaimEmail { order_id, renew, verdict, .. } => {
-            *verdict = Some(if tx.insert_claim(*order_id, instance, now_ms)? {
-                EmailVerdict::Claimed
-            } else {
-                match tx.claim(*order_id)? {
-                    (_, _, Some(sent_by)) => EmailVerdict::AlreadySent { sent_by },
-                    (claimed_by, _, None) if claimed_by == instance => {
-                        tx.take_over(*order_id, instance, now_ms, false)?;
-                        EmailVerdict::Claimed
-                    }
-                    (claimed_by, _, None) if *renew => EmailVerdict::ClaimedElsewhere { claimed_by },
-                    (claimed_by, claimed_at_ms, None) if now_ms - claimed_at_ms < CLAIM_LEASE_MS => {
-                        EmailVerdict::Busy { claimed_by }
-                    }
-                    (claimed_by, _, None) => {
-                        tx.take_over(*order_id, instance, now_ms, true)?;
-                        EmailVerdict::TakenOver { claimed_by }
-                    }
-                }
-            });
-        }
-        Op::EmailSent { order_id, .. } => tx.sent(*order_id, instance, now_ms)?,
-    }
-    Ok(())
-}
-
 /// A connected store: runs a batch in one transaction.
 pub(crate) trait Backend: Send {
     /// Runs every op of `batch` in one transaction, filling in their answers;
     /// on an error nothing of it is recorded.
-    fn run(&mut self, batch: &mut [Op], instance: &str, now_ms: i64) -> Result<(), StoreError>;
-    /// Deletes rows older than `before_ms`; how many.
-    fn prune(&mut self, before_ms: i64) -> Result<u64, StoreError>;
+    fn run(&mut self, batch: &mut [Op], instance: &str) -> Result<(), StoreError>;
+    /// Deletes rows older than `retention_ms` by the store's clock; how many.
+    fn prune(&mut self, retention_ms: i64) -> Result<u64, StoreError>;
 }
 
 fn connect(url: &StoreUrl) -> Result<Box<dyn Backend>, StoreError> {

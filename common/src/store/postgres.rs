@@ -2,50 +2,163 @@
 //!
 //! Each batch is one transaction at READ COMMITTED: an insert that meets a row
 //! another instance is inserting waits for that transaction, then does nothing,
-//! and the select after it sees the committed row.
+//! and the select after it sees the committed row; a takeover is a
+//! compare-and-set whose row count says whether it won. Times are the server's
+//! (`clock_timestamp()`), one clock for every host.
+//!
+//! Every wait is bounded (`BOUNDS`, and the client's TCP settings in
+//! `connect`): a zombie frozen or cut off inside a batch loses its session, and
+//! the row locks its successor waits for, within `idle_in_transaction_session_timeout`;
+//! a server that stops answering fails the batch, which the writer retries on a
+//! new connection. The schema is created only where it is missing, so a
+//! reconnect takes no table lock.
+//!
+//! Statements are prepared once per connection.
 
-use super::{apply, key, schema, Backend, Charge, Op, RecordedCharge, Statements, StoreError};
-use postgres::{Client, NoTls, Transaction};
+use super::{apply, key, schema, Backend, Charge, ClaimRow, Op, RecordedCharge, Statements, StoreError};
+use postgres::{Client, Config, NoTls, Statement, Transaction};
+use std::time::Duration;
+
+/// Now, in ms since the Unix epoch, in PostgreSQL's SQL (a macro: `concat!`
+/// puts it into each statement's text at compile time).
+macro_rules! now_ms {
+    () => {
+        "(extract(epoch FROM clock_timestamp()) * 1000)::int8"
+    };
+}
+
+/// The session's bounds on waiting: for a lock (another instance's batch on the
+/// same orders), for a statement, and for a transaction left open by its
+/// client (frozen or cut off), whose session the server then ends.
+const BOUNDS: &str = "SET lock_timeout = '5s';
+    SET statement_timeout = '30s';
+    SET idle_in_transaction_session_timeout = '10s'";
+
+/// How long connecting may take, unless the URL says.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// TCP keepalives and the user timeout: a server that vanished (a cut link,
+/// a dead host) is noticed in seconds, not after Linux's 2 h 11 min.
+const KEEPALIVES_IDLE: Duration = Duration::from_secs(10);
+const KEEPALIVES_INTERVAL: Duration = Duration::from_secs(5);
+const KEEPALIVES_RETRIES: u32 = 3;
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(super) struct Postgres {
     client: Client,
+    prepared: Prepared,
+}
+
+/// The statements of a batch, prepared once per connection.
+struct Prepared {
+    insert_charge: Statement,
+    recorded_charge: Statement,
+    insert_claim: Statement,
+    claim: Statement,
+    take_over: Statement,
+    sent: Statement,
 }
 
 impl Postgres {
     pub(super) fn connect(url: &str) -> Result<Postgres, StoreError> {
-        let mut client = Client::connect(url, NoTls)?;
-        client.batch_execute(&schema("DOUBLE PRECISION"))?;
-        Ok(Postgres { client })
+        let mut config: Config = url.parse()?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        config
+            .keepalives(true)
+            .keepalives_idle(KEEPALIVES_IDLE)
+            .keepalives_interval(KEEPALIVES_INTERVAL)
+            .keepalives_retries(KEEPALIVES_RETRIES)
+            .tcp_user_timeout(TCP_USER_TIMEOUT);
+        let mut client = config.connect(NoTls)?;
+        client.batch_execute(BOUNDS)?;
+        let present = client.query_one(
+            "SELECT to_regclass('payments') IS NOT NULL AND to_regclass('emails') IS NOT NULL",
+            &[],
+        )?;
+        if !present.try_get::<_, bool>(0)? {
+            client.batch_execute(&schema("DOUBLE PRECISION"))?;
+        }
+        let prepared = Prepared::on(&mut client)?;
+        Ok(Postgres { client, prepared })
+    }
+}
+
+impl Prepared {
+    fn on(client: &mut Client) -> Result<Prepared, StoreError> {
+        Ok(Prepared {
+            insert_charge: client.prepare(concat!(
+                "INSERT INTO payments (order_id, user_id, amount, outcome, reason, event, charged_by, charged_at_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, ",
+                now_ms!(),
+                ") ON CONFLICT (order_id) DO NOTHING"
+            ))?,
+            recorded_charge: client.prepare(
+                "SELECT user_id, amount, event, charged_by, charged_at_ms FROM payments WHERE order_id = $1",
+            )?,
+            insert_claim: client.prepare(concat!(
+                "INSERT INTO emails (order_id, claimed_by, claimed_at_ms) VALUES ($1, $2, ",
+                now_ms!(),
+                ") ON CONFLICT (order_id) DO NOTHING"
+            ))?,
+            claim: client.prepare(concat!(
+                "SELECT claimed_by, claimed_at_ms, ",
+                now_ms!(),
+                " - claimed_at_ms, sent_by FROM emails WHERE order_id = $1"
+            ))?,
+            take_over: client.prepare(concat!(
+                "UPDATE emails SET claimed_by = $2, claimed_at_ms = ",
+                now_ms!(),
+                ", in_doubt = in_doubt + $3
+                 WHERE order_id = $1 AND claimed_by = $4 AND claimed_at_ms = $5 AND sent_by IS NULL"
+            ))?,
+            sent: client.prepare(concat!(
+                "UPDATE emails SET sent_by = $2, sent_at_ms = ",
+                now_ms!(),
+                " WHERE order_id = $1"
+            ))?,
+        })
     }
 }
 
 impl Backend for Postgres {
-    fn run(&mut self, batch: &mut [Op], instance: &str, now_ms: i64) -> Result<(), StoreError> {
-        let mut transaction = self.client.transaction()?;
-        apply(&mut transaction, batch, instance, now_ms)?;
-        transaction.commit()?;
+    fn run(&mut self, batch: &mut [Op], instance: &str) -> Result<(), StoreError> {
+        let mut transaction = Batch { tx: self.client.transaction()?, prepared: &self.prepared };
+        apply(&mut transaction, batch, instance)?;
+        transaction.tx.commit()?;
         Ok(())
     }
 
-    fn prune(&mut self, before_ms: i64) -> Result<u64, StoreError> {
-        let payments = self.client.execute("DELETE FROM payments WHERE charged_at_ms < $1", &[&before_ms])?;
-        let emails = self.client.execute("DELETE FROM emails WHERE claimed_at_ms < $1", &[&before_ms])?;
+    fn prune(&mut self, retention_ms: i64) -> Result<u64, StoreError> {
+        let payments = self.client.execute(
+            concat!("DELETE FROM payments WHERE charged_at_ms < ", now_ms!(), " - $1"),
+            &[&retention_ms],
+        )?;
+        let emails = self.client.execute(
+            concat!("DELETE FROM emails WHERE claimed_at_ms < ", now_ms!(), " - $1"),
+            &[&retention_ms],
+        )?;
         Ok(payments + emails)
     }
 }
 
-impl Statements for Transaction<'_> {
+/// A batch's transaction and the connection's statements.
+struct Batch<'a> {
+    tx: Transaction<'a>,
+    prepared: &'a Prepared,
+}
+
+impl Statements for Batch<'_> {
     fn insert_charge(
         &mut self,
         charge: &Charge,
         outcome: &str,
         event: &str,
         instance: &str,
-        now_ms: i64,
     ) -> Result<bool, StoreError> {
-        let inserted = self.execute(
-            "INSERT INTO payments (order_id, user_id, amount, outcome, reason, event, charged_by, charged_at_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (order_id) DO NOTHING",
+        let inserted = self.tx.execute(
+            &self.prepared.insert_charge,
             &[
                 &key(charge.order_id),
                 &key(charge.user_id),
@@ -54,17 +167,13 @@ impl Statements for Transaction<'_> {
                 &charge.declined,
                 &event,
                 &instance,
-                &now_ms,
             ],
         )?;
         Ok(inserted == 1)
     }
 
     fn recorded_charge(&mut self, order_id: u64) -> Result<RecordedCharge, StoreError> {
-        let row = self.query_one(
-            "SELECT user_id, amount, event, charged_by, charged_at_ms FROM payments WHERE order_id = $1",
-            &[&key(order_id)],
-        )?;
+        let row = self.tx.query_one(&self.prepared.recorded_charge, &[&key(order_id)])?;
         Ok(RecordedCharge {
             user_id: row.try_get::<_, i64>(0)? as u64,
             amount: row.try_get(1)?,
@@ -74,41 +183,37 @@ impl Statements for Transaction<'_> {
         })
     }
 
-    fn insert_claim(&mut self, order_id: u64, instance: &str, now_ms: i64) -> Result<bool, StoreError> {
-        let inserted = self.execute(
-            "INSERT INTO emails (order_id, claimed_by, claimed_at_ms) VALUES ($1, $2, $3) ON CONFLICT (order_id) DO NOTHING",
-            &[&key(order_id), &instance, &now_ms],
-        )?;
+    fn insert_claim(&mut self, order_id: u64, instance: &str) -> Result<bool, StoreError> {
+        let inserted = self.tx.execute(&self.prepared.insert_claim, &[&key(order_id), &instance])?;
         Ok(inserted == 1)
     }
 
-    fn claim(&mut self, order_id: u64) -> Result<(String, i64, Option<String>), StoreError> {
-        let row = self.query_one(
-            "SELECT claimed_by, claimed_at_ms, sent_by FROM emails WHERE order_id = $1",
-            &[&key(order_id)],
-        )?;
-        Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
+    fn claim(&mut self, order_id: u64) -> Result<ClaimRow, StoreError> {
+        let row = self.tx.query_one(&self.prepared.claim, &[&key(order_id)])?;
+        Ok(ClaimRow {
+            claimed_by: row.try_get(0)?,
+            claimed_at_ms: row.try_get(1)?,
+            age_ms: row.try_get(2)?,
+            sent_by: row.try_get(3)?,
+        })
     }
 
     fn take_over(
         &mut self,
         order_id: u64,
         instance: &str,
-        now_ms: i64,
         in_doubt: bool,
-    ) -> Result<(), StoreError> {
-        self.execute(
-            "UPDATE emails SET claimed_by = $2, claimed_at_ms = $3, in_doubt = in_doubt + $4 WHERE order_id = $1",
-            &[&key(order_id), &instance, &now_ms, &i32::from(in_doubt)],
+        seen: &ClaimRow,
+    ) -> Result<bool, StoreError> {
+        let updated = self.tx.execute(
+            &self.prepared.take_over,
+            &[&key(order_id), &instance, &i32::from(in_doubt), &seen.claimed_by, &seen.claimed_at_ms],
         )?;
-        Ok(())
+        Ok(updated == 1)
     }
 
-    fn sent(&mut self, order_id: u64, instance: &str, now_ms: i64) -> Result<(), StoreError> {
-        self.execute(
-            "UPDATE emails SET sent_by = $2, sent_at_ms = $3 WHERE order_id = $1",
-            &[&key(order_id), &instance, &now_ms],
-        )?;
+    fn sent(&mut self, order_id: u64, instance: &str) -> Result<(), StoreError> {
+        self.tx.execute(&self.prepared.sent, &[&key(order_id), &instance])?;
         Ok(())
     }
 }

@@ -3,11 +3,20 @@
 //! WAL journal (readers never wait for the writer) and `synchronous=FULL` (a
 //! recorded charge survives a power cut, not only a crash); each batch takes
 //! the write lock at its start (`BEGIN IMMEDIATE`), and an instance waits up to
-//! `busy_timeout` for another's batch to end.
+//! `busy_timeout` for another's batch to end. Times are the host's clock as
+//! SQLite reads it (`now_ms!`): every instance of a file shares the host.
 
-use super::{apply, key, schema, Backend, Charge, Op, RecordedCharge, Statements, StoreError};
+use super::{apply, key, schema, Backend, Charge, ClaimRow, Op, RecordedCharge, Statements, StoreError};
 use rusqlite::{params, Connection, Transaction, TransactionBehavior};
 use std::time::Duration;
+
+/// Now, in ms since the Unix epoch, in SQLite's SQL (a macro: `concat!` puts
+/// it into each statement's text at compile time).
+macro_rules! now_ms {
+    () => {
+        "CAST(unixepoch('subsec') * 1000 AS INTEGER)"
+    };
+}
 
 pub(super) struct Sqlite {
     connection: Connection,
@@ -25,17 +34,22 @@ impl Sqlite {
 }
 
 impl Backend for Sqlite {
-    fn run(&mut self, batch: &mut [Op], instance: &str, now_ms: i64) -> Result<(), StoreError> {
+    fn run(&mut self, batch: &mut [Op], instance: &str) -> Result<(), StoreError> {
         let mut transaction = self.connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        apply(&mut transaction, batch, instance, now_ms)?;
+        apply(&mut transaction, batch, instance)?;
         transaction.commit()?;
         Ok(())
     }
 
-    fn prune(&mut self, before_ms: i64) -> Result<u64, StoreError> {
-        let payments =
-            self.connection.execute("DELETE FROM payments WHERE charged_at_ms < ?1", [before_ms])?;
-        let emails = self.connection.execute("DELETE FROM emails WHERE claimed_at_ms < ?1", [before_ms])?;
+    fn prune(&mut self, retention_ms: i64) -> Result<u64, StoreError> {
+        let payments = self.connection.execute(
+            concat!("DELETE FROM payments WHERE charged_at_ms < ", now_ms!(), " - ?1"),
+            [retention_ms],
+        )?;
+        let emails = self.connection.execute(
+            concat!("DELETE FROM emails WHERE claimed_at_ms < ", now_ms!(), " - ?1"),
+            [retention_ms],
+        )?;
         Ok((payments + emails) as u64)
     }
 }
@@ -47,13 +61,10 @@ impl Statements for Transaction<'_> {
         outcome: &str,
         event: &str,
         instance: &str,
-        now_ms: i64,
     ) -> Result<bool, StoreError> {
         let inserted = self
-            .prepare_cached(
-                "INSERT INTO payments (order_id, user_id, amount, outcome, reason, event, charged_by, charged_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (order_id) DO NOTHING",
-            )?
+            .prepare_cached(concat!("INSERT INTO payments (order_id, user_id, amount, outcome, reason, event, charged_by, charged_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ", now_ms!(), ") ON CONFLICT (order_id) DO NOTHING"))?
             .execute(params![
                 key(charge.order_id),
                 key(charge.user_id),
@@ -61,8 +72,7 @@ impl Statements for Transaction<'_> {
                 outcome,
                 charge.declined,
                 event,
-                instance,
-                now_ms
+                instance
             ])?;
         Ok(inserted == 1)
     }
@@ -82,39 +92,65 @@ impl Statements for Transaction<'_> {
         })?)
     }
 
-    fn insert_claim(&mut self, order_id: u64, instance: &str, now_ms: i64) -> Result<bool, StoreError> {
+    fn insert_claim(&mut self, order_id: u64, instance: &str) -> Result<bool, StoreError> {
         let inserted = self
-            .prepare_cached(
-                "INSERT INTO emails (order_id, claimed_by, claimed_at_ms) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (order_id) DO NOTHING",
-            )?
-            .execute(params![key(order_id), instance, now_ms])?;
+            .prepare_cached(concat!(
+                "INSERT INTO emails (order_id, claimed_by, claimed_at_ms) VALUES (?1, ?2, ",
+                now_ms!(),
+                ")
+                 ON CONFLICT (order_id) DO NOTHING"
+            ))?
+            .execute(params![key(order_id), instance])?;
         Ok(inserted == 1)
     }
 
-    fn claim(&mut self, order_id: u64) -> Result<(String, i64, Option<String>), StoreError> {
-        let mut select =
-            self.prepare_cached("SELECT claimed_by, claimed_at_ms, sent_by FROM emails WHERE order_id = ?1")?;
-        Ok(select.query_row([key(order_id)], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?)
+    fn claim(&mut self, order_id: u64) -> Result<ClaimRow, StoreError> {
+        let mut select = self.prepare_cached(concat!(
+            "SELECT claimed_by, claimed_at_ms, ",
+            now_ms!(),
+            " - claimed_at_ms, sent_by FROM emails WHERE order_id = ?1"
+        ))?;
+        Ok(select.query_row([key(order_id)], |row| {
+            Ok(ClaimRow {
+                claimed_by: row.get(0)?,
+                claimed_at_ms: row.get(1)?,
+                age_ms: row.get(2)?,
+                sent_by: row.get(3)?,
+            })
+        })?)
     }
 
     fn take_over(
         &mut self,
         order_id: u64,
         instance: &str,
-        now_ms: i64,
         in_doubt: bool,
-    ) -> Result<(), StoreError> {
-        self.prepare_cached(
-            "UPDATE emails SET claimed_by = ?2, claimed_at_ms = ?3, in_doubt = in_doubt + ?4 WHERE order_id = ?1",
-        )?
-        .execute(params![key(order_id), instance, now_ms, i64::from(in_doubt)])?;
-        Ok(())
+        seen: &ClaimRow,
+    ) -> Result<bool, StoreError> {
+        let updated = self
+            .prepare_cached(concat!(
+                "UPDATE emails SET claimed_by = ?2, claimed_at_ms = ",
+                now_ms!(),
+                ", in_doubt = in_doubt + ?3
+                 WHERE order_id = ?1 AND claimed_by = ?4 AND claimed_at_ms = ?5 AND sent_by IS NULL"
+            ))?
+            .execute(params![
+                key(order_id),
+                instance,
+                i64::from(in_doubt),
+                seen.claimed_by,
+                seen.claimed_at_ms
+            ])?;
+        Ok(updated == 1)
     }
 
-    fn sent(&mut self, order_id: u64, instance: &str, now_ms: i64) -> Result<(), StoreError> {
-        self.prepare_cached("UPDATE emails SET sent_by = ?2, sent_at_ms = ?3 WHERE order_id = ?1")?
-            .execute(params![key(order_id), instance, now_ms])?;
+    fn sent(&mut self, order_id: u64, instance: &str) -> Result<(), StoreError> {
+        self.prepare_cached(concat!(
+            "UPDATE emails SET sent_by = ?2, sent_at_ms = ",
+            now_ms!(),
+            " WHERE order_id = ?1"
+        ))?
+        .execute(params![key(order_id), instance])?;
         Ok(())
     }
 }

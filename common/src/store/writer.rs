@@ -1,7 +1,7 @@
 //! The store's writer thread: takes what is queued, runs it in one transaction,
 //! answers each request; retries while the store is unreachable.
 
-use super::{connect, now_ms, Backend, Op, StoreSetup};
+use super::{connect, Backend, Op, StoreSetup};
 use log::{info, warn};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -73,7 +73,7 @@ impl Writer {
                 backoff = (backoff * 2).min(MAX_BACKOFF);
                 continue;
             };
-            match backend.run(ops, &instance, now_ms()) {
+            match backend.run(ops, &instance) {
                 Ok(()) => {
                     if self.last_complaint.take().is_some() {
                         info!(target: "store", "the store {} answers again", self.setup.url.shown());
@@ -118,7 +118,7 @@ impl Writer {
         self.next_prune = Instant::now() + PRUNE_EVERY;
         let retention = i64::from(self.setup.retention_days) * 24 * 3600 * 1000;
         let Some(backend) = self.connected() else { return };
-        match backend.prune(now_ms() - retention) {
+        match backend.prune(retention) {
             Ok(0) => {}
             Ok(rows) => {
                 info!(target: "store", "pruned {rows} rows older than {} days", self.setup.retention_days)
