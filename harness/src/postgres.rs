@@ -1,7 +1,11 @@
 //! A PostgreSQL server of the test's own: Debian's `postgresql` binaries, run
 //! as the `postgres` user (PostgreSQL refuses root), on a free port of
-//! 127.0.0.1, its data in a temporary folder. Stopped and removed on drop.
+//! 127.0.0.1 (or of another address of this machine: a test network's bridge),
+//! its data in a temporary folder. Stopped and removed on drop.
 
+use crate::store::{Charge, Email};
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -12,6 +16,7 @@ const BIN: &str = "/usr/lib/postgresql/15/bin";
 const USER: &str = "postgres";
 
 pub struct Postgres {
+    pub ip: Ipv4Addr,
     pub port: u16,
     dir: PathBuf,
 }
@@ -19,19 +24,30 @@ pub struct Postgres {
 impl Postgres {
     /// Makes a fresh cluster and starts it; panics, saying why, if it cannot.
     pub fn start() -> Postgres {
-        let port = crate::workspace::free_port_on(std::net::Ipv4Addr::LOCALHOST);
+        Postgres::start_on(Ipv4Addr::LOCALHOST)
+    }
+
+    /// Makes a fresh cluster listening on `ip` and starts it.
+    pub fn start_on(ip: Ipv4Addr) -> Postgres {
+        let port = crate::workspace::free_port_on(ip);
         let dir = std::env::temp_dir().join(format!("pipeline-postgres-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("cannot create a folder for PostgreSQL");
         run("chown", &[&format!("{USER}:"), &dir.display().to_string()]);
-        let postgres = Postgres { port, dir };
+        let postgres = Postgres { ip, port, dir };
         postgres.as_postgres("initdb", &["-A", "trust", "-U", USER, "-D", &postgres.data()]);
+        // initdb trusts only the loopback: hosts on a test network's bridge too.
+        let hba = std::path::Path::new(&postgres.data()).join("pg_hba.conf");
+        let trusted = std::fs::read_to_string(&hba).map(|conf| conf + "host all all samenet trust\n");
+        trusted
+            .and_then(|conf| std::fs::write(&hba, conf))
+            .unwrap_or_else(|e| panic!("cannot extend {}: {e}", hba.display()));
         postgres.resume();
         postgres
     }
 
     /// The store URL services take (`--store`).
     pub fn url(&self) -> String {
-        format!("postgres://{USER}@127.0.0.1:{}/postgres", self.port)
+        format!("postgres://{USER}@{}:{}/postgres", self.ip, self.port)
     }
 
     /// Stops the server (fast shutdown: clients are disconnected); its data stays.
@@ -41,7 +57,7 @@ impl Postgres {
 
     /// Starts the server (again) on its port and data, and waits until it takes connections.
     pub fn resume(&self) {
-        let options = format!("-p {} -k {} -c listen_addresses=127.0.0.1", self.port, self.dir.display());
+        let options = format!("-p {} -k {} -c listen_addresses={}", self.port, self.dir.display(), self.ip);
         let log = self.dir.join("postgres.log").display().to_string();
         self.as_postgres("pg_ctl", &["-D", &self.data(), "-l", &log, "-o", &options, "-w", "start"]);
     }
@@ -49,11 +65,50 @@ impl Postgres {
     /// Runs an SQL statement with psql and returns its unaligned output.
     pub fn query(&self, sql: &str) -> String {
         let output = Command::new("psql")
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", USER, "-At", "-c", sql, "postgres"])
+            .args([
+                "-h",
+                &self.ip.to_string(),
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                USER,
+                "-At",
+                "-c",
+                sql,
+                "postgres",
+            ])
             .output()
             .unwrap_or_else(|e| panic!("cannot run psql: {e}"));
         assert!(output.status.success(), "psql {sql:?} failed: {}", String::from_utf8_lossy(&output.stderr));
         String::from_utf8_lossy(&output.stdout).trim().to_string()
+    }
+
+    /// Every charge the server's payment store holds, by order id.
+    pub fn charges(&self) -> BTreeMap<u64, Charge> {
+        let rows = self.query(
+            "SELECT order_id || E'\\t' || outcome || E'\\t' || charged_by || E'\\t' || event FROM payments",
+        );
+        rows.lines()
+            .map(|row| {
+                let mut fields = row.splitn(4, '\t');
+                let mut field = || fields.next().expect("four fields").to_string();
+                let order_id = field().parse().expect("an order id");
+                let (outcome, charged_by, event) = (field(), field(), field());
+                (order_id, Charge { outcome, event, charged_by })
+            })
+            .collect()
+    }
+
+    /// Every email the server's notification store holds, by order id.
+    pub fn emails(&self) -> BTreeMap<u64, Email> {
+        let rows = self.query("SELECT order_id, sent_at_ms IS NOT NULL, in_doubt FROM emails");
+        rows.lines()
+            .map(|row| {
+                let fields: Vec<&str> = row.split('|').collect();
+                let email = Email { sent: fields[1] == "t", in_doubt: fields[2].parse().expect("a count") };
+                (fields[0].parse().expect("an order id"), email)
+            })
+            .collect()
     }
 
     fn data(&self) -> String {

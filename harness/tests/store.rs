@@ -6,7 +6,6 @@ use common::store::{Charge, ChargeVerdict, EmailVerdict, StoreUrl};
 use harness::postgres::Postgres;
 use harness::store::{ask, open};
 use harness::{emailed, payment_events, store, Broker, ServiceProcess};
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -91,34 +90,6 @@ fn postgres_fences_a_second_writer() {
     assert_eq!(postgres.query("SELECT count(*) FROM payments"), "2");
 }
 
-/// The charges PostgreSQL holds, read with psql.
-fn charges(postgres: &Postgres) -> BTreeMap<u64, store::Charge> {
-    let rows = postgres.query(
-        "SELECT order_id || E'\\t' || outcome || E'\\t' || charged_by || E'\\t' || event FROM payments",
-    );
-    rows.lines()
-        .map(|row| {
-            let mut fields = row.splitn(4, '\t');
-            let mut field = || fields.next().expect("four fields").to_string();
-            let order_id = field().parse().expect("an order id");
-            let (outcome, charged_by, event) = (field(), field(), field());
-            (order_id, store::Charge { outcome, event, charged_by })
-        })
-        .collect()
-}
-
-fn emails(postgres: &Postgres) -> BTreeMap<u64, store::Email> {
-    let rows = postgres.query("SELECT order_id, sent_at_ms IS NOT NULL, in_doubt FROM emails");
-    rows.lines()
-        .map(|row| {
-            let fields: Vec<&str> = row.split('|').collect();
-            let email =
-                store::Email { sent: fields[1] == "t", in_doubt: fields[2].parse().expect("a count") };
-            (fields[0].parse().expect("an order id"), email)
-        })
-        .collect()
-}
-
 /// Two payment-service instances and notification-service on PostgreSQL;
 /// the server stopped mid-stream for a while, then started again: the
 /// services wait, say so, record and publish nothing meanwhile, and carry on.
@@ -161,8 +132,8 @@ fn the_pipeline_on_postgres_waits_out_the_store_going_away() {
     let outcome = store::Outcome::of(
         1001..=1000 + ORDERS,
         &payment_events(&broker),
-        &charges(&postgres),
-        &emails(&postgres),
+        &postgres.charges(),
+        &postgres.emails(),
         &emailed(&notification.lines()),
     );
     outcome.assert_holds();

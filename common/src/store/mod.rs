@@ -223,10 +223,11 @@ pub(crate) trait Backend: Send {
     fn prune(&mut self, retention_ms: i64) -> Result<u64, StoreError>;
 }
 
-fn connect(url: &StoreUrl) -> Result<Box<dyn Backend>, StoreError> {
+/// Connects to the store at `url` as the writer `instance`.
+fn connect(url: &StoreUrl, instance: &str) -> Result<Box<dyn Backend>, StoreError> {
     Ok(match url {
         StoreUrl::Sqlite(path) => Box::new(sqlite::Sqlite::open(path)?),
-        StoreUrl::Postgres(url) => Box::new(postgres::Postgres::connect(url)?),
+        StoreUrl::Postgres(url) => Box::new(postgres::Postgres::connect(url, instance)?),
     })
 }
 

@@ -60,8 +60,13 @@ struct Prepared {
 }
 
 impl Postgres {
-    pub(super) fn connect(url: &str) -> Result<Postgres, StoreError> {
+    /// Connects as `instance`, which is also the session's `application_name`
+    /// (unless the URL names one): `pg_stat_activity` shows whose session holds what.
+    pub(super) fn connect(url: &str, instance: &str) -> Result<Postgres, StoreError> {
         let mut config: Config = url.parse()?;
+        if config.get_application_name().is_none() {
+            config.application_name(instance);
+        }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }

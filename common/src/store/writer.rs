@@ -93,7 +93,7 @@ impl Writer {
     /// The connection, made if there is none.
     fn connected(&mut self) -> Option<&mut Box<dyn Backend>> {
         if self.backend.is_none() {
-            match connect(&self.setup.url) {
+            match connect(&self.setup.url, &self.setup.instance) {
                 Ok(backend) => self.backend = Some(backend),
                 Err(e) => self.complain(&format!("cannot open it: {e}")),
             }

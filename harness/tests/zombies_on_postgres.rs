@@ -1,0 +1,145 @@
+//! A zombie on PostgreSQL stalls its successor no longer than the store's
+//! bounds. Two payment-service instances share one PostgreSQL store while
+//! orders flow; one is frozen (SIGSTOP) or cut off (its network namespace's
+//! link down) in the middle of a batch, holding the row locks of the orders in
+//! it, for a minute. The other takes over its partitions and re-reads exactly
+//! those orders: it waits for their rows at most `lock_timeout` at a time, and
+//! the server ends the zombie's session after
+//! `idle_in_transaction_session_timeout`. So every order is emailed while the
+//! zombie is still away, and once it is back each order has one outcome.
+//!
+//! Each instance decides for itself (`--decline-rate 0.5`, its own `--seed`),
+//! so a second decision would show as a different payment event.
+
+use harness::netns::Network;
+use harness::postgres::Postgres;
+use harness::{emailed, payment_events, store, Broker, ServiceProcess, PAID};
+use std::time::{Duration, Instant};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// How long the zombie is away: far longer than the store's bounds (10 s).
+const AWAY: Duration = Duration::from_secs(60);
+
+/// At 1,000 a second: they still flow when the zombie goes away.
+const ORDERS: u64 = 10_000;
+
+/// How often the fault is tried before the test gives up on catching the
+/// zombie inside a batch.
+const TRIES: usize = 20;
+
+/// The zombie's writer identity, from its `written as` line.
+fn writer_identity(service: &ServiceProcess) -> String {
+    service.wait_until("it names its writer identity", MINUTE, |lines| {
+        lines.iter().any(|line| line.contains(", written as "))
+    });
+    let lines = service.lines();
+    let line = lines.iter().find(|line| line.contains(", written as ")).expect("the line waited for");
+    line.rsplit(", written as ").next().expect("an identity").trim().to_string()
+}
+
+/// Whether the session of `identity` sits in an open transaction within a
+/// second: its client went away mid-batch, holding the batch's row locks.
+fn caught_in_a_batch(postgres: &Postgres, identity: &str) -> bool {
+    let sql = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = '{identity}' \
+         AND state = 'idle in transaction'"
+    );
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < deadline {
+        if postgres.query(&sql) != "0" {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20)); // polling the server: it tells no one
+    }
+    false
+}
+
+/// Two payment instances (the `zombie` started by the caller) on `postgres`,
+/// notification-service, orders; `away` and `back` are the fault.
+fn the_survivor_finishes_while_the_zombie_is_away(
+    postgres: &Postgres,
+    broker: &Broker,
+    start_zombie: impl FnOnce(&[&str]) -> ServiceProcess,
+    away: impl Fn(&ServiceProcess),
+    back: impl Fn(&ServiceProcess),
+) {
+    let url = postgres.url();
+    let decides = |seed: &'static str| ["--store", url.as_str(), "--decline-rate", "0.5", "--seed", seed];
+    let mut survivor = ServiceProcess::start("payment-service", broker, &decides("1"));
+    let mut zombie = start_zombie(&decides("2"));
+    let identity = writer_identity(&zombie);
+    let mut notification = ServiceProcess::start("notification-service", broker, &[]);
+    let mut orders =
+        ServiceProcess::start("order-service", broker, &["--count", &ORDERS.to_string(), "--rate", "1000"]);
+    let paid = |service: &ServiceProcess| service.lines().iter().filter(|line| line.contains(PAID)).count();
+    let mut caught = false;
+    for _ in 0..TRIES {
+        let before = paid(&zombie);
+        zombie.wait_until("it pays more orders", MINUTE, |lines| {
+            lines.iter().filter(|line| line.contains(PAID)).count() >= before + 100
+        });
+        away(&zombie);
+        if caught_in_a_batch(postgres, &identity) {
+            caught = true;
+            break;
+        }
+        back(&zombie);
+    }
+    assert!(caught, "the zombie was never caught inside a batch in {TRIES} tries: nothing was tested");
+    let away_at = Instant::now();
+    let emailed_then = emailed(&notification.lines()).len() as u64;
+    assert!(emailed_then < ORDERS, "every order was emailed before the fault: nothing was tested");
+
+    notification.wait_until(
+        "every order is emailed while the zombie is away",
+        AWAY.saturating_sub(Duration::from_secs(5)),
+        |lines| emailed(lines).len() as u64 >= ORDERS,
+    );
+    let done_after = away_at.elapsed();
+    std::thread::sleep(AWAY.saturating_sub(away_at.elapsed())); // the fault itself: it lasts this long
+    back(&zombie);
+    println!("{emailed_then} of {ORDERS} emailed when the zombie went away; all {done_after:?} after");
+
+    assert!(orders.wait_exit(MINUTE).success(), "order-service failed");
+    for service in [&mut survivor, &mut zombie, &mut notification] {
+        service.stop_gracefully(MINUTE);
+    }
+    let outcome = store::Outcome::of(
+        1001..=1000 + ORDERS,
+        &payment_events(broker),
+        &postgres.charges(),
+        &store::emails(&harness::store_path(&broker.address, "notification-service")),
+        &emailed(&notification.lines()),
+    );
+    println!("{outcome:?}");
+    outcome.assert_holds();
+}
+
+#[test]
+fn a_payment_instance_frozen_in_a_batch_stalls_its_successor_only_within_the_store_bounds() {
+    let postgres = Postgres::start();
+    let broker = Broker::start();
+    the_survivor_finishes_while_the_zombie_is_away(
+        &postgres,
+        &broker,
+        |args| ServiceProcess::start("payment-service", &broker, args),
+        ServiceProcess::pause,
+        ServiceProcess::resume,
+    );
+}
+
+#[test]
+fn a_payment_instance_cut_off_in_a_batch_stalls_its_successor_only_within_the_store_bounds() {
+    let network = Network::new();
+    let host = network.add_host();
+    let postgres = Postgres::start_on(network.bridge_ip());
+    let broker = Broker::start_on(network.bridge_ip());
+    the_survivor_finishes_while_the_zombie_is_away(
+        &postgres,
+        &broker,
+        |args| host.start("payment-service", &broker, args),
+        |_| network.cut(&host),
+        |_| network.restore(&host),
+    );
+}
