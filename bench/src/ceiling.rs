@@ -120,7 +120,8 @@ fn open_store(dir: &Path, stage: &str) -> Result<Store, String> {
     let url = fresh_store(dir, stage)?;
     let flags = <Flags as clap::Parser>::try_parse_from(["ceiling", "--store", &url])
         .map_err(|e| format!("the ceiling's store {url}: {e}"))?;
-    Ok(Store::open(flags.store.setup(stage, format!("ceiling-{stage}"))))
+    Store::open(flags.store.setup(stage, format!("ceiling-{stage}")))
+        .map_err(|e| format!("the ceiling's store {url}: {e}"))
 }
 
 /// Waits until the consumer has its partitions.

@@ -10,9 +10,10 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// Opens the store at `url` as the writer `instance`.
+/// Opens the store at `url` as the writer `instance`; panics if it cannot be used.
 pub fn open(url: &StoreUrl, instance: &str) -> Store {
     Store::open(StoreSetup { url: url.clone(), instance: instance.to_string(), retention_days: 7 })
+        .unwrap_or_else(|e| panic!("the store {}: {e}", url.shown()))
 }
 
 /// Makes a request of a store and waits for its answer, a minute at most.

@@ -56,7 +56,7 @@ fn main() -> ExitCode {
             let producer = service.start_producer()?;
             let notification = service.supervise(NotificationActor::new(
                 Mailer::new(args.email_failure_rate, args.runtime.seed),
-                service.open_store(&args.store),
+                service.open_store(&args.store)?,
                 args.dedup.dedup_capacity as usize,
                 service.metrics(),
             ));

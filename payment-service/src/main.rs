@@ -58,7 +58,7 @@ fn main() -> ExitCode {
                 seed: args.runtime.seed,
                 order_topic: orders.clone(),
                 payment_topic: payments.as_str().into(),
-                store: service.open_store(&args.store),
+                store: service.open_store(&args.store)?,
                 dedup_capacity: args.dedup.dedup_capacity as usize,
                 producer: producer.clone().recipient(),
                 metrics: service.metrics(),

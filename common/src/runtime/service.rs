@@ -143,7 +143,7 @@ where
             }
             Err(e) => {
                 error!(target: "service", "{e}");
-                ExitCode::FAILURE
+                e.exit_code()
             }
         }
     })
@@ -188,11 +188,13 @@ impl Service {
         Ok(())
     }
 
-    /// Opens this service's store (see `store/`).
-    pub fn open_store(&self, store: &StoreArgs) -> Store {
+    /// Opens this service's store (see `store/`): one that is away is waited
+    /// for, one this service cannot use is an error.
+    pub fn open_store(&self, store: &StoreArgs) -> Result<Store, SetupError> {
         let setup = store.setup(self.name, self.writer_identity());
-        info!(target: "store", "store: {}, written as {}", setup.url.shown(), setup.instance);
-        Store::open(setup)
+        let url = setup.url.shown();
+        info!(target: "store", "store: {url}, written as {}", setup.instance);
+        Store::open(setup).map_err(|source| SetupError::Store { url, source })
     }
 
     /// Who this process is in the records it writes: its `--instance-id` (or

@@ -1,7 +1,10 @@
 //! Why a service could not start. Each message names the cause and what to
-//! change; the service logs it and exits with status 1 (0 for [`SetupError::Interrupted`]).
+//! change; the service logs it and exits with status 1 (2 for a store it cannot
+//! use, as for a bad flag; 0 for [`SetupError::Interrupted`]).
 
+use crate::store::StoreError;
 use rdkafka::error::KafkaError;
+use std::process::ExitCode;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -24,6 +27,9 @@ pub enum SetupError {
     TopicsRefused(String),
     #[error("cannot serve metrics on {address} ({source}): give --metrics-addr (or METRICS_ADDR) a free HOST:PORT")]
     MetricsAddress { address: String, source: std::io::Error },
+    /// The store is there but cannot be used by this service (`--store`).
+    #[error("the store {url}: {source}")]
+    Store { url: String, source: StoreError },
     /// Ctrl-C before the service was up: not a failure.
     #[error("interrupted while starting: exiting")]
     Interrupted,
@@ -33,6 +39,14 @@ pub enum SetupError {
 }
 
 impl SetupError {
+    /// The exit status of a service that could not start for this reason.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            SetupError::Store { .. } => ExitCode::from(2),
+            _ => ExitCode::FAILURE,
+        }
+    }
+
     /// A service's own start-up error.
     pub fn service(error: impl std::error::Error + Send + Sync + 'static) -> Self {
         SetupError::Service(Box::new(error))

@@ -17,6 +17,7 @@
 
 mod postgres;
 mod rules;
+mod schema;
 mod sqlite;
 mod writer;
 
@@ -35,6 +36,19 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("PostgreSQL: {0}")]
     Postgres(#[from] ::postgres::Error),
+    #[error(
+        "its schema is version {found}, newer than this service's ({known}): run a version of the \
+         service that knows it, or give another --store"
+    )]
+    SchemaNewer { found: i64, known: i64 },
+}
+
+impl StoreError {
+    /// Whether trying again cannot help: the store is there, but not one this
+    /// service can use.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, StoreError::SchemaNewer { .. })
+    }
 }
 
 /// Where the store is: `--store`.
@@ -149,10 +163,11 @@ pub struct StoreSetup {
 }
 
 impl Store {
-    /// Starts the writer thread; it connects (and creates its tables) at once,
-    /// and keeps trying while the store is unreachable.
-    pub fn open(setup: StoreSetup) -> Store {
-        Store { requests: writer::start(setup) }
+    /// Starts the writer thread; it connects (and creates or migrates its
+    /// tables) at once, and keeps trying while the store is unreachable. A
+    /// store this service cannot use ([`StoreError::is_fatal`]) is an error.
+    pub fn open(setup: StoreSetup) -> Result<Store, StoreError> {
+        Ok(Store { requests: writer::start(setup)? })
     }
 
     /// Records `charge` unless its order is recorded already; `reply` is told which.
@@ -229,32 +244,6 @@ fn connect(url: &StoreUrl, instance: &str) -> Result<Box<dyn Backend>, StoreErro
         StoreUrl::Sqlite(path) => Box::new(sqlite::Sqlite::open(path)?),
         StoreUrl::Postgres(url) => Box::new(postgres::Postgres::connect(url, instance)?),
     })
-}
-
-/// The tables, the same in both stores but for the amount's type.
-fn schema(double: &str) -> String {
-    format!(
-        "CREATE TABLE IF NOT EXISTS payments (
-            order_id BIGINT PRIMARY KEY,
-            user_id BIGINT NOT NULL,
-            amount {double} NOT NULL,
-            outcome TEXT NOT NULL,
-            reason TEXT,
-            event TEXT NOT NULL,
-            charged_by TEXT NOT NULL,
-            charged_at_ms BIGINT NOT NULL
-        );
-        CREATE INDEX IF NOT EXISTS payments_charged_at ON payments (charged_at_ms);
-        CREATE TABLE IF NOT EXISTS emails (
-            order_id BIGINT PRIMARY KEY,
-            claimed_by TEXT NOT NULL,
-            claimed_at_ms BIGINT NOT NULL,
-            sent_by TEXT,
-            sent_at_ms BIGINT,
-            in_doubt INTEGER NOT NULL DEFAULT 0
-        );
-        CREATE INDEX IF NOT EXISTS emails_claimed_at ON emails (claimed_at_ms);"
-    )
 }
 
 #[cfg(test)]

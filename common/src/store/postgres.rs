@@ -15,8 +15,9 @@
 //!
 //! Statements are prepared once per connection.
 
-use super::{apply, key, schema, Backend, Charge, ClaimRow, Op, RecordedCharge, Statements, StoreError};
-use postgres::{Client, Config, NoTls, Statement, Transaction};
+use super::schema::{self, Plan};
+use super::{apply, key, Backend, Charge, ClaimRow, Op, RecordedCharge, Statements, StoreError};
+use postgres::{Client, Config, GenericClient, NoTls, Statement, Transaction};
 use std::time::Duration;
 
 /// Now, in ms since the Unix epoch, in PostgreSQL's SQL (a macro: `concat!`
@@ -78,16 +79,44 @@ impl Postgres {
             .tcp_user_timeout(TCP_USER_TIMEOUT);
         let mut client = config.connect(NoTls)?;
         client.batch_execute(BOUNDS)?;
-        let present = client.query_one(
-            "SELECT to_regclass('payments') IS NOT NULL AND to_regclass('emails') IS NOT NULL",
-            &[],
-        )?;
-        if !present.try_get::<_, bool>(0)? {
-            client.batch_execute(&schema("DOUBLE PRECISION"))?;
-        }
+        prepare_tables(&mut client)?;
         let prepared = Prepared::on(&mut client)?;
         Ok(Postgres { client, prepared })
     }
+}
+
+/// Creates the tables where they are missing, and records their version; one
+/// instance at a time (an advisory lock), and only where something is missing,
+/// so that a reconnect takes no table lock.
+fn prepare_tables(client: &mut Client) -> Result<(), StoreError> {
+    if schema::plan(found_version(client)?)? == Plan::UpToDate {
+        return Ok(());
+    }
+    let mut transaction = client.transaction()?;
+    transaction.execute("SELECT pg_advisory_xact_lock(4242001)", &[])?;
+    if schema::plan(found_version(&mut transaction)?)? != Plan::UpToDate {
+        // Version 1's tables are version 2's here: only the version is new.
+        transaction.batch_execute(&schema::tables("BIGINT", "DOUBLE PRECISION"))?;
+        transaction.batch_execute("CREATE TABLE IF NOT EXISTS store_schema (version BIGINT NOT NULL)")?;
+        transaction.execute("INSERT INTO store_schema (version) VALUES ($1)", &[&schema::VERSION])?;
+    }
+    transaction.commit()?;
+    Ok(())
+}
+
+/// The version of the tables there (`None`: there are none; 1: tables
+/// without a recorded version).
+fn found_version(client: &mut impl GenericClient) -> Result<Option<i64>, StoreError> {
+    let tables = client.query_one(
+        "SELECT to_regclass('store_schema') IS NOT NULL,
+                to_regclass('payments') IS NOT NULL AND to_regclass('emails') IS NOT NULL",
+        &[],
+    )?;
+    Ok(match (tables.try_get::<_, bool>(0)?, tables.try_get::<_, bool>(1)?) {
+        (true, _) => client.query_one("SELECT max(version) FROM store_schema", &[])?.try_get(0)?,
+        (false, true) => Some(1),
+        (false, false) => None,
+    })
 }
 
 impl Prepared {

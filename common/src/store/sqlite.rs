@@ -6,7 +6,8 @@
 //! `busy_timeout` for another's batch to end. Times are the host's clock as
 //! SQLite reads it (`now_ms!`): every instance of a file shares the host.
 
-use super::{apply, key, schema, Backend, Charge, ClaimRow, Op, RecordedCharge, Statements, StoreError};
+use super::schema::{self, Plan};
+use super::{apply, key, Backend, Charge, ClaimRow, Op, RecordedCharge, Statements, StoreError};
 use rusqlite::{params, Connection, Transaction, TransactionBehavior};
 use std::time::Duration;
 
@@ -24,13 +25,53 @@ pub(super) struct Sqlite {
 
 impl Sqlite {
     pub(super) fn open(path: &str) -> Result<Sqlite, StoreError> {
-        let connection = Connection::open(path)?;
+        let mut connection = Connection::open(path)?;
         connection.busy_timeout(Duration::from_secs(5))?;
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "FULL")?;
-        connection.execute_batch(&schema("REAL"))?;
+        prepare_tables(&mut connection, path)?;
         Ok(Sqlite { connection })
     }
+}
+
+/// Creates the tables, or migrates those of an older service, under the write
+/// lock: instances opening one file at once do it once.
+fn prepare_tables(connection: &mut Connection, path: &str) -> Result<(), StoreError> {
+    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let version: i64 = transaction.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let has_tables: bool = transaction.query_row(
+        "SELECT count(*) = 2 FROM sqlite_master WHERE type = 'table' AND name IN ('payments', 'emails')",
+        [],
+        |row| row.get(0),
+    )?;
+    // Version 1 kept no version: its files say 0.
+    let found = match (version, has_tables) {
+        (0, false) => None,
+        (0, true) => Some(1),
+        (version, _) => Some(version),
+    };
+    match schema::plan(found)? {
+        Plan::UpToDate => return Ok(()),
+        Plan::Create => transaction.execute_batch(&schema::tables("INTEGER", "REAL"))?,
+        Plan::Migrate => {
+            transaction.execute_batch(&format!(
+                "DROP INDEX IF EXISTS payments_charged_at;
+                 DROP INDEX IF EXISTS emails_claimed_at;
+                 ALTER TABLE payments RENAME TO payments_v1;
+                 ALTER TABLE emails RENAME TO emails_v1;
+                 {}
+                 INSERT INTO payments SELECT * FROM payments_v1;
+                 INSERT INTO emails SELECT * FROM emails_v1;
+                 DROP TABLE payments_v1;
+                 DROP TABLE emails_v1;",
+                schema::tables("INTEGER", "REAL")
+            ))?;
+            log::info!(target: "store", "sqlite://{path}: migrated from schema version 1 to {}", schema::VERSION);
+        }
+    }
+    transaction.pragma_update(None, "user_version", schema::VERSION)?;
+    transaction.commit()?;
+    Ok(())
 }
 
 impl Backend for Sqlite {

@@ -1,7 +1,7 @@
 //! The store's writer thread: takes what is queued, runs it in one transaction,
 //! answers each request; retries while the store is unreachable.
 
-use super::{connect, Backend, Op, StoreSetup};
+use super::{connect, Backend, Op, StoreError, StoreSetup};
 use log::{info, warn};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -18,13 +18,26 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// How often rows past the retention are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
-pub(super) fn start(setup: StoreSetup) -> mpsc::Sender<Op> {
+/// Starts the writer thread, and waits for its first try at connecting: a store
+/// this service cannot use is an error; one that is away is tried again.
+pub(super) fn start(setup: StoreSetup) -> Result<mpsc::Sender<Op>, StoreError> {
     let (requests, queue) = mpsc::channel();
+    let (opened, first_try) = mpsc::channel();
     std::thread::Builder::new()
         .name("store".into())
-        .spawn(move || Writer::new(setup).serve(queue))
+        .spawn(move || {
+            let mut writer =
+                Writer { setup, backend: None, last_complaint: None, next_prune: Instant::now() };
+            let usable = writer.first_connect();
+            let fatal = usable.is_err();
+            let _ = opened.send(usable);
+            if !fatal {
+                writer.serve(queue);
+            }
+        })
         .expect("cannot start the store's thread");
-    requests
+    first_try.recv().expect("the store's thread answers its first try before anything else")?;
+    Ok(requests)
 }
 
 struct Writer {
@@ -35,10 +48,14 @@ struct Writer {
 }
 
 impl Writer {
-    fn new(setup: StoreSetup) -> Writer {
-        let mut writer = Writer { setup, backend: None, last_complaint: None, next_prune: Instant::now() };
-        writer.connected(); // at once: a bad path or server shows at start
-        writer
+    /// Connects at once, so that a bad path or server shows at start.
+    fn first_connect(&mut self) -> Result<(), StoreError> {
+        match connect(&self.setup.url, &self.setup.instance) {
+            Ok(backend) => self.backend = Some(backend),
+            Err(e) if e.is_fatal() => return Err(e),
+            Err(e) => self.complain(&format!("cannot open it: {e}")),
+        }
+        Ok(())
     }
 
     fn serve(mut self, queue: mpsc::Receiver<Op>) {

@@ -1,0 +1,108 @@
+//! The store's schema version: a store an older service made is migrated in
+//! place, with what it holds; one a newer service made is refused, and a
+//! service given it stops at start with exit status 2, saying why.
+
+use common::store::{ChargeVerdict, EmailVerdict, Store, StoreSetup, StoreUrl};
+use harness::postgres::Postgres;
+use harness::store::{ask, open};
+use harness::{Broker, ServiceProcess};
+use rusqlite::Connection;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Version 1's tables, as the services before the version wrote them.
+const VERSION_1: &str = "CREATE TABLE payments (
+        order_id BIGINT PRIMARY KEY, user_id BIGINT NOT NULL, amount REAL NOT NULL,
+        outcome TEXT NOT NULL, reason TEXT, event TEXT NOT NULL,
+        charged_by TEXT NOT NULL, charged_at_ms BIGINT NOT NULL);
+    CREATE INDEX payments_charged_at ON payments (charged_at_ms);
+    CREATE TABLE emails (
+        order_id BIGINT PRIMARY KEY, claimed_by TEXT NOT NULL, claimed_at_ms BIGINT NOT NULL,
+        sent_by TEXT, sent_at_ms BIGINT, in_doubt INTEGER NOT NULL DEFAULT 0);
+    CREATE INDEX emails_claimed_at ON emails (claimed_at_ms);";
+
+/// A fresh folder for this test's files.
+fn folder(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pipeline-schema-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a temporary folder");
+    dir
+}
+
+#[test]
+fn a_sqlite_store_of_version_1_is_migrated_in_place_with_its_rows() {
+    let dir = folder("migrated");
+    let path = dir.join("store.db");
+    let old = Connection::open(&path).expect("the store opens");
+    old.execute_batch(VERSION_1).expect("version 1's tables");
+    // Made moments ago: older than the store's retention, they would be pruned.
+    old.execute_batch(
+        "INSERT INTO payments VALUES (1, 7, 12.5, 'declined', 'card declined', '{\"old\":1}', 'a#1',
+             unixepoch() * 1000);
+         INSERT INTO emails VALUES (7, 'a#1', unixepoch() * 1000, 'a#1', unixepoch() * 1000, 0);",
+    )
+    .expect("version 1's rows");
+    drop(old);
+
+    let store = open(&StoreUrl::Sqlite(path.display().to_string()), "b#2-0");
+    match ask(|reply| store.charge(charge(1), reply)) {
+        ChargeVerdict::Found(recorded) => assert_eq!(recorded.event, b"{\"old\":1}"),
+        other => panic!("the migrated charge of order 1 was not found: {other:?}"),
+    }
+    assert_eq!(
+        ask(|reply| store.claim_email(7, false, reply)),
+        EmailVerdict::AlreadySent { sent_by: "a#1".into() }
+    );
+    let migrated = Connection::open(&path).expect("the store opens");
+    let value = |sql: &str| -> String {
+        migrated.query_row(sql, [], |row| row.get(0)).unwrap_or_else(|e| panic!("{sql}: {e}"))
+    };
+    assert_eq!(value("SELECT CAST(user_version AS TEXT) FROM pragma_user_version"), "2");
+    for table in ["payments", "emails"] {
+        let sql = value(&format!("SELECT sql FROM sqlite_master WHERE name = '{table}'"));
+        assert!(sql.contains("order_id INTEGER PRIMARY KEY"), "{table} is not keyed by its rowid: {sql}");
+    }
+    let indexes = value("SELECT group_concat(name) FROM sqlite_master WHERE type = 'index'");
+    assert_eq!(indexes, "payments_charged_at,emails_claimed_at", "no automatic index is left");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_service_given_a_sqlite_store_of_a_newer_schema_exits_2_at_start() {
+    let dir = folder("newer");
+    let path = dir.join("store.db");
+    let newer = Connection::open(&path).expect("the store opens");
+    newer.execute_batch(VERSION_1).expect("tables");
+    newer.pragma_update(None, "user_version", 3).expect("a newer version");
+    drop(newer);
+
+    let broker = Broker::start();
+    let url = format!("sqlite://{}", path.display());
+    let mut payment = ServiceProcess::start("payment-service", &broker, &["--store", &url]);
+    let status = payment.wait_exit(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(2), "payment-service with a newer store: {status}");
+    let why = format!("the store {url}: its schema is version 3, newer than this service's (2)");
+    assert!(payment.lines().iter().any(|line| line.contains(&why)), "no line says {why:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_postgres_store_of_a_newer_schema_is_refused() {
+    let postgres = Postgres::start();
+    let url = StoreUrl::parse(&postgres.url()).expect("a store URL");
+    drop(open(&url, "a#1-0")); // creates the tables at the current version
+    postgres.query("UPDATE store_schema SET version = 3");
+    let setup = StoreSetup { url, instance: "b#2-0".into(), retention_days: 7 };
+    let refused = Store::open(setup).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(refused.contains("schema is version 3, newer than this service's (2)"), "{refused:?}");
+}
+
+fn charge(order_id: u64) -> common::store::Charge {
+    common::store::Charge {
+        order_id,
+        user_id: 7,
+        amount: 12.5,
+        declined: None,
+        event: b"{\"new\":1}".to_vec(),
+    }
+}
