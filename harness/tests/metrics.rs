@@ -108,3 +108,49 @@ fn a_service_waiting_for_its_broker_is_alive_but_not_ready() {
     assert_eq!(http_get(&address, "/ready"), (503, "starting: waiting for the broker\n".into()));
     assert_eq!(http_get(&address, "/metrics").0, 200);
 }
+
+/// A store that does not commit (another connection holds the SQLite file's
+/// write lock) makes notification-service not ready, saying why, until it does
+/// again; the orders made meanwhile wait, then are emailed.
+#[test]
+fn a_store_that_does_not_commit_makes_the_service_not_ready_until_it_does() {
+    let broker = Broker::start();
+    let notification = ServiceProcess::start("notification-service", &broker, METRICS);
+    let _payment = ServiceProcess::start("payment-service", &broker, &[]);
+    notification.wait_until("it has partitions", Duration::from_secs(60), |lines| {
+        lines.iter().any(|l| l.contains("partitions assigned"))
+    });
+    let address = metrics_address(&notification);
+    let until = |what: &str, done: &dyn Fn(&(u16, String)) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let answer = http_get(&address, "/ready");
+            if done(&answer) {
+                return answer;
+            }
+            assert!(Instant::now() < deadline, "/ready is not {what} within 30 s: {answer:?}");
+            std::thread::sleep(Duration::from_millis(200)); // a probe interval: orchestrators poll too
+        }
+    };
+    until("200", &|(status, _)| *status == 200);
+
+    let lock = rusqlite::Connection::open(harness::store_path(&broker.address, "notification-service"))
+        .expect("the store opens");
+    lock.execute_batch("BEGIN IMMEDIATE").expect("the write lock is taken");
+    let mut orders = ServiceProcess::start("order-service", &broker, &["--count", "50", "--rate", "0"]);
+    let (_, why) = until("503", &|(status, _)| *status == 503);
+    assert!(
+        why.starts_with("the store sqlite://")
+            && why.contains("has not committed for")
+            && why.contains("locked"),
+        "{why:?}"
+    );
+    assert!(harness::emailed(&notification.lines()).is_empty(), "an email went out unclaimed");
+
+    lock.execute_batch("ROLLBACK").expect("the write lock is let go");
+    until("200 again", &|(status, _)| *status == 200);
+    assert!(orders.wait_exit(Duration::from_secs(60)).success(), "order-service failed");
+    notification.wait_until("every order is emailed", Duration::from_secs(60), |lines| {
+        harness::emailed(lines).len() >= 50
+    });
+}

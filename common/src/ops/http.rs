@@ -4,8 +4,8 @@
 //! - `/metrics`: the service's Prometheus registry (see `metrics.rs`);
 //! - `/health` (liveness): 200 while the actor system answers;
 //! - `/ready` (readiness): 200 once the consumer has partitions (a service
-//!   without one: once its producer exists) and the broker answers; 503 with the
-//!   reason otherwise, and while shutting down.
+//!   without one: once its producer exists), the broker answers and the store
+//!   (if any) keeps up; 503 with the reason otherwise, and while shutting down.
 
 use crate::actor::in_flight::InFlight;
 use crate::kafka::producer::KafkaProducer;
@@ -13,6 +13,7 @@ use crate::kafka::rebalance::GroupConsumer;
 use crate::ops::metrics::Metrics;
 use crate::runtime::setup_error::SetupError;
 use crate::runtime::shutdown::Shutdown;
+use crate::store::Store;
 use actix_rt::ArbiterHandle;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use log::info;
@@ -37,6 +38,7 @@ pub struct Endpoints {
 pub struct Readiness {
     producer: Arc<OnceLock<KafkaProducer>>,
     consumer: Arc<OnceLock<Arc<GroupConsumer>>>,
+    store: Arc<OnceLock<Store>>,
 }
 
 impl Readiness {
@@ -48,8 +50,15 @@ impl Readiness {
         let _ = self.consumer.set(consumer);
     }
 
+    pub fn store_opened(&self, store: Store) {
+        let _ = self.store.set(store);
+    }
+
     /// Why the service is not ready, if it is not. Blocking: asks the broker.
     fn check(&self) -> Result<(), String> {
+        if let Some(stalled) = self.store.get().and_then(Store::stalled) {
+            return Err(stalled);
+        }
         let answer = match (self.consumer.get(), self.producer.get()) {
             (Some(consumer), _) => {
                 if consumer.assignment().map_or(0, |partitions| partitions.count()) == 0 {

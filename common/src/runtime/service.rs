@@ -194,7 +194,9 @@ impl Service {
         let setup = store.setup(self.name, self.writer_identity());
         let url = setup.url.shown();
         info!(target: "store", "store: {url}, written as {}", setup.instance);
-        Store::open(setup).map_err(|source| SetupError::Store { url, source })
+        let store = Store::open(setup).map_err(|source| SetupError::Store { url, source })?;
+        self.readiness.store_opened(store.clone());
+        Ok(store)
     }
 
     /// Who this process is in the records it writes: its `--instance-id` (or

@@ -15,15 +15,17 @@
 //! callback. While the store is unreachable it retries the batch and says so
 //! every few seconds: nothing is charged or emailed that was not recorded.
 
+mod health;
 mod postgres;
 mod rules;
 mod schema;
 mod sqlite;
 mod writer;
 
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use thiserror::Error;
 
+pub use health::STALL_BOUND;
 use rules::{apply, ClaimRow, Statements};
 pub use writer::MAX_BATCH;
 
@@ -152,6 +154,7 @@ pub type Reply<T> = Box<dyn FnOnce(T) + Send>;
 #[derive(Clone)]
 pub struct Store {
     requests: mpsc::Sender<Op>,
+    health: Arc<health::Health>,
 }
 
 /// How a service opens its store.
@@ -167,7 +170,14 @@ impl Store {
     /// tables) at once, and keeps trying while the store is unreachable. A
     /// store this service cannot use ([`StoreError::is_fatal`]) is an error.
     pub fn open(setup: StoreSetup) -> Result<Store, StoreError> {
-        Ok(Store { requests: writer::start(setup)? })
+        let health = Arc::new(health::Health::new(setup.url.shown()));
+        Ok(Store { requests: writer::start(setup, health.clone())?, health })
+    }
+
+    /// Why the store is not keeping up, if a batch has waited for its commit
+    /// longer than [`STALL_BOUND`].
+    pub fn stalled(&self) -> Option<String> {
+        self.health.stalled(STALL_BOUND)
     }
 
     /// Records `charge` unless its order is recorded already; `reply` is told which.

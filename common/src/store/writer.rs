@@ -1,9 +1,10 @@
 //! The store's writer thread: takes what is queued, runs it in one transaction,
 //! answers each request; retries while the store is unreachable.
 
+use super::health::Health;
 use super::{connect, Backend, Op, StoreError, StoreSetup};
 use log::{info, warn};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 /// The most requests one transaction takes.
@@ -20,14 +21,14 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Starts the writer thread, and waits for its first try at connecting: a store
 /// this service cannot use is an error; one that is away is tried again.
-pub(super) fn start(setup: StoreSetup) -> Result<mpsc::Sender<Op>, StoreError> {
+pub(super) fn start(setup: StoreSetup, health: Arc<Health>) -> Result<mpsc::Sender<Op>, StoreError> {
     let (requests, queue) = mpsc::channel();
     let (opened, first_try) = mpsc::channel();
     std::thread::Builder::new()
         .name("store".into())
         .spawn(move || {
             let mut writer =
-                Writer { setup, backend: None, last_complaint: None, next_prune: Instant::now() };
+                Writer { setup, health, backend: None, last_complaint: None, next_prune: Instant::now() };
             let usable = writer.first_connect();
             let fatal = usable.is_err();
             let _ = opened.send(usable);
@@ -42,6 +43,7 @@ pub(super) fn start(setup: StoreSetup) -> Result<mpsc::Sender<Op>, StoreError> {
 
 struct Writer {
     setup: StoreSetup,
+    health: Arc<Health>,
     backend: Option<Box<dyn Backend>>,
     last_complaint: Option<Instant>,
     next_prune: Instant,
@@ -84,6 +86,7 @@ impl Writer {
         ops.sort_by_key(Op::order_id);
         let mut backoff = Duration::from_millis(50);
         let instance = self.setup.instance.clone();
+        self.health.batch_started();
         loop {
             let Some(backend) = self.connected() else {
                 std::thread::sleep(backoff); // nothing to wait on but time: the store is away
@@ -92,6 +95,7 @@ impl Writer {
             };
             match backend.run(ops, &instance) {
                 Ok(()) => {
+                    self.health.committed();
                     if self.last_complaint.take().is_some() {
                         info!(target: "store", "the store {} answers again", self.setup.url.shown());
                     }
@@ -118,8 +122,9 @@ impl Writer {
         self.backend.as_mut()
     }
 
-    /// Says what is wrong, at most once every few seconds.
+    /// Says what is wrong, at most once every few seconds; `/ready` has it at once.
     fn complain(&mut self, what: &str) {
+        self.health.failed(what.to_string());
         if self.last_complaint.is_some_and(|at| at.elapsed() < COMPLAIN_EVERY) {
             return;
         }
