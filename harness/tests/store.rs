@@ -206,3 +206,30 @@ fn an_order_id_recorded_for_another_order_is_dead_lettered_as_a_conflict() {
     assert_eq!(charges.len(), 20, "the conflict was not charged");
     assert_eq!(emailed(&notification.lines())[&order_id], 1, "the true copy was not emailed again");
 }
+
+/// A SQLite store deleted under a running payment-service ends it at its next
+/// batch, with exit status 1 and a line naming the file: it records nothing in
+/// a file that another instance, opening the path now, would not share.
+#[test]
+fn a_sqlite_store_deleted_under_a_running_service_ends_it() {
+    let broker = Broker::start();
+    let mut payment = ServiceProcess::start("payment-service", &broker, &[]);
+    let mut orders = ServiceProcess::start("order-service", &broker, &["--count", "20", "--rate", "0"]);
+    payment.wait_until("it pays every order", MINUTE, |lines| {
+        harness::count_orders(lines, harness::PAID).len() >= 20
+    });
+    assert!(orders.wait_exit(MINUTE).success(), "order-service failed");
+    let path = harness::store_path(&broker.address, "payment-service");
+    std::fs::remove_file(&path).expect("the store file is deleted");
+    let mut more = ServiceProcess::start(
+        "order-service",
+        &broker,
+        &["--count", "20", "--rate", "0", "--start-id", "2001"],
+    );
+    let status = payment.wait_exit(MINUTE);
+    assert_eq!(status.code(), Some(1), "payment-service with its store deleted: {status}");
+    let why = format!("the store file {} was deleted or replaced while in use", path.display());
+    assert!(payment.lines().iter().any(|line| line.contains(&why)), "no line says {why:?}");
+    assert!(more.wait_exit(MINUTE).success(), "order-service failed");
+    assert!(!path.exists() || store::charges(&path).is_empty(), "a charge was recorded in a new file");
+}

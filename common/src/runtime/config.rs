@@ -98,7 +98,9 @@ pub struct DedupArgs {
 pub struct StoreArgs {
     /// The store: `sqlite://PATH` (instances on one host share the file) or
     /// `postgres://USER@HOST:PORT/DB` (instances on several hosts). Default:
-    /// `sqlite://<service>.db` in the working directory.
+    /// `sqlite://$XDG_STATE_HOME/order-pipeline/<service>.db`
+    /// (`~/.local/state/order-pipeline/<service>.db` without XDG_STATE_HOME):
+    /// one file for every instance of this user on this host, wherever it starts.
     #[arg(long, env = "PIPELINE_STORE", value_name = "URL", value_parser = StoreUrl::parse)]
     pub store: Option<StoreUrl>,
     /// Rows older than this many days are pruned from the store.
@@ -109,9 +111,22 @@ pub struct StoreArgs {
 impl StoreArgs {
     /// The store of `service`, written by this process as `instance`.
     pub fn setup(&self, service: &str, instance: String) -> StoreSetup {
-        let url = self.store.clone().unwrap_or_else(|| StoreUrl::Sqlite(format!("{service}.db")));
+        let url = self.store.clone().unwrap_or_else(|| StoreUrl::Sqlite(default_store(service)));
         StoreSetup { url, instance, retention_days: self.store_retention_days }
     }
+}
+
+/// The default store file of `service`, its folder made if missing (a folder
+/// that cannot be made shows as the store being unavailable).
+fn default_store(service: &str) -> String {
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .filter(|dir| !dir.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| std::path::Path::new(&home).join(".local/state")))
+        .unwrap_or_default();
+    let folder = state.join("order-pipeline");
+    let _ = std::fs::create_dir_all(&folder);
+    folder.join(format!("{service}.db")).display().to_string()
 }
 
 /// Supervision limits, fault injection, flow control and counters.

@@ -19,6 +19,16 @@ macro_rules! now_ms {
     };
 }
 
+/// Which file a path names: its device and inode.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct FileId(u64, u64);
+
+/// The file at `path` now, if there is one.
+pub(super) fn file_id(path: &str) -> Option<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|file| FileId(file.dev(), file.ino()))
+}
+
 pub(super) struct Sqlite {
     connection: Connection,
 }

@@ -2,7 +2,8 @@
 //! answers each request; retries while the store is unreachable.
 
 use super::health::Health;
-use super::{connect, Backend, Op, StoreError, StoreSetup};
+use super::sqlite::{self, FileId};
+use super::{connect, Backend, Op, StoreError, StoreSetup, StoreUrl};
 use log::{info, warn};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -27,8 +28,14 @@ pub(super) fn start(setup: StoreSetup, health: Arc<Health>) -> Result<mpsc::Send
     std::thread::Builder::new()
         .name("store".into())
         .spawn(move || {
-            let mut writer =
-                Writer { setup, health, backend: None, last_complaint: None, next_prune: Instant::now() };
+            let mut writer = Writer {
+                setup,
+                health,
+                backend: None,
+                file: None,
+                last_complaint: None,
+                next_prune: Instant::now(),
+            };
             let usable = writer.first_connect();
             let fatal = usable.is_err();
             let _ = opened.send(usable);
@@ -45,6 +52,8 @@ struct Writer {
     setup: StoreSetup,
     health: Arc<Health>,
     backend: Option<Box<dyn Backend>>,
+    /// The SQLite file first opened: the fence every instance of the host shares.
+    file: Option<FileId>,
     last_complaint: Option<Instant>,
     next_prune: Instant,
 }
@@ -53,7 +62,7 @@ impl Writer {
     /// Connects at once, so that a bad path or server shows at start.
     fn first_connect(&mut self) -> Result<(), StoreError> {
         match connect(&self.setup.url, &self.setup.instance) {
-            Ok(backend) => self.backend = Some(backend),
+            Ok(backend) => self.opened(backend),
             Err(e) if e.is_fatal() => return Err(e),
             Err(e) => self.complain(&format!("cannot open it: {e}")),
         }
@@ -88,11 +97,13 @@ impl Writer {
         let instance = self.setup.instance.clone();
         self.health.batch_started();
         loop {
-            let Some(backend) = self.connected() else {
+            if self.connected().is_none() {
                 std::thread::sleep(backoff); // nothing to wait on but time: the store is away
                 backoff = (backoff * 2).min(MAX_BACKOFF);
                 continue;
-            };
+            }
+            self.check_file();
+            let Some(backend) = self.backend.as_mut() else { continue };
             match backend.run(ops, &instance) {
                 Ok(()) => {
                     self.health.committed();
@@ -115,11 +126,36 @@ impl Writer {
     fn connected(&mut self) -> Option<&mut Box<dyn Backend>> {
         if self.backend.is_none() {
             match connect(&self.setup.url, &self.setup.instance) {
-                Ok(backend) => self.backend = Some(backend),
+                Ok(backend) => self.opened(backend),
                 Err(e) => self.complain(&format!("cannot open it: {e}")),
             }
         }
         self.backend.as_mut()
+    }
+
+    fn opened(&mut self, backend: Box<dyn Backend>) {
+        self.backend = Some(backend);
+        if let (None, StoreUrl::Sqlite(path)) = (self.file, &self.setup.url) {
+            self.file = sqlite::file_id(path);
+        }
+    }
+
+    /// Ends the service if the SQLite file it opened is no longer at its path
+    /// (deleted, or replaced): an instance opening the path now would keep a
+    /// fence of its own, and decide again what this one decided.
+    fn check_file(&self) {
+        let (Some(opened), StoreUrl::Sqlite(path)) = (self.file, &self.setup.url) else { return };
+        if sqlite::file_id(path) == Some(opened) {
+            return;
+        }
+        log::error!(
+            target: "store",
+            "the store file {path} was deleted or replaced while in use: exiting with status 1, recording \
+             nothing more (instances opening it now would keep a fence of their own); restore the file, \
+             or start every instance on one new store"
+        );
+        crate::runtime::logging::flush();
+        std::process::exit(1);
     }
 
     /// Says what is wrong, at most once every few seconds; `/ready` has it at once.
