@@ -2,7 +2,11 @@
 //! may refuse it for a while (`--email-failure-rate` makes it refuse on purpose).
 //!
 //! The email is the pair of log lines; they are written only once the send went
-//! through, so a line in the log is an email the customer has.
+//! through, so a line in the log is an email the customer has. Each email
+//! carries an idempotency key, `order-<id>`, as a mail provider's API takes one:
+//! an email sent again for the same order (in doubt, after its sender died
+//! between the send and its record) bears the same key, so that a provider
+//! that honours keys drops the repeat.
 
 use common::actor::error::ActorError;
 use common::wire::event::{OrderEvent, Status};
@@ -35,14 +39,14 @@ impl Mailer {
             info!(
                 target: "NotificationActor",
                 "✅ Payment Successful for Order {order} (User {user})\n\
-                 📨 Email sent to customer confirming successful order."
+                 📨 Email sent to customer confirming successful order (idempotency key order-{order})."
             );
         } else {
             let reason = payment.reason.as_deref().unwrap_or("no reason given");
             info!(
                 target: "NotificationActor",
                 "❌ Payment Failed for Order {order} (User {user}): {reason}\n\
-                 📨 Email sent to customer explaining the failed payment ({reason})."
+                 📨 Email sent to customer explaining the failed payment ({reason}; idempotency key order-{order})."
             );
         }
         Ok(())
