@@ -62,6 +62,40 @@ impl Postgres {
         self.as_postgres("pg_ctl", &["-D", &self.data(), "-l", &log, "-o", &options, "-w", "start"]);
     }
 
+    /// Freezes every process of the server (SIGSTOP): its connections stay open
+    /// and its kernel still acknowledges what clients send, but nothing answers,
+    /// as a server in a stalled VM.
+    pub fn hang(&self) {
+        self.signal_all(nix::sys::signal::Signal::SIGSTOP);
+    }
+
+    /// Lets a hung server go on (SIGCONT).
+    pub fn unhang(&self) {
+        self.signal_all(nix::sys::signal::Signal::SIGCONT);
+    }
+
+    /// Sends `signal` to the server's postmaster and each of its children.
+    fn signal_all(&self, signal: nix::sys::signal::Signal) {
+        let pid_file = std::path::Path::new(&self.data()).join("postmaster.pid");
+        let postmaster: i32 = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|text| text.lines().next()?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no postmaster pid in {}", pid_file.display()));
+        let parent_of = |pid: i32| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // pid (comm) state ppid ...: comm may hold spaces, so read after its ')'.
+            stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse::<i32>().ok()
+        };
+        let children = std::fs::read_dir("/proc")
+            .expect("/proc is readable")
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|&pid| parent_of(pid) == Some(postmaster));
+        for pid in std::iter::once(postmaster).chain(children) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+            // one may have just ended
+        }
+    }
+
     /// Runs an SQL statement with psql and returns its unaligned output.
     pub fn query(&self, sql: &str) -> String {
         let output = Command::new("psql")

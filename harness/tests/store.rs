@@ -95,8 +95,28 @@ fn postgres_fences_a_second_writer() {
 /// services wait, say so, record and publish nothing meanwhile, and carry on.
 #[test]
 fn the_pipeline_on_postgres_waits_out_the_store_going_away() {
-    const ORDERS: u64 = 1000;
     let postgres = Postgres::start();
+    the_pipeline_on_postgres_waits_out(&postgres, Postgres::stop, Postgres::resume, "is unavailable");
+}
+
+/// The same with the server hung (every process of it SIGSTOPped) instead:
+/// connections stay open and nothing answers, so no statement fails; the
+/// store's watchdog says that nothing commits.
+#[test]
+fn the_pipeline_on_postgres_waits_out_the_store_hanging() {
+    let postgres = Postgres::start();
+    the_pipeline_on_postgres_waits_out(&postgres, Postgres::hang, Postgres::unhang, "has not committed for");
+}
+
+/// The pipeline on `postgres`, with `away` done to it once 300 orders are
+/// emailed, until the services say `said`; then `back`.
+fn the_pipeline_on_postgres_waits_out(
+    postgres: &Postgres,
+    away: impl Fn(&Postgres),
+    back: impl Fn(&Postgres),
+    said: &str,
+) {
+    const ORDERS: u64 = 1000;
     let broker = Broker::start();
     let url = postgres.url();
     let store = ["--store", url.as_str(), "--decline-rate", "0.5"];
@@ -109,15 +129,15 @@ fn the_pipeline_on_postgres_waits_out_the_store_going_away() {
     let mut orders =
         ServiceProcess::start("order-service", &broker, &["--count", &ORDERS.to_string(), "--rate", "100"]);
     notification.wait_until("300 orders are emailed", MINUTE, |lines| emailed(lines).len() >= 300);
-    postgres.stop();
-    notification.wait_until("it says the store is away", MINUTE, |lines| {
-        lines.iter().any(|l| l.contains("the store postgres://") && l.contains("is unavailable"))
+    away(postgres);
+    notification.wait_until(&format!("it says the store {said}"), MINUTE, |lines| {
+        lines.iter().any(|l| l.contains("the store postgres://") && l.contains(said))
     });
     let emailed_while_away = emailed(&notification.lines()).len();
-    payments[0].wait_until("it says the store is away", MINUTE, |lines| {
-        lines.iter().any(|l| l.contains("is unavailable"))
+    payments[0].wait_until(&format!("it says the store {said}"), MINUTE, |lines| {
+        lines.iter().any(|l| l.contains(said))
     });
-    postgres.resume();
+    back(postgres);
     notification
         .wait_until("every order is emailed", 3 * MINUTE, |lines| emailed(lines).len() as u64 >= ORDERS);
     assert!(

@@ -2,10 +2,15 @@
 //! waited for its commit, and the last error it met. A store that has not
 //! committed a batch for longer than [`STALL_BOUND`] makes the service not
 //! ready: events wait on it, and an orchestrator should send work elsewhere.
-//! (The writer says why in its own WARN lines, every few seconds.)
+//! A watchdog says so in a WARN line every few seconds, also while the writer
+//! itself is blocked (a server that hangs without closing its connection).
 
-use std::sync::{Mutex, PoisonError};
+use log::warn;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
+
+/// How often the watchdog looks, and says what it sees.
+const WATCH_EVERY: Duration = Duration::from_secs(5);
 
 /// How long a batch may wait for its commit before the service is not ready:
 /// past the waits the store's own bounds allow one try (SQLite's
@@ -43,6 +48,22 @@ impl Health {
 
     pub(super) fn committed(&self) {
         *self.state() = State::default();
+    }
+
+    /// Starts a thread that logs a WARN line every [`WATCH_EVERY`] while the
+    /// store is stalled; it ends with the last handle on `health`.
+    pub(super) fn watch(health: &Arc<Health>) {
+        let watched: Weak<Health> = Arc::downgrade(health);
+        let spawned = std::thread::Builder::new().name("store-watchdog".into()).spawn(move || loop {
+            std::thread::sleep(WATCH_EVERY); // a watchdog's period: it looks at a clock
+            let Some(health) = watched.upgrade() else { return };
+            if let Some(why) = health.stalled(STALL_BOUND) {
+                warn!(target: "store", "{why} (events wait; /ready answers 503 until it commits)");
+            }
+        });
+        if let Err(e) = spawned {
+            warn!(target: "store", "cannot start the store's watchdog ({e}): a stall shows only in /ready");
+        }
     }
 
     /// Why the store is not keeping up, if a batch has waited longer than `bound`.

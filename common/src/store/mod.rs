@@ -171,7 +171,9 @@ impl Store {
     /// store this service cannot use ([`StoreError::is_fatal`]) is an error.
     pub fn open(setup: StoreSetup) -> Result<Store, StoreError> {
         let health = Arc::new(health::Health::new(setup.url.shown()));
-        Ok(Store { requests: writer::start(setup, health.clone())?, health })
+        let requests = writer::start(setup, health.clone())?;
+        health::Health::watch(&health);
+        Ok(Store { requests, health })
     }
 
     /// Why the store is not keeping up, if a batch has waited for its commit
