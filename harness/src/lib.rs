@@ -23,6 +23,7 @@ pub mod proxy;
 pub mod scrape;
 mod security;
 mod service_process;
+pub mod small_disk;
 pub mod store;
 mod test_folder;
 mod topics;

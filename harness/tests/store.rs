@@ -253,3 +253,37 @@ fn a_sqlite_store_deleted_under_a_running_service_ends_it() {
     assert!(more.wait_exit(MINUTE).success(), "order-service failed");
     assert!(!path.exists() || store::charges(&path).is_empty(), "a charge was recorded in a new file");
 }
+
+/// notification-service's SQLite store on a disk that fills up while orders
+/// flow: it records nothing, sends nothing unclaimed, says the store is
+/// unavailable and waits; once there is room, every order is emailed once.
+#[test]
+fn a_full_disk_under_the_store_holds_emails_back_until_there_is_room() {
+    let disk = harness::small_disk::SmallDisk::mount("store");
+    let broker = Broker::start();
+    let url = format!("sqlite://{}", disk.dir.join("notification-service.db").display());
+    let notification = ServiceProcess::start("notification-service", &broker, &["--store", &url]);
+    let _payment = ServiceProcess::start("payment-service", &broker, &[]);
+    let mut warm_up = ServiceProcess::start("order-service", &broker, &["--count", "50", "--rate", "0"]);
+    notification.wait_until("the warm-up is emailed", MINUTE, |lines| emailed(lines).len() >= 50);
+    assert!(warm_up.wait_exit(MINUTE).success(), "order-service failed");
+
+    let filler = disk.fill();
+    let mut orders = ServiceProcess::start(
+        "order-service",
+        &broker,
+        &["--count", "500", "--rate", "0", "--start-id", "2001"],
+    );
+    notification.wait_until("it says the store is unavailable", MINUTE, |lines| {
+        lines.iter().any(|l| l.contains("is unavailable") && l.contains("full"))
+    });
+    let emailed_while_full = emailed(&notification.lines()).len();
+    assert!(emailed_while_full < 550, "every order was emailed before the disk was full: nothing was tested");
+    std::fs::remove_file(&filler).expect("the filler is deleted");
+    assert!(orders.wait_exit(MINUTE).success(), "order-service failed");
+    notification.wait_until("every order is emailed", MINUTE, |lines| emailed(lines).len() >= 550);
+    let emails = emailed(&notification.lines());
+    let twice: Vec<_> = emails.iter().filter(|(_, &n)| n > 1).collect();
+    assert!(twice.is_empty(), "emailed twice: {twice:?}");
+    println!("{emailed_while_full} of 550 emailed when the disk was full");
+}
