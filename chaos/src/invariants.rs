@@ -33,6 +33,10 @@ pub struct Observed {
     pub store_errors: Vec<String>,
     /// Emails sent, by order id: when each was logged (ms since the Unix epoch).
     pub emails: BTreeMap<u64, Vec<u64>>,
+    /// Claims taken over from an instance that never recorded the email as sent.
+    pub takeovers: usize,
+    /// Claims renewed before their email was sent (the claim was old by then).
+    pub renewals: usize,
     /// Poison records not found in `order_topic.dlq`.
     pub poison_missing: Vec<Poison>,
     pub poison_injected: usize,
@@ -83,7 +87,10 @@ pub fn observe(broker: &Broker, pipeline: &Pipeline, poison: &[Poison]) -> Obser
         &mut store_errors,
     );
     let mut emails: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
-    for line in &pipeline.notification_lines() {
+    let notification_lines = pipeline.notification_lines();
+    let logged = |marker: &str| notification_lines.iter().filter(|line| line.contains(marker)).count();
+    let (takeovers, renewals) = (logged(harness::TAKEN_OVER), logged(harness::RENEWED));
+    for line in &notification_lines {
         let Some(id) = EMAILED.iter().find_map(|marker| order_after(line, marker)) else { continue };
         emails.entry(id).or_default().push(timestamp_ms(line).unwrap_or_default());
     }
@@ -101,6 +108,8 @@ pub fn observe(broker: &Broker, pipeline: &Pipeline, poison: &[Poison]) -> Obser
         email_records,
         store_errors,
         emails,
+        takeovers,
+        renewals,
         poison_missing: poison.iter().filter(|p| !in_dlq(p)).cloned().collect(),
         poison_injected: poison.len(),
         dead_lettered: dead_letters.len(),
@@ -129,6 +138,9 @@ pub struct Outcome {
     pub emailed_twice: usize,
     /// Emails whose claim was taken over from an instance that may have sent it.
     pub emails_in_doubt: usize,
+    /// Takeovers and renewals of claims, as the instances logged them.
+    pub claims_taken_over: usize,
+    pub claims_renewed: usize,
     pub dead_lettered: usize,
     pub poison_injected: usize,
     pub lost: usize,
@@ -270,6 +282,8 @@ pub fn check(seen: &Observed, orders: u64, drain: Drain, not_stopped: &[String])
         emailed: seen.emails.len(),
         emailed_twice: emailed_twice.len(),
         emails_in_doubt,
+        claims_taken_over: seen.takeovers,
+        claims_renewed: seen.renewals,
         dead_lettered: seen.dead_lettered,
         poison_injected: seen.poison_injected,
         lost: lost.len(),

@@ -99,8 +99,8 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "  emailed {}, emailed twice {}, emails in doubt {}",
-            o.emailed, o.emailed_twice, o.emails_in_doubt
+            "  emailed {}, emailed twice {}, emails in doubt {}; claims taken over {}, renewed {}",
+            o.emailed, o.emailed_twice, o.emails_in_doubt, o.claims_taken_over, o.claims_renewed
         );
         let _ = writeln!(out, "  poison injected {}, dead-lettered {}", o.poison_injected, o.dead_lettered);
         let _ = writeln!(
@@ -135,6 +135,8 @@ impl Report {
             "emailed": o.emailed,
             "emailed_twice": o.emailed_twice,
             "emails_in_doubt": o.emails_in_doubt,
+            "claims_taken_over": o.claims_taken_over,
+            "claims_renewed": o.claims_renewed,
             "dead_lettered": o.dead_lettered,
             "poison_injected": o.poison_injected,
             "lost": o.lost,

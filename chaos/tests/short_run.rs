@@ -27,6 +27,8 @@ fn a_short_storm_loses_nothing_and_charges_once() {
         "paid_twice",
         "payment_event_copies",
         "emails_in_doubt",
+        "claims_taken_over",
+        "claims_renewed",
         "unseen",
     ] {
         number(key);

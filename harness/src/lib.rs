@@ -33,6 +33,7 @@ pub use broker::Broker;
 pub use logline::{counter, errors, summary, tail};
 pub use orders::{
     assert_at_least_once, assert_exactly_once, count_orders, emailed, DECLINED_NOTIFIED, NOTIFIED, PAID,
+    RENEWED, TAKEN_OVER,
 };
 pub use security::Security;
 pub use service_process::{interrupt, wait_until_all, ServiceProcess};

@@ -25,6 +25,13 @@ pub const NOTIFIED: &str = "✅ Payment Successful for Order ";
 /// The marker of a notification of a declined payment.
 pub const DECLINED_NOTIFIED: &str = "❌ Payment Failed for Order ";
 
+/// The marker of a claim on an email taken over from an instance that never
+/// recorded it as sent (notification-service): an email in doubt.
+pub const TAKEN_OVER: &str = "which never recorded it as sent";
+
+/// The marker of a claim renewed before its email is sent (notification-service).
+pub const RENEWED: &str = "renewing it before sending";
+
 /// The marker of a payment event the broker acknowledged (payment-service).
 pub const PAID: &str = "✅ Payment Event Sent: {\"order_id\":";
 

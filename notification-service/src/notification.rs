@@ -131,6 +131,11 @@ impl NotificationActor {
         }
         match verdict {
             EmailVerdict::Claimed | EmailVerdict::TakenOver { .. } if asked.elapsed() > RENEW_AFTER => {
+                info!(
+                    target: Self::NAME,
+                    "order {order_id}'s claim was granted {} ms after it was asked for: renewing it before sending",
+                    asked.elapsed().as_millis()
+                );
                 self.claim(payment.clone(), true, ctx);
             }
             EmailVerdict::Claimed | EmailVerdict::TakenOver { .. } => self.send(payment, ctx)?,
