@@ -4,15 +4,17 @@
 //! It starts its own broker (durable storage, a free port) on a network of its
 //! own (a bridge; each consumer service's instance `#2` on a host of its own, a
 //! network namespace), advertised behind a proxy that every client goes
-//! through; then order-service, two payment-service and two
-//! notification-service instances, every one with injected actor crashes and
-//! deciding for itself; and plays a storm drawn from the seed (`storm.rs`):
-//! kills, broker restarts, poison records, a pause and a cut that make zombies,
-//! a slow network, a churn of instances. Then it heals whatever is left, waits
-//! for the pipeline to drain, stops everything gracefully, and checks the
-//! invariants from the topics, the stores and the services' logs
-//! (`invariants.rs`). It prints a report (`report.rs`), with `--json` one JSON
-//! line last, and exits 0 only when every invariant holds.
+//! through; then two payment-service and two notification-service instances
+//! and, once they have their partitions, order-service, every one with
+//! injected actor crashes and deciding for itself; and plays a storm drawn from
+//! the seed (`storm.rs`): kills, broker restarts, poison records, a pause and a
+//! cut that make zombies, a slow network, a churn of instances, while the
+//! orders flow (they outlast its last strike; a fault that meets an idle
+//! pipeline ends the run with status 2: it tests nothing). Then it heals
+//! whatever is left, waits for the pipeline to drain, stops everything
+//! gracefully, and checks the invariants from the topics, the stores and the
+//! services' logs (`invariants.rs`). It prints a report (`report.rs`), with
+//! `--json` one JSON line last, and exits 0 only when every invariant holds.
 //!
 //! Needs root (the network namespaces). Ctrl-C removes the network and kills
 //! every process it started.
@@ -49,8 +51,10 @@ struct Args {
     json: bool,
 }
 
-/// How long the orders flow: about as long as the storm plays.
-const ORDER_FLOW: Duration = Duration::from_secs(40);
+/// How long the orders flow past the storm's last strike (counted from the
+/// first email, which comes moments after the orders start): every fault, the
+/// last one too, meets orders in flight on a machine of any speed.
+const FLOW_AFTER_LAST_STRIKE: Duration = Duration::from_secs(5);
 /// How long the pipeline may take to email every order once the storm is over.
 const SETTLE: Duration = Duration::from_secs(120);
 
@@ -66,7 +70,8 @@ fn main() -> ExitCode {
     // Declared first, dropped last: the network outlives every process on it.
     let network = Network::new();
     let (mut broker, proxy) = Broker::start_behind_proxy_on(network.bridge_ip());
-    let rate = (args.orders as f64 / ORDER_FLOW.as_secs_f64()).max(5.0);
+    let flow = storm::last_strike(&plan) + FLOW_AFTER_LAST_STRIKE;
+    let rate = args.orders as f64 / flow.as_secs_f64();
     let mut pipeline = Pipeline::start(&broker, &network, seed, args.orders, rate);
 
     let mut at_ms = vec![0; plan.len()];
@@ -99,6 +104,9 @@ fn main() -> ExitCode {
                     Fault::Slow { delay, .. } => proxy.set_delay(*delay),
                     Fault::Churn { .. } => {}
                 }
+                if fault.is_process_fault() && met_an_idle_pipeline(&pipeline, clock, &fault.describe()) {
+                    return ExitCode::from(2);
+                }
             }
             Action::Heal(i) => {
                 let fault = &plan[i].fault;
@@ -125,6 +133,9 @@ fn main() -> ExitCode {
                     ChurnAction::Kill(n) => ("SIGKILL", pipeline.churn_stop(kind, n, true)),
                 };
                 println!("chaos: {clock:5.1} s    churn: {what} {} ({pid})", kind.name());
+                if met_an_idle_pipeline(&pipeline, clock, &format!("churn: {what} {}", kind.name())) {
+                    return ExitCode::from(2);
+                }
             }
         }
     }
@@ -172,6 +183,14 @@ fn main() -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// Whether the pipeline is idle as `fault` has just struck (`clock` s into the
+/// run), and says so: every order made and emailed, the fault tests nothing.
+fn met_an_idle_pipeline(pipeline: &Pipeline, clock: f64, fault: &str) -> bool {
+    let Some(idle) = pipeline.idle() else { return false };
+    eprintln!("chaos: {clock:5.1} s  {fault}: it met an idle pipeline ({idle}): nothing was tested");
+    true
 }
 
 /// The pipe's end that a signal handler writes to, to wake [`clean_up_on_signals`]'s thread.

@@ -69,27 +69,37 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Starts every service and waits for the first email.
-    /// The broker must be reachable from `network`'s hosts.
+    /// Starts every consumer instance, waits until each has its partitions
+    /// (the groups' first assignment waits 3 s, more as members join), then
+    /// starts order-service and waits for the first email: the orders flow
+    /// from about then. The broker must be reachable from `network`'s hosts.
     pub fn start(broker: &Broker, network: &Network, seed: u64, count: u64, rate: f64) -> Pipeline {
         let hosts = [network.add_host(), network.add_host()];
-        let mut pipeline = Pipeline {
+        let mut started = 0;
+        let mut instances = [Vec::new(), Vec::new()];
+        for kind in [Kind::Payment, Kind::Notification] {
+            for number in 1..=2 {
+                started += 1;
+                let instance = start_instance(broker, &hosts, seed, started, kind, Some(number));
+                instances[kind.index()].push(instance);
+            }
+        }
+        for instance in instances.iter().flatten() {
+            instance.wait_until("it is given partitions", Duration::from_secs(120), |lines| {
+                lines.iter().any(|l| l.contains("partitions assigned: ") && l.contains("_topic["))
+            });
+        }
+        let pipeline = Pipeline {
             seed,
             count,
             orders: start_orders(broker, seed, count, rate),
-            instances: [Vec::new(), Vec::new()],
+            instances,
             hosts,
             churned: [Vec::new(), Vec::new()],
             interrupted: Vec::new(),
             retired: Vec::new(),
-            started: 0,
+            started,
         };
-        for kind in [Kind::Payment, Kind::Notification] {
-            for number in 1..=2 {
-                let instance = pipeline.start_instance(broker, kind, Some(number));
-                pipeline.instances[kind.index()].push(instance);
-            }
-        }
         let notifications = &pipeline.instances[Kind::Notification.index()];
         let deadline = Instant::now() + Duration::from_secs(120);
         while distinct_emails(&notifications.iter().flat_map(ServiceProcess::lines).collect::<Vec<_>>()) == 0
@@ -104,24 +114,7 @@ impl Pipeline {
     /// namespace; 2: dynamic member on its host), or one of the churn's.
     fn start_instance(&mut self, broker: &Broker, kind: Kind, number: Option<usize>) -> ServiceProcess {
         self.started += 1;
-        let seed = (self.seed.wrapping_add(self.started)).to_string();
-        // Odd instances crash by panicking, even ones by returning errors.
-        let mode = if self.started % 2 == 1 { "panic" } else { "error" };
-        let mut args =
-            vec!["--seed", &seed, "--crash-rate", CRASH_RATE, "--crash-actor", "any", "--crash-mode", mode];
-        args.extend(["--broker-wait-secs", "0"]);
-        if kind == Kind::Payment {
-            args.extend(["--decline-rate", DECLINE_RATE]);
-        }
-        let id = format!("{}-{}", kind.name().trim_end_matches("-service"), number.unwrap_or(0));
-        match number {
-            Some(1) => {
-                args.extend(["--instance-id", &id]);
-                ServiceProcess::start(kind.name(), broker, &args)
-            }
-            Some(_) => self.hosts[kind.index()].start(kind.name(), broker, &args),
-            None => ServiceProcess::start(kind.name(), broker, &args),
-        }
+        start_instance(broker, &self.hosts, self.seed, self.started, kind, number)
     }
 
     fn instance(&self, kind: Kind, number: usize) -> &ServiceProcess {
@@ -273,6 +266,12 @@ impl Pipeline {
         self.notifications().flat_map(ServiceProcess::lines).collect()
     }
 
+    /// Whether the pipeline is idle now (every order made and emailed), and
+    /// so a fault striking now tests nothing: see [`harness::logline::idle`].
+    pub fn idle(&self) -> Option<String> {
+        harness::logline::idle(&self.orders.lines(), &self.notification_lines(), self.count)
+    }
+
     /// Injected crashes per service, counted from the log lines of every process.
     pub fn injected_crashes(&self) -> Vec<(&'static str, usize)> {
         let all: Vec<&ServiceProcess> = std::iter::once(&self.orders)
@@ -294,8 +293,38 @@ impl Pipeline {
     }
 }
 
+/// Starts the `started`-th consumer instance of the run, of `kind`, `#number`
+/// (see [`Pipeline::start_instance`]).
+fn start_instance(
+    broker: &Broker,
+    hosts: &[Host; 2],
+    seed: u64,
+    started: u64,
+    kind: Kind,
+    number: Option<usize>,
+) -> ServiceProcess {
+    let seed = (seed.wrapping_add(started)).to_string();
+    // Odd instances crash by panicking, even ones by returning errors.
+    let mode = if started % 2 == 1 { "panic" } else { "error" };
+    let mut args =
+        vec!["--seed", &seed, "--crash-rate", CRASH_RATE, "--crash-actor", "any", "--crash-mode", mode];
+    args.extend(["--broker-wait-secs", "0"]);
+    if kind == Kind::Payment {
+        args.extend(["--decline-rate", DECLINE_RATE]);
+    }
+    let id = format!("{}-{}", kind.name().trim_end_matches("-service"), number.unwrap_or(0));
+    match number {
+        Some(1) => {
+            args.extend(["--instance-id", &id]);
+            ServiceProcess::start(kind.name(), broker, &args)
+        }
+        Some(_) => hosts[kind.index()].start(kind.name(), broker, &args),
+        None => ServiceProcess::start(kind.name(), broker, &args),
+    }
+}
+
 fn start_orders(broker: &Broker, seed: u64, count: u64, rate: f64) -> ServiceProcess {
-    let (count, rate, seed) = (count.to_string(), format!("{rate:.1}"), seed.to_string());
+    let (count, rate, seed) = (count.to_string(), format!("{rate:.3}"), seed.to_string());
     let args = ["--count", &count, "--rate", &rate, "--seed", &seed, "--crash-rate", CRASH_RATE];
     let faults = ["--crash-actor", "any", "--crash-mode", "panic", "--broker-wait-secs", "0"];
     ServiceProcess::start("order-service", broker, &[&args[..], &faults[..]].concat())

@@ -248,6 +248,13 @@ pub fn timeline(plan: &[Planned]) -> Vec<(Duration, Action)> {
     actions
 }
 
+/// When the last fault of `plan` strikes or its churn's last move is made,
+/// counted from the storm's start (a heal strikes nothing).
+pub fn last_strike(plan: &[Planned]) -> Duration {
+    let strikes = timeline(plan).into_iter().filter(|(_, action)| !matches!(action, Action::Heal(_)));
+    strikes.map(|(at, _)| at).max().unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,7 @@
 //! Reads the services' log lines: when a line was written (its UTC timestamp,
-//! `2026-11-25T19:34:12.112Z`), which order a notification line is about, the
-//! lines logged at ERROR, the counters of a `📊 summary:` line, and the tail a
-//! failure shows.
+//! `2026-11-25T19:34:12.112Z`), which order a notification line is about,
+//! whether the pipeline is idle, the lines logged at ERROR, the counters of a
+//! `📊 summary:` line, and the tail a failure shows.
 
 use crate::ServiceProcess;
 
@@ -36,6 +36,37 @@ pub fn order_after(line: &str, marker: &str) -> Option<u64> {
     let rest = line.split(marker).nth(1)?;
     let end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
     rest[..end].parse().ok()
+}
+
+/// The marker of an order made (order-service's `📦` line).
+pub const CREATED: &str = "📦 Order Created: {\"order_id\":";
+
+/// Whether the pipeline is idle, from the lines so far of order-service (asked
+/// for `count` orders) and of every notification-service process: if every
+/// order is made and every one emailed, says so; `None` while work is in
+/// flight (orders still to make, or made and not emailed yet). A fault that
+/// meets an idle pipeline tests nothing.
+pub fn idle(order_lines: &[String], notification_lines: &[String], count: u64) -> Option<String> {
+    let made = crate::count_orders(order_lines, CREATED);
+    let emailed = crate::emailed(notification_lines);
+    let unemailed = made.keys().filter(|id| !emailed.contains_key(id)).count();
+    (made.len() as u64 >= count && unemailed == 0)
+        .then(|| format!("all {} orders made and emailed", made.len()))
+}
+
+/// Panics unless work is in flight (see [`idle`]) for `orders` (asked for
+/// `count`) and the `notifications`: call it as `fault` strikes, so that a
+/// fault meeting an idle pipeline fails its test instead of passing it.
+pub fn assert_in_flight(
+    orders: &crate::ServiceProcess,
+    notifications: &[&crate::ServiceProcess],
+    count: u64,
+    fault: &str,
+) {
+    let lines: Vec<String> = notifications.iter().flat_map(|service| service.lines()).collect();
+    if let Some(idle) = idle(&orders.lines(), &lines, count) {
+        panic!("{fault} met an idle pipeline ({idle}): nothing was tested");
+    }
 }
 
 /// The last 40 of `lines`, one per line: what a failure shows of a service.
@@ -92,5 +123,16 @@ mod tests {
                     ✅ Payment Successful for Order 1002 (User 95)";
         assert_eq!(order_after(line, crate::NOTIFIED), Some(1002));
         assert_eq!(order_after("nothing here", crate::NOTIFIED), None);
+    }
+
+    #[test]
+    fn idle_only_once_every_order_is_made_and_emailed() {
+        let made: Vec<String> = [1001, 1002].map(|id| format!("{CREATED}{id},\"user_id\":7}}")).into();
+        let emailed = |ids: &[u64]| -> Vec<String> {
+            ids.iter().map(|id| format!("{}{id} (User 7)", crate::NOTIFIED)).collect()
+        };
+        assert_eq!(idle(&made, &emailed(&[1001]), 2), None, "1002 is in flight");
+        assert_eq!(idle(&made, &emailed(&[1001, 1002]), 3), None, "one order is still to make");
+        assert_eq!(idle(&made, &emailed(&[1001, 1002]), 2), Some("all 2 orders made and emailed".into()));
     }
 }

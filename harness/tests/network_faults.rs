@@ -162,6 +162,7 @@ fn instances_cut_off_from_the_broker_charge_and_email_nothing_twice() {
     });
     services[3].wait_until("it emails customers", MINUTE, |lines| emailed(lines).len() >= 50);
 
+    harness::logline::assert_in_flight(&orders, &[&services[2], &services[3]], ORDERS, "the cut");
     let since = [services[0].lines().len(), services[2].lines().len()];
     let cut_at = Instant::now();
     network.cut(&payment_host);
@@ -204,10 +205,12 @@ fn a_slow_network_charges_and_emails_nothing_twice() {
     finish(&broker, &mut orders, &mut services, &[]);
 }
 
-/// For 30 s, every 0.5-3 s, a payment-service or notification-service instance
+/// For 25 s, every 0.5-3 s, a payment-service or notification-service instance
 /// is started, or one is stopped (Ctrl-C or SIGKILL, at random), never fewer
 /// than one of each. The schedule comes from a seed, printed; `CHAOS_SEED=N`
-/// repeats it.
+/// repeats it. The orders start once every instance has its partitions (the
+/// group's first assignment waits 3 s, more as members join), so their 30 s
+/// outlast the churn: each move must meet orders in flight.
 #[test]
 fn instances_started_and_stopped_every_few_seconds_charge_and_email_nothing_twice() {
     let seed = std::env::var("CHAOS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
@@ -225,28 +228,43 @@ fn instances_started_and_stopped_every_few_seconds_charge_and_email_nothing_twic
     let mut alive: [Vec<ServiceProcess>; 2] =
         [vec![next(names[0]), next(names[0])], vec![next(names[1]), next(names[1])]];
     let (mut interrupted, mut killed) = (Vec::new(), Vec::new());
+    for instance in alive.iter().flatten() {
+        instance.wait_until("it is given partitions", MINUTE, |lines| {
+            lines.iter().any(|l| l.contains("partitions assigned: ") && l.contains("_topic["))
+        });
+    }
     let mut orders = start_orders(&broker);
     alive[1][0].wait_until("the first email", MINUTE, |lines| !emailed(lines).is_empty());
 
-    let churn_ends = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < churn_ends {
-        std::thread::sleep(Duration::from_millis(rng.gen_range(500..3000))); // the random moment itself
+    let churn_ends = Instant::now() + Duration::from_secs(25);
+    loop {
+        let moment = Duration::from_millis(rng.gen_range(500..3000));
+        if Instant::now() + moment > churn_ends {
+            break;
+        }
+        std::thread::sleep(moment); // the random moment itself
         let kind = rng.gen_range(0..2);
         let instances = &mut alive[kind];
-        if instances.len() >= 3 || (instances.len() > 1 && rng.gen_bool(0.5)) {
+        let what = if instances.len() >= 3 || (instances.len() > 1 && rng.gen_bool(0.5)) {
             let mut victim = instances.swap_remove(rng.gen_range(0..instances.len()));
+            let what = format!("{} {}", victim.name, victim.pid());
             if rng.gen_bool(0.5) {
                 victim.interrupt();
-                eprintln!("Ctrl-C {} {}", victim.name, victim.pid());
                 interrupted.push(victim);
+                format!("Ctrl-C {what}")
             } else {
                 victim.kill();
-                eprintln!("SIGKILL {} {}", victim.name, victim.pid());
                 killed.push(victim);
+                format!("SIGKILL {what}")
             }
         } else {
             instances.push(next(names[kind]));
-            eprintln!("started {} {}", names[kind], instances[instances.len() - 1].pid());
+            format!("started {} {}", names[kind], instances[instances.len() - 1].pid())
+        };
+        eprintln!("{what}");
+        let notified = notification_lines(alive.iter().flatten().chain(&interrupted).chain(&killed));
+        if let Some(idle) = harness::logline::idle(&orders.lines(), &notified, ORDERS) {
+            panic!("the churn's move ({what}) met an idle pipeline ({idle}): nothing was tested");
         }
     }
     for service in &mut interrupted {

@@ -6,6 +6,7 @@
 //! `payment_topic` is its recorded one, and every order is emailed once (twice
 //! only if its email is in doubt, after a SIGKILL).
 
+use harness::logline::assert_in_flight;
 use harness::{count_orders, outcome, Broker, ServiceProcess, NOTIFIED, PAID};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -65,6 +66,7 @@ fn survives_a_broker_outage(stop: impl FnOnce(&mut Broker)) {
     let mut orders = ServiceProcess::start("order-service", &broker, &["--count", "3000", "--rate", "150"]);
     notification.wait_until("300 notifications", MINUTE, notified_at_least(300));
 
+    assert_in_flight(&orders, &[&notification], 3000, "the broker outage");
     stop(&mut broker);
     std::thread::sleep(Duration::from_secs(10)); // the outage itself
     broker.restart();
@@ -113,6 +115,7 @@ fn a_killed_payment_service_resumes_without_paying_twice() {
     let mut orders = ServiceProcess::start("order-service", &broker, &["--count", "1500", "--rate", "150"]);
     notification.wait_until("300 notifications", MINUTE, notified_at_least(300));
 
+    assert_in_flight(&orders, &[&notification], 1500, "the kill");
     payment.kill();
     let payment = ServiceProcess::start("payment-service", &broker, &["--instance-id", "payment-1"]);
     // The restarted instance finds in the store what the killed one charged.
@@ -131,6 +134,7 @@ fn instances_joining_and_leaving_mid_stream_pay_each_order_once() {
     notification.wait_until("300 notifications", MINUTE, notified_at_least(300));
 
     // A second instance joins: the first finishes its events in flight and hands over.
+    assert_in_flight(&orders, &[&notification], 2000, "the second instance's joining");
     let mut second = ServiceProcess::start("payment-service", &broker, &[]);
     second.wait_until("the second instance pays", MINUTE, |lines| {
         lines.iter().any(|l| l.contains("✅ Payment Event Sent"))
@@ -195,7 +199,10 @@ fn a_killed_notification_instance_s_partitions_go_to_the_survivor() {
 /// random moments one is SIGKILLed or a new one started (never fewer than one
 /// alive). The schedule comes from a seed, printed; `CHAOS_SEED=N` repeats it.
 /// Each remembers one recent order id at most: across kills and rebalances, the
-/// store alone must keep charges exactly once.
+/// store alone must keep charges exactly once. The orders start once every
+/// instance has its partitions (the group's first assignment waits 3 s, more
+/// as members join), so their 33 s outlast the storm: each move must meet
+/// orders in flight.
 #[test]
 fn payment_instances_killed_and_started_at_random_pay_each_order_once() {
     let seed = std::env::var("CHAOS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
@@ -209,21 +216,33 @@ fn payment_instances_killed_and_started_at_random_pay_each_order_once() {
     let mut alive: Vec<ServiceProcess> =
         (0..3).map(|_| ServiceProcess::start("payment-service", &broker, &payment)).collect();
     let mut killed = Vec::new();
+    for instance in alive.iter().chain([&notification]) {
+        instance.wait_until("it is given partitions", MINUTE, |lines| {
+            lines.iter().any(|l| l.contains("partitions assigned: ") && l.contains("_topic["))
+        });
+    }
     let mut orders = ServiceProcess::start("order-service", &broker, &["--count", "5000", "--rate", "150"]);
     notification.wait_until("the first notification", MINUTE, notified_at_least(1));
 
     let storm_ends = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < storm_ends {
-        // The random moment itself: nothing to wait for.
-        std::thread::sleep(Duration::from_millis(rng.gen_range(500..4000)));
-        if alive.len() == 3 || (alive.len() > 1 && rng.gen_bool(0.5)) {
+    loop {
+        let moment = Duration::from_millis(rng.gen_range(500..4000));
+        if Instant::now() + moment > storm_ends {
+            break;
+        }
+        std::thread::sleep(moment); // the random moment itself: nothing to wait for
+        let what = if alive.len() == 3 || (alive.len() > 1 && rng.gen_bool(0.5)) {
             let mut victim = alive.swap_remove(rng.gen_range(0..alive.len()));
             victim.kill();
-            eprintln!("killed payment-service {}; {} alive", victim.pid(), alive.len());
             killed.push(victim);
+            format!("killed payment-service {}; {} alive", killed[killed.len() - 1].pid(), alive.len())
         } else {
             alive.push(ServiceProcess::start("payment-service", &broker, &payment));
-            eprintln!("started payment-service {}; {} alive", alive[alive.len() - 1].pid(), alive.len());
+            format!("started payment-service {}; {} alive", alive[alive.len() - 1].pid(), alive.len())
+        };
+        eprintln!("{what}");
+        if let Some(idle) = harness::logline::idle(&orders.lines(), &notification.lines(), 5000) {
+            panic!("the storm's move ({what}) met an idle pipeline ({idle}): nothing was tested");
         }
     }
     assert!(killed.len() >= 3, "the storm killed only {} instances", killed.len());

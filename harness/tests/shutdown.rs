@@ -7,24 +7,34 @@ use harness::{
 };
 use std::time::{Duration, Instant};
 
-const ORDERS: u64 = 1000;
+/// At 200/s: 15 s of them, so that each Ctrl-C below meets orders still to
+/// come on any machine (a restarted instance waits out the group's 3 s join
+/// delay again).
+const ORDERS: u64 = 3000;
 
 #[test]
 fn interrupting_and_restarting_the_consumers_loses_and_repeats_nothing() {
     let broker = Broker::start();
     let mut notification = ServiceProcess::start("notification-service", &broker, &[]);
     let mut payment = ServiceProcess::start("payment-service", &broker, &[]);
-    let mut orders = ServiceProcess::start("order-service", &broker, &["--count", "1000", "--rate", "200"]);
+    let count = ORDERS.to_string();
+    let mut orders = ServiceProcess::start("order-service", &broker, &["--count", &count, "--rate", "200"]);
+    let still_to_notify = |what: &str| {
+        let notified = count_orders(&notification.lines(), NOTIFIED).len() as u64;
+        assert!(notified < ORDERS, "every order was notified before {what}: nothing was tested");
+    };
 
     notification.wait_until("200 notifications", Duration::from_secs(120), |lines| {
         count_orders(lines, NOTIFIED).len() >= 200
     });
+    still_to_notify("payment-service's Ctrl-C");
     payment.stop_gracefully(Duration::from_secs(30));
     let mut payment_again = ServiceProcess::start("payment-service", &broker, &[]);
 
     notification.wait_until("500 notifications", Duration::from_secs(120), |lines| {
         count_orders(lines, NOTIFIED).len() >= 500
     });
+    still_to_notify("notification-service's Ctrl-C");
     notification.stop_gracefully(Duration::from_secs(30));
     let mut notification_again = ServiceProcess::start("notification-service", &broker, &[]);
 

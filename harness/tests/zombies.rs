@@ -40,6 +40,12 @@ fn a_frozen_payment_and_notification_instance_charge_and_email_nothing_twice() {
         lines.iter().filter(|l| l.contains(PAID)).count() >= 100
     });
     zombie_notification.wait_until("it emails customers", MINUTE, |lines| emailed(lines).len() >= 100);
+    harness::logline::assert_in_flight(
+        &orders,
+        &[&notifications[0], &notifications[1]],
+        ORDERS,
+        "the freeze",
+    );
     zombie_payment.pause();
     zombie_notification.pause();
     std::thread::sleep(FREEZE); // the fault itself: they stay frozen this long
