@@ -224,10 +224,13 @@ impl ServiceProcess {
         signal(&self.child, nix::sys::signal::Signal::SIGCONT);
     }
 
-    /// Sends SIGKILL and reaps the process.
+    /// Sends SIGKILL and reaps the process; returns once the service itself is
+    /// gone (its output closed), also when it runs under a wrapper that passes
+    /// the kill on (`unshare --kill-child`) a moment later.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        self.wait_until_closed(Duration::from_secs(10));
     }
 
     /// Waits for the process to exit (its output closes), at most `timeout`.
