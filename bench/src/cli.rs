@@ -18,6 +18,14 @@ pub struct Args {
     /// the demo and the tests use) it writes ~5,000 records/s here, for any client.
     #[arg(long, value_enum, default_value_t = Storage::Memory)]
     pub storage: Storage,
+    /// The consumer services' store. sqlite: a fresh file per service and run.
+    /// postgres: besides, each throughput run measures the pipeline once more,
+    /// both consumer services on a PostgreSQL 15 server of the bench's own (a
+    /// fresh one per run, started as the tests start theirs: Debian's
+    /// postgresql package, run as its `postgres` user, so the bench needs root),
+    /// and the report compares the two.
+    #[arg(long, value_enum, default_value_t = StoreKind::Sqlite)]
+    pub store: StoreKind,
     /// Orders in each throughput run (offered at unlimited rate).
     #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub orders: u64,
@@ -82,6 +90,13 @@ pub enum Storage {
     Sqlite,
 }
 
+/// Where the consumer services record what they do (see `--store`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq)]
+pub enum StoreKind {
+    Sqlite,
+    Postgres,
+}
+
 fn key_value(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((key, value)) if !key.trim().is_empty() => {
@@ -110,6 +125,7 @@ fn positive(text: &str) -> Result<f64, String> {
 pub struct Plan {
     pub brokers: Option<String>,
     pub storage: Storage,
+    pub store: StoreKind,
     pub orders: u64,
     pub rate: f64,
     pub latency_secs: f64,
@@ -143,6 +159,7 @@ impl Plan {
         Plan {
             brokers: args.brokers,
             storage: args.storage,
+            store: args.store,
             orders,
             rate,
             latency_secs,

@@ -8,7 +8,9 @@
 //!    throughput, `--runs` times each, alternated: `--orders` orders at unlimited
 //!    rate, first order created to last order notified; with the bench's own CPU
 //!    meanwhile and the figure from the services' log lines alone, to show that
-//!    measuring costs them nothing;
+//!    measuring costs them nothing; with `--store postgres`, the pipeline
+//!    once more in each run, both consumer services on a PostgreSQL server of
+//!    its own (see `pipeline.rs`), against the pipeline on SQLite;
 //! 2. ceiling latency and pipeline latency (at the services' fetch long-poll, and
 //!    again at the ceiling's): `--rate` orders/s for `--latency-secs`,
 //!    p50/p99/max of notified time − `created_at_ms`;
@@ -36,7 +38,7 @@ mod report;
 mod service;
 
 use clap::Parser;
-use cli::{Args, Plan, Storage};
+use cli::{Args, Plan, Storage, StoreKind};
 use harness::logline::now_ms;
 use measure::{after_warmup, latency, throughput, write_csv, Latency, Sample};
 use report::Report;
@@ -79,6 +81,7 @@ fn run(plan: Plan) -> Result<(), String> {
         extra_args: plan.service_args.clone(),
         timeout: plan.timeout,
         logs: plan.logs.join(phase),
+        store: StoreKind::Sqlite,
     };
     // The measured samples of a run, kept as CSV too with --samples-dir.
     let measured = |name: &str, samples, warmup| -> Result<Vec<Sample>, String> {
@@ -113,6 +116,30 @@ fn run(plan: Plan) -> Result<(), String> {
         eprintln!("bench:   {orders_per_s:.0} orders/s");
         Ok::<_, String>((orders_per_s, per_1000(cpu_ms)))
     };
+    // One throughput run of the pipeline with its consumer services on `store`.
+    let pipeline_throughput = |failures: &mut Vec<String>, phase: &str, store: StoreKind| {
+        let (side, topics) = match store {
+            StoreKind::Sqlite => ("pipeline", ""),
+            StoreKind::Postgres => ("pipeline_postgres", "postgres_"),
+        };
+        let run = on_fresh_broker(&plan, failures, |brokers, attempt| {
+            let mut setup = pipeline_setup(&format!("{topics}{phase}{attempt}"), brokers);
+            setup.store = store;
+            pipeline::run(&setup, warm_n + n, 0.0)
+        })?;
+        let samples = measured(&format!("{side}_{phase}"), run.samples, warm_n)?;
+        let throughput = throughput(&samples)?;
+        let from_logs = log_throughput(&run.created_lines_ms, warm_n, &samples)?;
+        eprintln!("bench:   {throughput:.0} orders/s ({from_logs:.0} from the services' log lines alone)");
+        Ok::<_, String>(report::PipelineRun {
+            throughput,
+            from_logs,
+            bench_cpu_ms: run.bench_cpu_ms,
+            services_cpu_ms: run.usage.iter().map(|u| u.cpu_ms).sum(),
+            services_cpu_per_1000: run.usage.map(|u| per_1000(u.cpu_ms)),
+            peak_rss_mib: run.usage.map(|u| u.peak_rss_kib as f64 / 1024.0),
+        })
+    };
 
     let mut failed_runs = Vec::new();
     let mut runs = Vec::new();
@@ -124,24 +151,23 @@ fn run(plan: Plan) -> Result<(), String> {
         let (fair_ceiling, fair_ceiling_cpu_per_1000) = ceiling_throughput(&mut failed_runs, &phase, true)?;
 
         eprintln!("bench: run {r}/{}: pipeline, {warm_n} + {n} orders at unlimited rate", plan.runs);
-        let run = on_fresh_broker(&plan, &mut failed_runs, |brokers, attempt| {
-            pipeline::run(&pipeline_setup(&format!("{phase}{attempt}"), brokers), warm_n + n, 0.0)
-        })?;
-        let samples = measured(&format!("pipeline_{phase}"), run.samples, warm_n)?;
-        let pipeline = throughput(&samples)?;
-        let from_logs = log_throughput(&run.created_lines_ms, warm_n, &samples)?;
-        eprintln!("bench:   {pipeline:.0} orders/s ({from_logs:.0} from the services' log lines alone)");
+        let pipeline = pipeline_throughput(&mut failed_runs, &phase, StoreKind::Sqlite)?;
+        let postgres = if plan.store == StoreKind::Postgres {
+            eprintln!(
+                "bench: run {r}/{}: pipeline on PostgreSQL (a fresh server), {warm_n} + {n} orders",
+                plan.runs
+            );
+            Some(pipeline_throughput(&mut failed_runs, &phase, StoreKind::Postgres)?)
+        } else {
+            None
+        };
         runs.push(report::ThroughputRun {
             ceiling,
             fair_ceiling,
-            pipeline,
-            from_logs,
-            bench_cpu_ms: run.bench_cpu_ms,
-            services_cpu_ms: run.usage.iter().map(|u| u.cpu_ms).sum(),
             ceiling_cpu_per_1000,
             fair_ceiling_cpu_per_1000,
-            services_cpu_per_1000: run.usage.map(|u| per_1000(u.cpu_ms)),
-            peak_rss_mib: run.usage.map(|u| u.peak_rss_kib as f64 / 1024.0),
+            pipeline,
+            postgres,
         });
     }
 

@@ -5,11 +5,17 @@
 //! payment topic afterwards) to the timestamp of notification-service's
 //! "✅ Payment Successful" line. The services log to files at their default
 //! level, which the benchmark reads only after the run (see `service.rs`).
+//!
+//! The consumer services' stores start empty in each run: a fresh SQLite file
+//! each, beside their logs, or (`--store postgres`) one fresh PostgreSQL server
+//! that both share, stopped and removed when the run ends.
 
+use crate::cli::StoreKind;
 use crate::measure::Sample;
 use crate::process::{self, Usage, Watch};
 use crate::service::LoggedService;
 use harness::logline::{order_after, timestamp_ms};
+use harness::postgres::Postgres;
 use harness::NOTIFIED;
 use rdkafka::Message;
 use std::collections::HashMap;
@@ -42,6 +48,8 @@ pub struct Setup {
     pub timeout: Duration,
     /// Where each service's log goes (`<service>.log`), kept after the run.
     pub logs: PathBuf,
+    /// The consumer services' store.
+    pub store: StoreKind,
 }
 
 /// What one run of the pipeline measured.
@@ -74,11 +82,11 @@ pub fn run(setup: &Setup, count: u64, rate: f64) -> Result<Measured, String> {
     .map(String::from)
     .to_vec();
     common.extend(setup.extra_args.iter().cloned());
+    let stores = RunStores::start(setup);
     let start = |name: &str, more: &[String]| {
         let mut args: Vec<String> = common.iter().chain(more).cloned().collect();
         if name != "order-service" {
-            // A fresh store per run, beside its logs.
-            args.extend(["--store".to_string(), fresh_store(&setup.logs, name)?]);
+            args.extend(["--store".to_string(), stores.url(name)?]);
         }
         let log = setup.logs.join(format!("{name}.log"));
         LoggedService::start(name, &args, setup.rust_log.as_deref(), &log)
@@ -118,6 +126,32 @@ pub fn run(setup: &Setup, count: u64, rate: f64) -> Result<Measured, String> {
         bench_cpu_ms,
         created_lines_ms,
     })
+}
+
+/// The consumer services' stores of one run, empty at its start.
+enum RunStores {
+    /// A SQLite file per service in this folder, made afresh.
+    Sqlite(PathBuf),
+    /// A PostgreSQL server of the run's own (a fresh cluster), shared by both
+    /// services as instances on several hosts share theirs.
+    Postgres(Postgres),
+}
+
+impl RunStores {
+    fn start(setup: &Setup) -> RunStores {
+        match setup.store {
+            StoreKind::Sqlite => RunStores::Sqlite(setup.logs.clone()),
+            StoreKind::Postgres => RunStores::Postgres(Postgres::start()),
+        }
+    }
+
+    /// The `--store` URL of `service`.
+    fn url(&self, service: &str) -> Result<String, String> {
+        match self {
+            RunStores::Sqlite(dir) => fresh_store(dir, service),
+            RunStores::Postgres(server) => Ok(server.url()),
+        }
+    }
 }
 
 /// The URL of a fresh SQLite store `<dir>/<name>.db`, what an earlier run left

@@ -1,7 +1,9 @@
 //! The results: one table on stdout, the same figures as JSON, and the targets
-//! they are judged against (reported, never turned into an exit code).
+//! they are judged against (reported, never turned into an exit code). With
+//! `--store postgres`, a block of rows and keys more: the pipeline on
+//! PostgreSQL against the pipeline on SQLite.
 
-use crate::cli::Plan;
+use crate::cli::{Plan, StoreKind};
 use crate::clients::Settings;
 use crate::history::Restart;
 use crate::measure::Latency;
@@ -15,6 +17,8 @@ pub const THROUGHPUT_SHARE: f64 = 0.8;
 pub const P99_MULTIPLE: f64 = 1.5;
 /// Each service's peak RSS must stay below this.
 pub const RSS_LIMIT_MIB: f64 = 64.0;
+/// The pipeline on PostgreSQL must make at least this share of its throughput on SQLite.
+pub const POSTGRES_SHARE: f64 = 0.8;
 
 /// The 1-minute load average (0 if unknown).
 pub fn load_average() -> f64 {
@@ -32,19 +36,52 @@ pub struct ThroughputRun {
     pub ceiling: f64,
     /// The ceiling writing the services' rows to stores of its own (see `ceiling.rs`).
     pub fair_ceiling: f64,
-    pub pipeline: f64,
-    /// The pipeline's throughput from its log lines alone (see `main.rs`).
+    pub ceiling_cpu_per_1000: f64,
+    pub fair_ceiling_cpu_per_1000: f64,
+    /// The pipeline, its consumer services on SQLite stores.
+    pub pipeline: PipelineRun,
+    /// The pipeline on a PostgreSQL store (`--store postgres`).
+    pub postgres: Option<PipelineRun>,
+}
+
+/// One throughput run of the pipeline, on one kind of store.
+#[derive(Clone, Copy, Debug)]
+pub struct PipelineRun {
+    /// Orders per second, the first measured order created to the last notified.
+    pub throughput: f64,
+    /// The same from the services' log lines alone (see `main.rs`).
     pub from_logs: f64,
     /// CPU the benchmark's own process used while the services ran, ms.
     pub bench_cpu_ms: u64,
     /// CPU the three services used in all, ms.
     pub services_cpu_ms: u64,
-    pub ceiling_cpu_per_1000: f64,
-    pub fair_ceiling_cpu_per_1000: f64,
     /// CPU ms per 1000 orders of each service, in [`SERVICES`] order.
     pub services_cpu_per_1000: [f64; 3],
     /// Peak RSS of each service, MiB, in [`SERVICES`] order.
     pub peak_rss_mib: [f64; 3],
+}
+
+/// The pipeline's throughput runs on one kind of store, and the figures made of them.
+struct Pipeline(Vec<PipelineRun>);
+
+impl Pipeline {
+    fn spread(&self, pick: impl Fn(&PipelineRun) -> f64) -> [f64; 3] {
+        spread(self.0.iter().map(pick))
+    }
+
+    fn throughput(&self) -> [f64; 3] {
+        self.spread(|r| r.throughput)
+    }
+
+    /// The median CPU ms per 1000 orders of each service.
+    fn services_cpu(&self) -> [f64; 3] {
+        [0, 1, 2].map(|i| self.spread(|r| r.services_cpu_per_1000[i])[1])
+    }
+
+    /// The highest peak RSS of each service over the runs.
+    fn peak_rss_mib(&self) -> [f64; 3] {
+        [0, 1, 2].map(|i| self.spread(|r| r.peak_rss_mib[i])[2])
+    }
 }
 
 pub struct Report {
@@ -61,6 +98,40 @@ pub struct Report {
     pub restarts: Vec<Restart>,
     /// Why runs failed and were run again on a fresh broker (see `main.rs`).
     pub failed_runs: Vec<String>,
+}
+
+fn verdict(pass: bool) -> &'static str {
+    if pass {
+        "PASS"
+    } else {
+        "FAIL"
+    }
+}
+
+fn min_med_max([min, med, max]: [f64; 3]) -> String {
+    format!("{min:.0}-{med:.0}-{max:.0}")
+}
+
+fn spread_json([min, median, max]: [f64; 3]) -> Value {
+    json!({ "min": min, "median": median, "max": max })
+}
+
+/// One figure per service, by name.
+fn per_service(values: [f64; 3]) -> Value {
+    SERVICES.iter().zip(values).map(|(service, v)| (service.to_string(), json!(v))).collect()
+}
+
+fn rss_passes(mib: f64) -> bool {
+    mib < RSS_LIMIT_MIB
+}
+
+/// Whether each service's peak RSS is below [`RSS_LIMIT_MIB`], by name.
+fn rss_targets(peak_rss_mib: [f64; 3]) -> Value {
+    SERVICES
+        .iter()
+        .zip(peak_rss_mib)
+        .map(|(service, mib)| (service.to_string(), json!(rss_passes(mib))))
+        .collect()
 }
 
 /// Min, median and max (the lower middle for an even count).
@@ -82,18 +153,34 @@ impl Report {
         spread(self.runs.iter().map(|r| r.fair_ceiling))
     }
 
-    fn pipeline(&self) -> [f64; 3] {
-        spread(self.runs.iter().map(|r| r.pipeline))
+    /// The pipeline on SQLite.
+    fn pipeline(&self) -> Pipeline {
+        Pipeline(self.runs.iter().map(|r| r.pipeline).collect())
+    }
+
+    /// The pipeline on PostgreSQL, if `--store postgres` measured it.
+    fn postgres(&self) -> Option<Pipeline> {
+        (self.plan.store == StoreKind::Postgres)
+            .then(|| Pipeline(self.runs.iter().filter_map(|r| r.postgres).collect()))
     }
 
     /// Pipeline median over ceiling median.
     fn throughput_ratio(&self) -> f64 {
-        self.pipeline()[1] / self.ceiling()[1]
+        self.pipeline().throughput()[1] / self.ceiling()[1]
     }
 
     /// Pipeline median over fair ceiling median.
     fn fair_ratio(&self) -> f64 {
-        self.pipeline()[1] / self.fair_ceiling()[1]
+        self.pipeline().throughput()[1] / self.fair_ceiling()[1]
+    }
+
+    /// The pipeline's median on PostgreSQL over its median on SQLite.
+    fn postgres_ratio(&self, postgres: &Pipeline) -> f64 {
+        postgres.throughput()[1] / self.pipeline().throughput()[1]
+    }
+
+    fn postgres_passes(&self, postgres: &Pipeline) -> bool {
+        self.postgres_ratio(postgres) >= POSTGRES_SHARE
     }
 
     fn fair_passes(&self) -> bool {
@@ -127,29 +214,20 @@ impl Report {
         self.latency[1].p99 <= P99_MULTIPLE * self.latency[0].p99
     }
 
-    /// The highest peak RSS of each service over the runs.
-    fn peak_rss_mib(&self) -> [f64; 3] {
-        [0, 1, 2].map(|i| spread(self.runs.iter().map(|r| r.peak_rss_mib[i]))[2])
-    }
-
-    fn rss_passes(mib: f64) -> bool {
-        mib < RSS_LIMIT_MIB
-    }
-
     /// The largest gap between the benchmark's figure and the log lines' one, as a share.
     fn log_disagreement(&self) -> f64 {
-        spread(self.runs.iter().map(|r| (r.from_logs / r.pipeline - 1.0).abs()))[2]
+        self.pipeline().spread(|r| (r.from_logs / r.throughput - 1.0).abs())[2]
     }
 
     /// The benchmark's CPU while the services ran, as a share of theirs (the highest).
     fn bench_cpu_share(&self) -> f64 {
-        spread(self.runs.iter().map(|r| r.bench_cpu_ms as f64 / r.services_cpu_ms.max(1) as f64))[2]
+        self.pipeline().spread(|r| r.bench_cpu_ms as f64 / r.services_cpu_ms.max(1) as f64)[2]
     }
 
     /// The table printed at the end of a run.
     pub fn table(&self) -> String {
         let plan = &self.plan;
-        let verdict = |pass: bool| if pass { "PASS" } else { "FAIL" };
+        let postgres = self.postgres();
         let mut out = String::new();
         let broker = match &plan.brokers {
             Some(address) => format!("{address} (given)"),
@@ -185,14 +263,25 @@ impl Report {
             plan.service_log.as_deref().unwrap_or("unset (info)"),
             plan.logs.display()
         );
+        if postgres.is_some() {
+            let _ = writeln!(
+                out,
+                "pipeline on PostgreSQL: the same, both consumer services on one PostgreSQL 15 server of the \
+                 bench's own on 127.0.0.1 (a fresh cluster per run); in its rows the ceiling column holds the \
+                 pipeline on SQLite"
+            );
+        }
         if !plan.service_args.is_empty() {
             let _ = writeln!(out, "service flags: {}", plan.service_args.join(" "));
         }
         let _ = writeln!(
             out,
-            "throughput: {} runs of each of the three, {} orders at unlimited rate after {} warm-up orders, first \
+            "throughput: {} runs of each of the {}, {} orders at unlimited rate after {} warm-up orders, first \
              measured order created to last notified",
-            plan.runs, plan.orders, plan.warmup_orders
+            plan.runs,
+            if postgres.is_some() { "four" } else { "three" },
+            plan.orders,
+            plan.warmup_orders
         );
         let _ = writeln!(
             out,
@@ -212,8 +301,7 @@ impl Report {
         let rule =
             ["-".repeat(40), "-".repeat(19), "-".repeat(19), "-".repeat(6), "-".repeat(22), "-".repeat(6)];
         row(rule.each_ref().map(String::as_str));
-        let (ceiling, pipeline) = (self.ceiling(), self.pipeline());
-        let min_med_max = |[min, med, max]: [f64; 3]| format!("{min:.0}-{med:.0}-{max:.0}");
+        let (ceiling, pipeline) = (self.ceiling(), self.pipeline().throughput());
         row([
             "throughput (orders/s), min-median-max",
             &min_med_max(ceiling),
@@ -251,7 +339,7 @@ impl Report {
             "",
         ]);
         let [ceiling_cpu, fair_cpu] = self.ceiling_cpu();
-        let services_cpu = [0, 1, 2].map(|i| spread(self.runs.iter().map(|r| r.services_cpu_per_1000[i]))[1]);
+        let services_cpu = self.pipeline().services_cpu();
         let pipeline_cpu: f64 = services_cpu.iter().sum();
         row([
             "CPU ms per 1000 orders (median)",
@@ -289,20 +377,23 @@ impl Report {
             "at full speed",
             "",
         ]);
-        for (service, mib) in SERVICES.iter().zip(self.peak_rss_mib()) {
+        for (service, mib) in SERVICES.iter().zip(self.pipeline().peak_rss_mib()) {
             row([
                 &format!("peak RSS {service} (MiB)"),
                 "-",
                 &format!("{mib:.1}"),
                 "",
                 &format!("< {RSS_LIMIT_MIB} MiB"),
-                verdict(Self::rss_passes(mib)),
+                verdict(rss_passes(mib)),
             ]);
+        }
+        for cells in postgres.iter().flat_map(|postgres| self.postgres_rows(postgres)) {
+            row(cells.each_ref().map(String::as_str));
         }
         row([
             "throughput from log lines alone",
             "-",
-            &min_med_max(spread(self.runs.iter().map(|r| r.from_logs))),
+            &min_med_max(self.pipeline().spread(|r| r.from_logs)),
             "",
             &format!("{:.1} % off at most", self.log_disagreement() * 100.0),
             "",
@@ -310,7 +401,7 @@ impl Report {
         row([
             "benchmark's CPU while services ran (ms)",
             "-",
-            &min_med_max(spread(self.runs.iter().map(|r| r.bench_cpu_ms as f64))),
+            &min_med_max(self.pipeline().spread(|r| r.bench_cpu_ms as f64)),
             "",
             &format!("{:.1} % of theirs at most", self.bench_cpu_share() * 100.0),
             "",
@@ -343,19 +434,92 @@ impl Report {
         out
     }
 
+    /// The rows of the pipeline on PostgreSQL, the pipeline on SQLite in the ceiling's column.
+    fn postgres_rows(&self, postgres: &Pipeline) -> Vec<[String; 6]> {
+        let sqlite = self.pipeline();
+        let (sqlite_cpu, postgres_cpu) = (sqlite.services_cpu(), postgres.services_cpu());
+        let [sqlite_sum, postgres_sum] = [sqlite_cpu, postgres_cpu].map(|cpu| cpu.iter().sum::<f64>());
+        let mut rows = vec![
+            [
+                "pipeline on PostgreSQL (orders/s)".to_string(),
+                min_med_max(sqlite.throughput()),
+                min_med_max(postgres.throughput()),
+                format!("{:.3}", self.postgres_ratio(postgres)),
+                format!(">= {POSTGRES_SHARE} x on SQLite"),
+                verdict(self.postgres_passes(postgres)).to_string(),
+            ],
+            [
+                "  CPU ms per 1000 orders (median)".to_string(),
+                format!("{sqlite_sum:.0}"),
+                format!("{postgres_sum:.0}"),
+                format!("{:.2}", postgres_sum / sqlite_sum),
+                "(the services alone)".to_string(),
+                String::new(),
+            ],
+        ];
+        let cpus = sqlite_cpu.into_iter().zip(postgres_cpu);
+        for (service, (on_sqlite, on_postgres)) in SERVICES.iter().zip(cpus) {
+            rows.push([
+                format!("    of which {service}"),
+                format!("{on_sqlite:.0}"),
+                format!("{on_postgres:.0}"),
+                String::new(),
+                String::new(),
+                String::new(),
+            ]);
+        }
+        let peaks = sqlite.peak_rss_mib().into_iter().zip(postgres.peak_rss_mib());
+        for (service, (on_sqlite, on_postgres)) in SERVICES.iter().zip(peaks) {
+            rows.push([
+                format!("  peak RSS {service} (MiB)"),
+                format!("{on_sqlite:.1}"),
+                format!("{on_postgres:.1}"),
+                String::new(),
+                format!("< {RSS_LIMIT_MIB} MiB"),
+                verdict(rss_passes(on_postgres)).to_string(),
+            ]);
+        }
+        rows
+    }
+
     /// The same figures as JSON.
     pub fn json(&self) -> Value {
+        let mut figures = self.sqlite_json();
+        if let Some(postgres) = self.postgres() {
+            self.add_postgres_json(&mut figures, &postgres);
+        }
+        figures
+    }
+
+    /// The keys of the pipeline on PostgreSQL, added to [`Report::sqlite_json`]'s.
+    fn add_postgres_json(&self, figures: &mut Value, postgres: &Pipeline) {
+        figures["settings"]["store"] = json!("postgres");
+        if let Some(runs) = figures["runs"].as_array_mut() {
+            for (run, r) in runs.iter_mut().zip(&self.runs) {
+                let Some(on_postgres) = r.postgres else { continue };
+                run["pipeline_postgres_per_s"] = json!(on_postgres.throughput);
+                run["pipeline_postgres_from_logs_per_s"] = json!(on_postgres.from_logs);
+                run["pipeline_postgres_services_cpu_ms_per_1000_orders"] =
+                    per_service(on_postgres.services_cpu_per_1000);
+                run["pipeline_postgres_peak_rss_mib"] = per_service(on_postgres.peak_rss_mib);
+            }
+        }
+        figures["pipeline"]["cpu_ms_per_1000_orders_median"] = per_service(self.pipeline().services_cpu());
+        figures["pipeline_postgres"] = json!({
+            "throughput_per_s": spread_json(postgres.throughput()),
+            "cpu_ms_per_1000_orders_median": per_service(postgres.services_cpu()),
+            "peak_rss_mib": per_service(postgres.peak_rss_mib()),
+        });
+        figures["ratio"]["throughput_median_postgres_to_sqlite"] = json!(self.postgres_ratio(postgres));
+        figures["targets"]["postgres_at_least_0_8_of_sqlite"] = json!(self.postgres_passes(postgres));
+        figures["targets"]["postgres_peak_rss_below_64_mib"] = rss_targets(postgres.peak_rss_mib());
+    }
+
+    /// The figures of every side but the pipeline on PostgreSQL.
+    fn sqlite_json(&self) -> Value {
         let plan = &self.plan;
         let latency = |l: &Latency| json!({ "p50": l.p50, "p99": l.p99, "max": l.max });
-        let per_service = |values: [f64; 3]| -> Value {
-            SERVICES.iter().zip(values).map(|(service, v)| (service.to_string(), json!(v))).collect()
-        };
-        let rss_targets: serde_json::Map<String, Value> = SERVICES
-            .iter()
-            .zip(self.peak_rss_mib())
-            .map(|(service, mib)| (service.to_string(), json!(Self::rss_passes(mib))))
-            .collect();
-        let spread_json = |[min, median, max]: [f64; 3]| json!({ "min": min, "median": median, "max": max });
+        let pipeline = self.pipeline();
         json!({
             "settings": {
                 "brokers": plan.brokers,
@@ -381,13 +545,13 @@ impl Report {
             "runs": self.runs.iter().map(|r| json!({
                 "ceiling_per_s": r.ceiling,
                 "fair_ceiling_per_s": r.fair_ceiling,
-                "pipeline_per_s": r.pipeline,
-                "pipeline_from_logs_per_s": r.from_logs,
-                "bench_cpu_ms_while_services_ran": r.bench_cpu_ms,
+                "pipeline_per_s": r.pipeline.throughput,
+                "pipeline_from_logs_per_s": r.pipeline.from_logs,
+                "bench_cpu_ms_while_services_ran": r.pipeline.bench_cpu_ms,
                 "ceiling_cpu_ms_per_1000_orders": r.ceiling_cpu_per_1000,
                 "fair_ceiling_cpu_ms_per_1000_orders": r.fair_ceiling_cpu_per_1000,
-                "services_cpu_ms_per_1000_orders": per_service(r.services_cpu_per_1000),
-                "peak_rss_mib": per_service(r.peak_rss_mib),
+                "services_cpu_ms_per_1000_orders": per_service(r.pipeline.services_cpu_per_1000),
+                "peak_rss_mib": per_service(r.pipeline.peak_rss_mib),
             })).collect::<Vec<_>>(),
             "ceiling": {
                 "throughput_per_s": spread_json(self.ceiling()),
@@ -403,10 +567,10 @@ impl Report {
                 "wall_ms": self.store_cost_per_1000()[1],
             },
             "pipeline": {
-                "throughput_per_s": spread_json(self.pipeline()),
+                "throughput_per_s": spread_json(pipeline.throughput()),
                 "latency_ms": latency(&self.latency[1]),
                 "latency_ms_at_ceiling_fetch_wait": latency(&self.same_fetch_latency),
-                "peak_rss_mib": per_service(self.peak_rss_mib()),
+                "peak_rss_mib": per_service(pipeline.peak_rss_mib()),
             },
             "restart_over_history": self.restarts.iter().map(|r| json!({
                 "history_orders": r.history,
@@ -430,7 +594,7 @@ impl Report {
                 "throughput_at_least_0_8_of_ceiling": self.throughput_passes(),
                 "throughput_at_least_0_8_of_fair_ceiling": self.fair_passes(),
                 "p99_at_most_1_5_of_ceiling": self.p99_passes(),
-                "peak_rss_below_64_mib": rss_targets,
+                "peak_rss_below_64_mib": rss_targets(pipeline.peak_rss_mib()),
             },
         })
     }
