@@ -36,7 +36,7 @@ pub(super) fn start(setup: StoreSetup, health: Arc<Health>) -> Result<mpsc::Send
                 last_complaint: None,
                 next_prune: Instant::now(),
             };
-            let usable = writer.first_connect();
+            let usable = writer.connect_if_needed(); // at once: a bad path or server shows at start
             let fatal = usable.is_err();
             let _ = opened.send(usable);
             if !fatal {
@@ -59,16 +59,6 @@ struct Writer {
 }
 
 impl Writer {
-    /// Connects at once, so that a bad path or server shows at start.
-    fn first_connect(&mut self) -> Result<(), StoreError> {
-        match connect(&self.setup.url, &self.setup.instance) {
-            Ok(backend) => self.opened(backend),
-            Err(e) if e.is_fatal() => return Err(e),
-            Err(e) => self.complain(&format!("cannot open it: {e}")),
-        }
-        Ok(())
-    }
-
     fn serve(mut self, queue: mpsc::Receiver<Op>) {
         while let Ok(first) = queue.recv() {
             let mut ops = vec![first];
@@ -97,13 +87,11 @@ impl Writer {
         let instance = self.setup.instance.clone();
         self.health.batch_started();
         loop {
-            if self.connected().is_none() {
+            let Some(backend) = self.connected() else {
                 std::thread::sleep(backoff); // nothing to wait on but time: the store is away
                 backoff = (backoff * 2).min(MAX_BACKOFF);
                 continue;
-            }
-            self.check_file();
-            let Some(backend) = self.backend.as_mut() else { continue };
+            };
             match backend.run(ops, &instance) {
                 Ok(()) => {
                     self.health.committed();
@@ -122,22 +110,32 @@ impl Writer {
         }
     }
 
-    /// The connection, made if there is none.
+    /// The connection, made if there is none, to the file first opened.
     fn connected(&mut self) -> Option<&mut Box<dyn Backend>> {
-        if self.backend.is_none() {
-            match connect(&self.setup.url, &self.setup.instance) {
-                Ok(backend) => self.opened(backend),
-                Err(e) => self.complain(&format!("cannot open it: {e}")),
-            }
+        if let Err(e) = self.connect_if_needed() {
+            self.complain(&format!("cannot open it: {e}"));
         }
+        self.check_file();
         self.backend.as_mut()
     }
 
-    fn opened(&mut self, backend: Box<dyn Backend>) {
-        self.backend = Some(backend);
-        if let (None, StoreUrl::Sqlite(path)) = (self.file, &self.setup.url) {
-            self.file = sqlite::file_id(path);
+    /// Connects if there is no connection, noting the SQLite file first opened;
+    /// a store that is away is complained of, one this service cannot use is an error.
+    fn connect_if_needed(&mut self) -> Result<(), StoreError> {
+        if self.backend.is_some() {
+            return Ok(());
         }
+        match connect(&self.setup.url, &self.setup.instance) {
+            Ok(backend) => {
+                self.backend = Some(backend);
+                if let (None, StoreUrl::Sqlite(path)) = (self.file, &self.setup.url) {
+                    self.file = sqlite::file_id(path);
+                }
+            }
+            Err(e) if e.is_fatal() => return Err(e),
+            Err(e) => self.complain(&format!("cannot open it: {e}")),
+        }
+        Ok(())
     }
 
     /// Ends the service if the SQLite file it opened is no longer at its path
