@@ -55,16 +55,11 @@ pub fn idle(order_lines: &[String], notification_lines: &[String], count: u64) -
 }
 
 /// Panics unless work is in flight (see [`idle`]) for `orders` (asked for
-/// `count`) and the `notifications`: call it as `fault` strikes, so that a
-/// fault meeting an idle pipeline fails its test instead of passing it.
-pub fn assert_in_flight(
-    orders: &crate::ServiceProcess,
-    notifications: &[&crate::ServiceProcess],
-    count: u64,
-    fault: &str,
-) {
-    let lines: Vec<String> = notifications.iter().flat_map(|service| service.lines()).collect();
-    if let Some(idle) = idle(&orders.lines(), &lines, count) {
+/// `count`) and the lines of every notification-service process: call it as
+/// `fault` strikes, so that a fault meeting an idle pipeline fails its test
+/// instead of passing it.
+pub fn assert_in_flight(orders: &ServiceProcess, notification_lines: &[String], count: u64, fault: &str) {
+    if let Some(idle) = idle(&orders.lines(), notification_lines, count) {
         panic!("{fault} met an idle pipeline ({idle}): nothing was tested");
     }
 }

@@ -40,12 +40,10 @@ fn a_frozen_payment_and_notification_instance_charge_and_email_nothing_twice() {
         lines.iter().filter(|l| l.contains(PAID)).count() >= 100
     });
     zombie_notification.wait_until("it emails customers", MINUTE, |lines| emailed(lines).len() >= 100);
-    harness::logline::assert_in_flight(
-        &orders,
-        &[&notifications[0], &notifications[1]],
-        ORDERS,
-        "the freeze",
-    );
+    let all_emails = |notifications: &[ServiceProcess]| {
+        notifications.iter().flat_map(ServiceProcess::lines).collect::<Vec<_>>()
+    };
+    harness::logline::assert_in_flight(&orders, &all_emails(&notifications), ORDERS, "the freeze");
     zombie_payment.pause();
     zombie_notification.pause();
     std::thread::sleep(FREEZE); // the fault itself: they stay frozen this long
@@ -53,9 +51,6 @@ fn a_frozen_payment_and_notification_instance_charge_and_email_nothing_twice() {
     zombie_notification.resume();
 
     assert!(orders.wait_exit(3 * MINUTE).success(), "order-service failed");
-    let all_emails = |notifications: &[ServiceProcess]| {
-        notifications.iter().flat_map(ServiceProcess::lines).collect::<Vec<_>>()
-    };
     wait_until_all(&[&notifications[0], &notifications[1]], "every order is emailed", 3 * MINUTE, |lines| {
         emailed(lines).len() as u64 >= ORDERS
     });
