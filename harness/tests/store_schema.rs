@@ -21,20 +21,21 @@ const VERSION_1: &str = "CREATE TABLE payments (
         sent_by TEXT, sent_at_ms BIGINT, in_doubt INTEGER NOT NULL DEFAULT 0);
     CREATE INDEX emails_claimed_at ON emails (claimed_at_ms);";
 
-/// A fresh folder for this test's files.
-fn folder(name: &str) -> PathBuf {
+/// A SQLite store with version 1's tables, in a fresh folder of this test's:
+/// the folder, the store's path, and a connection to it.
+fn store_of_version_1(name: &str) -> (PathBuf, PathBuf, Connection) {
     let dir = std::env::temp_dir().join(format!("pipeline-schema-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("a temporary folder");
-    dir
+    let path = dir.join("store.db");
+    let store = Connection::open(&path).expect("the store opens");
+    store.execute_batch(VERSION_1).expect("version 1's tables");
+    (dir, path, store)
 }
 
 #[test]
 fn a_sqlite_store_of_version_1_is_migrated_in_place_with_its_rows() {
-    let dir = folder("migrated");
-    let path = dir.join("store.db");
-    let old = Connection::open(&path).expect("the store opens");
-    old.execute_batch(VERSION_1).expect("version 1's tables");
+    let (dir, path, old) = store_of_version_1("migrated");
     // Made moments ago: older than the store's retention, they would be pruned.
     old.execute_batch(
         "INSERT INTO payments VALUES (1, 7, 12.5, 'declined', 'card declined', '{\"old\":1}', 'a#1',
@@ -69,10 +70,7 @@ fn a_sqlite_store_of_version_1_is_migrated_in_place_with_its_rows() {
 
 #[test]
 fn a_service_given_a_sqlite_store_of_a_newer_schema_exits_2_at_start() {
-    let dir = folder("newer");
-    let path = dir.join("store.db");
-    let newer = Connection::open(&path).expect("the store opens");
-    newer.execute_batch(VERSION_1).expect("tables");
+    let (dir, path, newer) = store_of_version_1("newer");
     newer.pragma_update(None, "user_version", 3).expect("a newer version");
     drop(newer);
 
