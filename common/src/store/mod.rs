@@ -26,7 +26,7 @@ use std::sync::{mpsc, Arc};
 use thiserror::Error;
 
 pub use health::STALL_BOUND;
-use rules::{apply, ClaimRow, Statements};
+use rules::{apply, ChargeRow, ClaimRow, Statements};
 pub use writer::MAX_BATCH;
 
 /// A store that cannot be opened or written.
@@ -43,6 +43,8 @@ pub enum StoreError {
          service that knows it, or give another --store"
     )]
     SchemaNewer { found: i64, known: i64 },
+    #[error("order {0}'s row was there, then gone within one transaction (pruned meanwhile?): trying the batch again")]
+    Vanished(u64),
 }
 
 impl StoreError {

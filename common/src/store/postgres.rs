@@ -13,11 +13,13 @@
 //! new connection. The schema is created only where it is missing, so a
 //! reconnect takes no table lock.
 //!
-//! Statements are prepared once per connection.
+//! Statements are prepared once per connection, and each takes a batch's
+//! orders as arrays (`unnest`, `= ANY`): a batch is a few round trips, not two per order.
 
 use super::schema::{self, Plan};
-use super::{apply, key, Backend, Charge, ClaimRow, Op, RecordedCharge, Statements, StoreError};
-use postgres::{Client, Config, GenericClient, NoTls, Statement, Transaction};
+use super::{apply, key, Backend, ChargeRow, ClaimRow, Op, RecordedCharge, Statements, StoreError};
+use foldhash::{HashMap, HashSet};
+use postgres::{Client, Config, GenericClient, NoTls, Row, Statement, Transaction};
 use std::time::Duration;
 
 /// Now, in ms since the Unix epoch, in PostgreSQL's SQL (a macro: `concat!`
@@ -52,10 +54,10 @@ pub(super) struct Postgres {
 
 /// The statements of a batch, prepared once per connection.
 struct Prepared {
-    insert_charge: Statement,
-    recorded_charge: Statement,
-    insert_claim: Statement,
-    claim: Statement,
+    insert_charges: Statement,
+    recorded_charges: Statement,
+    insert_claims: Statement,
+    claims: Statement,
     take_over: Statement,
     sent: Statement,
 }
@@ -122,24 +124,27 @@ fn found_version(client: &mut impl GenericClient) -> Result<Option<i64>, StoreEr
 impl Prepared {
     fn on(client: &mut Client) -> Result<Prepared, StoreError> {
         Ok(Prepared {
-            insert_charge: client.prepare(concat!(
+            insert_charges: client.prepare(concat!(
                 "INSERT INTO payments (order_id, user_id, amount, outcome, reason, event, charged_by, charged_at_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, ",
+                 SELECT o, u, a, oc, r, e, $7, ",
                 now_ms!(),
-                ") ON CONFLICT (order_id) DO NOTHING"
+                " FROM unnest($1::int8[], $2::int8[], $3::float8[], $4::text[], $5::text[], $6::text[])
+                     AS c (o, u, a, oc, r, e)
+                 ON CONFLICT (order_id) DO NOTHING RETURNING order_id"
             ))?,
-            recorded_charge: client.prepare(
-                "SELECT user_id, amount, event, charged_by, charged_at_ms FROM payments WHERE order_id = $1",
+            recorded_charges: client.prepare(
+                "SELECT order_id, user_id, amount, event, charged_by, charged_at_ms FROM payments
+                 WHERE order_id = ANY($1)",
             )?,
-            insert_claim: client.prepare(concat!(
-                "INSERT INTO emails (order_id, claimed_by, claimed_at_ms) VALUES ($1, $2, ",
+            insert_claims: client.prepare(concat!(
+                "INSERT INTO emails (order_id, claimed_by, claimed_at_ms) SELECT o, $2, ",
                 now_ms!(),
-                ") ON CONFLICT (order_id) DO NOTHING"
+                " FROM unnest($1::int8[]) AS c (o) ON CONFLICT (order_id) DO NOTHING RETURNING order_id"
             ))?,
-            claim: client.prepare(concat!(
-                "SELECT claimed_by, claimed_at_ms, ",
+            claims: client.prepare(concat!(
+                "SELECT order_id, claimed_by, claimed_at_ms, ",
                 now_ms!(),
-                " - claimed_at_ms, sent_by FROM emails WHERE order_id = $1"
+                " - claimed_at_ms, sent_by FROM emails WHERE order_id = ANY($1)"
             ))?,
             take_over: client.prepare(concat!(
                 "UPDATE emails SET claimed_by = $2, claimed_at_ms = ",
@@ -150,7 +155,7 @@ impl Prepared {
             sent: client.prepare(concat!(
                 "UPDATE emails SET sent_by = $2, sent_at_ms = ",
                 now_ms!(),
-                " WHERE order_id = $1"
+                " WHERE order_id = ANY($1)"
             ))?,
         })
     }
@@ -183,53 +188,63 @@ struct Batch<'a> {
     prepared: &'a Prepared,
 }
 
+/// Order ids as the store keeps them.
+fn keys(order_ids: &[u64]) -> Vec<i64> {
+    order_ids.iter().copied().map(key).collect()
+}
+
+/// The order ids of rows returned, whose first column is one.
+fn ids_of(rows: &[Row]) -> Result<HashSet<u64>, StoreError> {
+    rows.iter().map(|row| Ok(row.try_get::<_, i64>(0)? as u64)).collect()
+}
+
 impl Statements for Batch<'_> {
-    fn insert_charge(
-        &mut self,
-        charge: &Charge,
-        outcome: &str,
-        event: &str,
-        instance: &str,
-    ) -> Result<bool, StoreError> {
-        let inserted = self.tx.execute(
-            &self.prepared.insert_charge,
-            &[
-                &key(charge.order_id),
-                &key(charge.user_id),
-                &charge.amount,
-                &outcome,
-                &charge.declined,
-                &event,
-                &instance,
-            ],
-        )?;
-        Ok(inserted == 1)
+    fn insert_charges(&mut self, rows: &[ChargeRow<'_>], instance: &str) -> Result<HashSet<u64>, StoreError> {
+        let order_ids: Vec<i64> = rows.iter().map(|row| key(row.charge.order_id)).collect();
+        let user_ids: Vec<i64> = rows.iter().map(|row| key(row.charge.user_id)).collect();
+        let amounts: Vec<f64> = rows.iter().map(|row| row.charge.amount).collect();
+        let outcomes: Vec<&str> = rows.iter().map(|row| row.outcome).collect();
+        let reasons: Vec<Option<&str>> = rows.iter().map(|row| row.charge.declined.as_deref()).collect();
+        let events: Vec<&str> = rows.iter().map(|row| &*row.event).collect();
+        ids_of(&self.tx.query(
+            &self.prepared.insert_charges,
+            &[&order_ids, &user_ids, &amounts, &outcomes, &reasons, &events, &instance],
+        )?)
     }
 
-    fn recorded_charge(&mut self, order_id: u64) -> Result<RecordedCharge, StoreError> {
-        let row = self.tx.query_one(&self.prepared.recorded_charge, &[&key(order_id)])?;
-        Ok(RecordedCharge {
-            user_id: row.try_get::<_, i64>(0)? as u64,
-            amount: row.try_get(1)?,
-            event: row.try_get::<_, String>(2)?.into_bytes(),
-            charged_by: row.try_get(3)?,
-            charged_at_ms: row.try_get(4)?,
-        })
+    fn recorded_charges(&mut self, order_ids: &[u64]) -> Result<HashMap<u64, RecordedCharge>, StoreError> {
+        let rows = self.tx.query(&self.prepared.recorded_charges, &[&keys(order_ids)])?;
+        rows.iter()
+            .map(|row| {
+                let recorded = RecordedCharge {
+                    user_id: row.try_get::<_, i64>(1)? as u64,
+                    amount: row.try_get(2)?,
+                    event: row.try_get::<_, String>(3)?.into_bytes(),
+                    charged_by: row.try_get(4)?,
+                    charged_at_ms: row.try_get(5)?,
+                };
+                Ok((row.try_get::<_, i64>(0)? as u64, recorded))
+            })
+            .collect()
     }
 
-    fn insert_claim(&mut self, order_id: u64, instance: &str) -> Result<bool, StoreError> {
-        let inserted = self.tx.execute(&self.prepared.insert_claim, &[&key(order_id), &instance])?;
-        Ok(inserted == 1)
+    fn insert_claims(&mut self, order_ids: &[u64], instance: &str) -> Result<HashSet<u64>, StoreError> {
+        ids_of(&self.tx.query(&self.prepared.insert_claims, &[&keys(order_ids), &instance])?)
     }
 
-    fn claim(&mut self, order_id: u64) -> Result<ClaimRow, StoreError> {
-        let row = self.tx.query_one(&self.prepared.claim, &[&key(order_id)])?;
-        Ok(ClaimRow {
-            claimed_by: row.try_get(0)?,
-            claimed_at_ms: row.try_get(1)?,
-            age_ms: row.try_get(2)?,
-            sent_by: row.try_get(3)?,
-        })
+    fn claims(&mut self, order_ids: &[u64]) -> Result<HashMap<u64, ClaimRow>, StoreError> {
+        let rows = self.tx.query(&self.prepared.claims, &[&keys(order_ids)])?;
+        rows.iter()
+            .map(|row| {
+                let claim = ClaimRow {
+                    claimed_by: row.try_get(1)?,
+                    claimed_at_ms: row.try_get(2)?,
+                    age_ms: row.try_get(3)?,
+                    sent_by: row.try_get(4)?,
+                };
+                Ok((row.try_get::<_, i64>(0)? as u64, claim))
+            })
+            .collect()
     }
 
     fn take_over(
@@ -246,8 +261,8 @@ impl Statements for Batch<'_> {
         Ok(updated == 1)
     }
 
-    fn sent(&mut self, order_id: u64, instance: &str) -> Result<(), StoreError> {
-        self.tx.execute(&self.prepared.sent, &[&key(order_id), &instance])?;
+    fn sent(&mut self, order_ids: &[u64], instance: &str) -> Result<(), StoreError> {
+        self.tx.execute(&self.prepared.sent, &[&keys(order_ids), &instance])?;
         Ok(())
     }
 }

@@ -7,8 +7,9 @@
 //! SQLite reads it (`now_ms!`): every instance of a file shares the host.
 
 use super::schema::{self, Plan};
-use super::{apply, key, Backend, Charge, ClaimRow, Op, RecordedCharge, Statements, StoreError};
-use rusqlite::{params, Connection, Transaction, TransactionBehavior};
+use super::{apply, key, Backend, ChargeRow, ClaimRow, Op, RecordedCharge, Statements, StoreError};
+use foldhash::{HashMap, HashSet};
+use rusqlite::{params, CachedStatement, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::time::Duration;
 
 /// Now, in ms since the Unix epoch, in SQLite's SQL (a macro: `concat!` puts
@@ -105,18 +106,32 @@ impl Backend for Sqlite {
     }
 }
 
+/// The row `select` finds for each of `order_ids` that has one, made by `read`.
+fn rows_by_id<T>(
+    select: &mut CachedStatement<'_>,
+    order_ids: &[u64],
+    read: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<HashMap<u64, T>, StoreError> {
+    let mut found = HashMap::default();
+    for &order_id in order_ids {
+        if let Some(row) = select.query_row([key(order_id)], &read).optional()? {
+            found.insert(order_id, row);
+        }
+    }
+    Ok(found)
+}
+
 impl Statements for Transaction<'_> {
-    fn insert_charge(
-        &mut self,
-        charge: &Charge,
-        outcome: &str,
-        event: &str,
-        instance: &str,
-    ) -> Result<bool, StoreError> {
-        let inserted = self
-            .prepare_cached(concat!("INSERT INTO payments (order_id, user_id, amount, outcome, reason, event, charged_by, charged_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ", now_ms!(), ") ON CONFLICT (order_id) DO NOTHING"))?
-            .execute(params![
+    fn insert_charges(&mut self, rows: &[ChargeRow<'_>], instance: &str) -> Result<HashSet<u64>, StoreError> {
+        let mut insert = self.prepare_cached(concat!(
+            "INSERT INTO payments (order_id, user_id, amount, outcome, reason, event, charged_by, charged_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ",
+            now_ms!(),
+            ") ON CONFLICT (order_id) DO NOTHING"
+        ))?;
+        let mut inserted = HashSet::default();
+        for ChargeRow { charge, outcome, event } in rows {
+            let row = params![
                 key(charge.order_id),
                 key(charge.user_id),
                 charge.amount,
@@ -124,15 +139,19 @@ impl Statements for Transaction<'_> {
                 charge.declined,
                 event,
                 instance
-            ])?;
-        Ok(inserted == 1)
+            ];
+            if insert.execute(row)? == 1 {
+                inserted.insert(charge.order_id);
+            }
+        }
+        Ok(inserted)
     }
 
-    fn recorded_charge(&mut self, order_id: u64) -> Result<RecordedCharge, StoreError> {
+    fn recorded_charges(&mut self, order_ids: &[u64]) -> Result<HashMap<u64, RecordedCharge>, StoreError> {
         let mut select = self.prepare_cached(
             "SELECT user_id, amount, event, charged_by, charged_at_ms FROM payments WHERE order_id = ?1",
         )?;
-        Ok(select.query_row([key(order_id)], |row| {
+        rows_by_id(&mut select, order_ids, |row| {
             Ok(RecordedCharge {
                 user_id: row.get::<_, i64>(0)? as u64,
                 amount: row.get(1)?,
@@ -140,35 +159,38 @@ impl Statements for Transaction<'_> {
                 charged_by: row.get(3)?,
                 charged_at_ms: row.get(4)?,
             })
-        })?)
+        })
     }
 
-    fn insert_claim(&mut self, order_id: u64, instance: &str) -> Result<bool, StoreError> {
-        let inserted = self
-            .prepare_cached(concat!(
-                "INSERT INTO emails (order_id, claimed_by, claimed_at_ms) VALUES (?1, ?2, ",
-                now_ms!(),
-                ")
-                 ON CONFLICT (order_id) DO NOTHING"
-            ))?
-            .execute(params![key(order_id), instance])?;
-        Ok(inserted == 1)
+    fn insert_claims(&mut self, order_ids: &[u64], instance: &str) -> Result<HashSet<u64>, StoreError> {
+        let mut insert = self.prepare_cached(concat!(
+            "INSERT INTO emails (order_id, claimed_by, claimed_at_ms) VALUES (?1, ?2, ",
+            now_ms!(),
+            ") ON CONFLICT (order_id) DO NOTHING"
+        ))?;
+        let mut inserted = HashSet::default();
+        for &order_id in order_ids {
+            if insert.execute(params![key(order_id), instance])? == 1 {
+                inserted.insert(order_id);
+            }
+        }
+        Ok(inserted)
     }
 
-    fn claim(&mut self, order_id: u64) -> Result<ClaimRow, StoreError> {
+    fn claims(&mut self, order_ids: &[u64]) -> Result<HashMap<u64, ClaimRow>, StoreError> {
         let mut select = self.prepare_cached(concat!(
             "SELECT claimed_by, claimed_at_ms, ",
             now_ms!(),
             " - claimed_at_ms, sent_by FROM emails WHERE order_id = ?1"
         ))?;
-        Ok(select.query_row([key(order_id)], |row| {
+        rows_by_id(&mut select, order_ids, |row| {
             Ok(ClaimRow {
                 claimed_by: row.get(0)?,
                 claimed_at_ms: row.get(1)?,
                 age_ms: row.get(2)?,
                 sent_by: row.get(3)?,
             })
-        })?)
+        })
     }
 
     fn take_over(
@@ -195,13 +217,15 @@ impl Statements for Transaction<'_> {
         Ok(updated == 1)
     }
 
-    fn sent(&mut self, order_id: u64, instance: &str) -> Result<(), StoreError> {
-        self.prepare_cached(concat!(
+    fn sent(&mut self, order_ids: &[u64], instance: &str) -> Result<(), StoreError> {
+        let mut update = self.prepare_cached(concat!(
             "UPDATE emails SET sent_by = ?2, sent_at_ms = ",
             now_ms!(),
             " WHERE order_id = ?1"
-        ))?
-        .execute(params![key(order_id), instance])?;
+        ))?;
+        for &order_id in order_ids {
+            update.execute(params![key(order_id), instance])?;
+        }
         Ok(())
     }
 }
