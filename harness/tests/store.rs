@@ -248,7 +248,7 @@ fn a_sqlite_store_deleted_under_a_running_service_ends_it() {
     );
     let status = payment.wait_exit(MINUTE);
     assert_eq!(status.code(), Some(1), "payment-service with its store deleted: {status}");
-    let why = format!("the store file {} was deleted or replaced while in use", path.display());
+    let why = format!("the store sqlite://{} is deleted or replaced while in use", path.display());
     assert!(payment.lines().iter().any(|line| line.contains(&why)), "no line says {why:?}");
     assert!(more.wait_exit(MINUTE).success(), "order-service failed");
     assert!(!path.exists() || store::charges(&path).is_empty(), "a charge was recorded in a new file");

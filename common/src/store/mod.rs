@@ -22,7 +22,7 @@ mod schema;
 mod sqlite;
 mod writer;
 
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, OnceLock};
 use thiserror::Error;
 
 pub use health::STALL_BOUND;
@@ -157,6 +157,7 @@ pub type Reply<T> = Box<dyn FnOnce(T) + Send>;
 pub struct Store {
     requests: mpsc::Sender<Op>,
     health: Arc<health::Health>,
+    id: Arc<OnceLock<String>>,
 }
 
 /// How a service opens its store.
@@ -173,9 +174,15 @@ impl Store {
     /// store this service cannot use ([`StoreError::is_fatal`]) is an error.
     pub fn open(setup: StoreSetup) -> Result<Store, StoreError> {
         let health = Arc::new(health::Health::new(setup.url.shown()));
-        let requests = writer::start(setup, health.clone())?;
+        let id = Arc::new(OnceLock::new());
+        let requests = writer::start(setup, health.clone(), id.clone())?;
         health::Health::watch(&health);
-        Ok(Store { requests, health })
+        Ok(Store { requests, health, id })
+    }
+
+    /// The store's own id (see `schema.rs`), once it was reached.
+    pub fn id(&self) -> Option<&str> {
+        self.id.get().map(String::as_str)
     }
 
     /// Why the store is not keeping up, if a batch has waited for its commit
@@ -245,6 +252,8 @@ impl Op {
 
 /// A connected store: runs a batch in one transaction.
 pub(crate) trait Backend: Send {
+    /// The store's own id, drawn when it was made.
+    fn id(&self) -> &str;
     /// Runs every op of `batch` in one transaction, filling in their answers;
     /// on an error nothing of it is recorded.
     fn run(&mut self, batch: &mut [Op], instance: &str) -> Result<(), StoreError>;

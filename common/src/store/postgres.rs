@@ -50,6 +50,7 @@ const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
 pub(super) struct Postgres {
     client: Client,
     prepared: Prepared,
+    id: String,
 }
 
 /// The statements of a batch, prepared once per connection.
@@ -82,8 +83,9 @@ impl Postgres {
         let mut client = config.connect(NoTls)?;
         client.batch_execute(BOUNDS)?;
         prepare_tables(&mut client)?;
+        let id = client.query_one(schema::ITS_ID, &[])?.try_get(0)?;
         let prepared = Prepared::on(&mut client)?;
-        Ok(Postgres { client, prepared })
+        Ok(Postgres { client, prepared, id })
     }
 }
 
@@ -97,8 +99,9 @@ fn prepare_tables(client: &mut Client) -> Result<(), StoreError> {
     let mut transaction = client.transaction()?;
     transaction.execute("SELECT pg_advisory_xact_lock(4242001)", &[])?;
     if schema::plan(found_version(&mut transaction)?)? != Plan::UpToDate {
-        // Version 1's tables are version 2's here: only the version is new.
+        // Version 1's tables are version 2's here; version 3 adds the store's id.
         transaction.batch_execute(&schema::tables("BIGINT", "DOUBLE PRECISION"))?;
+        transaction.execute(schema::NAME_IT, &[&schema::new_id()])?;
         transaction.batch_execute("CREATE TABLE IF NOT EXISTS store_schema (version BIGINT NOT NULL)")?;
         transaction.execute("INSERT INTO store_schema (version) VALUES ($1)", &[&schema::VERSION])?;
     }
@@ -162,6 +165,10 @@ impl Prepared {
 }
 
 impl Backend for Postgres {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
     fn run(&mut self, batch: &mut [Op], instance: &str) -> Result<(), StoreError> {
         let mut transaction = Batch { tx: self.client.transaction()?, prepared: &self.prepared };
         apply(&mut transaction, batch, instance)?;

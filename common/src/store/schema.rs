@@ -5,13 +5,16 @@
 //! a table and a unique index beside it; version 2 keys them by `INTEGER
 //! PRIMARY KEY` there (the rowid: one B-tree a row fewer per insert). The
 //! tables are otherwise the same in both stores, and on PostgreSQL the two
-//! versions are the same tables. SQLite keeps the version in `PRAGMA
-//! user_version`, PostgreSQL in the table `store_schema`.
+//! versions are the same tables. Version 3 adds the store's own id
+//! (`store_identity`, one row drawn when it is made), which the instances of
+//! a group compare, so that two of them never fence on two stores unawares.
+//! SQLite keeps the version in `PRAGMA user_version`, PostgreSQL in the table
+//! `store_schema`.
 
 use super::StoreError;
 
 /// The version this service writes.
-pub(super) const VERSION: i64 = 2;
+pub(super) const VERSION: i64 = 3;
 
 /// The tables of [`VERSION`], with `key` the order id's column type and
 /// `double` the amount's.
@@ -36,16 +39,34 @@ pub(super) fn tables(key: &str, double: &str) -> String {
             sent_at_ms BIGINT,
             in_doubt INTEGER NOT NULL DEFAULT 0
         );
-        CREATE INDEX IF NOT EXISTS emails_claimed_at ON emails (claimed_at_ms);"
+        CREATE INDEX IF NOT EXISTS emails_claimed_at ON emails (claimed_at_ms);
+        {IDENTITY}"
     )
+}
+
+/// The store's id: made with its tables, or by the migration that adds it.
+pub(super) const IDENTITY: &str = "CREATE TABLE IF NOT EXISTS store_identity (id TEXT NOT NULL);";
+
+/// Gives the store an id (a parameter: a fresh random one) unless it has one.
+pub(super) const NAME_IT: &str =
+    "INSERT INTO store_identity (id) SELECT CAST($1 AS TEXT) WHERE NOT EXISTS (SELECT 1 FROM store_identity)";
+
+/// The store's id.
+pub(super) const ITS_ID: &str = "SELECT id FROM store_identity";
+
+/// A fresh store id.
+pub(super) fn new_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
 }
 
 /// What to do with a store whose tables are at `found` (`None`: it has none).
 #[derive(Debug, PartialEq)]
 pub(super) enum Plan {
     Create,
-    /// Tables of version 1, to rebuild as [`VERSION`]'s.
-    Migrate,
+    /// Tables of an older version (`from`), to bring up to [`VERSION`]'s.
+    Migrate {
+        from: i64,
+    },
     UpToDate,
 }
 
@@ -54,7 +75,7 @@ pub(super) fn plan(found: Option<i64>) -> Result<Plan, StoreError> {
         None => Ok(Plan::Create),
         Some(version) if version > VERSION => Err(StoreError::SchemaNewer { found: version, known: VERSION }),
         Some(VERSION) => Ok(Plan::UpToDate),
-        Some(_) => Ok(Plan::Migrate),
+        Some(from) => Ok(Plan::Migrate { from }),
     }
 }
 
@@ -65,9 +86,10 @@ mod tests {
     #[test]
     fn a_store_is_created_migrated_used_or_refused_by_its_version() {
         assert_eq!(plan(None).unwrap(), Plan::Create);
-        assert_eq!(plan(Some(1)).unwrap(), Plan::Migrate);
+        assert_eq!(plan(Some(1)).unwrap(), Plan::Migrate { from: 1 });
+        assert_eq!(plan(Some(2)).unwrap(), Plan::Migrate { from: 2 });
         assert_eq!(plan(Some(VERSION)).unwrap(), Plan::UpToDate);
         let newer = plan(Some(VERSION + 1)).unwrap_err().to_string();
-        assert!(newer.contains("schema is version 3, newer than this service's (2)"), "{newer}");
+        assert!(newer.contains("schema is version 4, newer than this service's (3)"), "{newer}");
     }
 }

@@ -32,6 +32,7 @@ pub(super) fn file_id(path: &str) -> Option<FileId> {
 
 pub(super) struct Sqlite {
     connection: Connection,
+    id: String,
 }
 
 impl Sqlite {
@@ -41,7 +42,8 @@ impl Sqlite {
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "FULL")?;
         prepare_tables(&mut connection, path)?;
-        Ok(Sqlite { connection })
+        let id = connection.query_row(schema::ITS_ID, [], |row| row.get(0))?;
+        Ok(Sqlite { connection, id })
     }
 }
 
@@ -64,21 +66,23 @@ fn prepare_tables(connection: &mut Connection, path: &str) -> Result<(), StoreEr
     match schema::plan(found)? {
         Plan::UpToDate => return Ok(()),
         Plan::Create => transaction.execute_batch(&schema::tables("INTEGER", "REAL"))?,
-        Plan::Migrate => {
-            transaction.execute_batch(&format!(
-                "DROP INDEX IF EXISTS payments_charged_at;
-                 DROP INDEX IF EXISTS emails_claimed_at;
-                 ALTER TABLE payments RENAME TO payments_v1;
-                 ALTER TABLE emails RENAME TO emails_v1;
-                 {}
-                 INSERT INTO payments SELECT * FROM payments_v1;
-                 INSERT INTO emails SELECT * FROM emails_v1;
-                 DROP TABLE payments_v1;
-                 DROP TABLE emails_v1;",
-                schema::tables("INTEGER", "REAL")
-            ))?;
-            log::info!(target: "store", "sqlite://{path}: migrated from schema version 1 to {}", schema::VERSION);
-        }
+        Plan::Migrate { from: 1 } => transaction.execute_batch(&format!(
+            "DROP INDEX IF EXISTS payments_charged_at;
+             DROP INDEX IF EXISTS emails_claimed_at;
+             ALTER TABLE payments RENAME TO payments_v1;
+             ALTER TABLE emails RENAME TO emails_v1;
+             {}
+             INSERT INTO payments SELECT * FROM payments_v1;
+             INSERT INTO emails SELECT * FROM emails_v1;
+             DROP TABLE payments_v1;
+             DROP TABLE emails_v1;",
+            schema::tables("INTEGER", "REAL")
+        ))?,
+        Plan::Migrate { .. } => transaction.execute_batch(schema::IDENTITY)?,
+    }
+    transaction.execute(schema::NAME_IT, [schema::new_id()])?;
+    if let Some(from) = found {
+        log::info!(target: "store", "sqlite://{path}: migrated from schema version {from} to {}", schema::VERSION);
     }
     transaction.pragma_update(None, "user_version", schema::VERSION)?;
     transaction.commit()?;
@@ -86,6 +90,10 @@ fn prepare_tables(connection: &mut Connection, path: &str) -> Result<(), StoreEr
 }
 
 impl Backend for Sqlite {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
     fn run(&mut self, batch: &mut [Op], instance: &str) -> Result<(), StoreError> {
         let mut transaction = self.connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
         apply(&mut transaction, batch, instance)?;

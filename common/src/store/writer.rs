@@ -5,7 +5,7 @@ use super::health::Health;
 use super::sqlite::{self, FileId};
 use super::{connect, Backend, Op, StoreError, StoreSetup, StoreUrl};
 use log::{info, warn};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The most requests one transaction takes.
@@ -22,7 +22,11 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Starts the writer thread, and waits for its first try at connecting: a store
 /// this service cannot use is an error; one that is away is tried again.
-pub(super) fn start(setup: StoreSetup, health: Arc<Health>) -> Result<mpsc::Sender<Op>, StoreError> {
+pub(super) fn start(
+    setup: StoreSetup,
+    health: Arc<Health>,
+    id: Arc<OnceLock<String>>,
+) -> Result<mpsc::Sender<Op>, StoreError> {
     let (requests, queue) = mpsc::channel();
     let (opened, first_try) = mpsc::channel();
     std::thread::Builder::new()
@@ -31,6 +35,7 @@ pub(super) fn start(setup: StoreSetup, health: Arc<Health>) -> Result<mpsc::Send
             let mut writer = Writer {
                 setup,
                 health,
+                id,
                 backend: None,
                 file: None,
                 last_complaint: None,
@@ -51,6 +56,8 @@ pub(super) fn start(setup: StoreSetup, health: Arc<Health>) -> Result<mpsc::Send
 struct Writer {
     setup: StoreSetup,
     health: Arc<Health>,
+    /// The id of the store first reached: every connection must reach that store.
+    id: Arc<OnceLock<String>>,
     backend: Option<Box<dyn Backend>>,
     /// The SQLite file first opened: the fence every instance of the host shares.
     file: Option<FileId>,
@@ -127,6 +134,11 @@ impl Writer {
         }
         match connect(&self.setup.url, &self.setup.instance) {
             Ok(backend) => {
+                let first = self.id.get_or_init(|| backend.id().to_string());
+                if first != backend.id() {
+                    let now = format!("another store now (its id is {}, it was {first})", backend.id());
+                    self.replaced(&now);
+                }
                 self.backend = Some(backend);
                 if let (None, StoreUrl::Sqlite(path)) = (self.file, &self.setup.url) {
                     self.file = sqlite::file_id(path);
@@ -139,18 +151,23 @@ impl Writer {
     }
 
     /// Ends the service if the SQLite file it opened is no longer at its path
-    /// (deleted, or replaced): an instance opening the path now would keep a
-    /// fence of its own, and decide again what this one decided.
+    /// (deleted, or replaced).
     fn check_file(&self) {
         let (Some(opened), StoreUrl::Sqlite(path)) = (self.file, &self.setup.url) else { return };
-        if sqlite::file_id(path) == Some(opened) {
-            return;
+        if sqlite::file_id(path) != Some(opened) {
+            self.replaced("deleted or replaced while in use");
         }
+    }
+
+    /// Ends the service: the store it fenced with is gone from its URL, and an
+    /// instance opening the URL now would keep a fence of its own, and decide
+    /// again what this one decided.
+    fn replaced(&self, what: &str) -> ! {
         log::error!(
             target: "store",
-            "the store file {path} was deleted or replaced while in use: exiting with status 1, recording \
-             nothing more (instances opening it now would keep a fence of their own); restore the file, \
-             or start every instance on one new store"
+            "the store {} is {what}: exiting with status 1, recording nothing more (instances opening it \
+             now would keep a fence of their own); restore it, or start every instance on one new store",
+            self.setup.url.shown()
         );
         crate::runtime::logging::flush();
         std::process::exit(1);
