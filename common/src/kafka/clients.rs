@@ -9,6 +9,7 @@
 use crate::kafka::context::KafkaContext;
 use crate::kafka::producer::{Deliveries, KafkaProducer};
 use crate::kafka::rebalance::{GroupConsumer, GroupContext};
+use crate::kafka::store_mark;
 use crate::ops::metrics::Metrics;
 use crate::runtime::config::{KafkaArgs, DEFAULT_FETCH_WAIT_MS};
 use crate::runtime::setup_error::SetupError;
@@ -103,15 +104,18 @@ pub fn producer(
 }
 
 /// A consumer in `group` subscribed to `topic`, storing offsets only when told;
-/// with `statistics`, librdkafka reports its lag every second.
+/// with `statistics`, librdkafka reports its lag every second. Its client id
+/// names the store it fences with (`store_mark.rs`), if it has one.
 pub fn consumer(
     kafka: &KafkaArgs,
     service: &str,
     group: &str,
     topic: &str,
     statistics: bool,
+    store_id: Option<&str>,
 ) -> Result<Arc<GroupConsumer>, SetupError> {
     let mut config = base_config(kafka, service);
+    config.set("client.id", store_mark::client_id(service, store_id));
     for (key, value) in CONSUMER_SETTINGS {
         config.set(key, value);
     }
@@ -125,7 +129,7 @@ pub fn consumer(
     if statistics {
         config.set("statistics.interval.ms", "1000");
     }
-    let consumer: GroupConsumer = create(&config, kafka, GroupContext::new(&kafka.brokers))?;
+    let consumer: GroupConsumer = create(&config, kafka, GroupContext::new(&kafka.brokers, group, store_id))?;
     consumer
         .subscribe(&[topic])
         .map_err(|source| SetupError::Subscribe { topic: topic.to_string(), source })?;

@@ -33,7 +33,7 @@ use crate::kafka::offsets::{OffsetTracker, Stall};
 use crate::kafka::poller::{poll_records, Received, StoreOffsets};
 use crate::kafka::rebalance::{GroupConsumer, RebalanceHooks};
 use crate::ops::metrics::Metrics;
-use crate::runtime::shutdown::Shutdown;
+use crate::runtime::shutdown::{Reason, Shutdown};
 use crate::wire::event::{OrderEvent, Status};
 use actix::{Addr, Arbiter, Context, Message, Recipient};
 use foldhash::{HashMap, HashMapExt};
@@ -299,7 +299,11 @@ fn hand_over(
     shutdown: Shutdown,
 ) -> RebalanceHooks {
     let name = ConsumerActor::NAME;
+    let misconfigured = shutdown.clone();
     RebalanceHooks {
+        on_other_store: Box::new(move |other| {
+            misconfigured.trigger(Reason::Misconfigured(other.to_string()))
+        }),
         before_revoke: Box::new(move || {
             // At shutdown, the service has drained already (the revocation comes
             // when the consumer closes): no second wait for what did not finish.

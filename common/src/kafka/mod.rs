@@ -12,4 +12,5 @@ pub mod producer;
 pub mod read_gate;
 pub mod reader;
 pub mod rebalance;
+pub mod store_mark;
 pub mod topics;

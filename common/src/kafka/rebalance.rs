@@ -9,10 +9,11 @@
 
 use crate::kafka::context::KafkaContext;
 use crate::kafka::read_gate::ReadGate;
+use crate::kafka::store_mark::{self, OtherStore};
 use log::{info, warn};
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::statistics::Statistics;
 use rdkafka::ClientContext;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
@@ -30,6 +31,10 @@ pub struct GroupContext {
     read_gate: ReadGate,
     /// Revocations so far: a record read before one is read again after it.
     revocations: AtomicU64,
+    group: String,
+    /// The id of the store this member fences with, checked against the
+    /// other members' after each assignment (`store_mark.rs`).
+    store_id: Option<String>,
 }
 
 /// What a consumer does around a rebalance; installed once its actors exist.
@@ -39,15 +44,27 @@ pub struct RebalanceHooks {
     /// Before partitions are taken away: finish the events in flight, so their
     /// offsets are committed and the next owner starts where this one stopped.
     pub before_revoke: Box<dyn Fn() + Send + Sync>,
+    /// After an assignment, when another member fences with another store.
+    pub on_other_store: Box<dyn Fn(OtherStore) + Send + Sync>,
 }
 
 impl GroupContext {
-    pub fn new(brokers: &str) -> Self {
+    pub fn new(brokers: &str, group: &str, store_id: Option<&str>) -> Self {
         GroupContext {
             client: KafkaContext::new(brokers),
             hooks: OnceLock::new(),
             read_gate: ReadGate::default(),
             revocations: AtomicU64::new(0),
+            group: group.to_string(),
+            store_id: store_id.map(str::to_string),
+        }
+    }
+
+    /// The first live member of the group whose store is not this member's.
+    pub fn other_store(&self, consumer: &impl Consumer<Self>) -> KafkaResult<Option<OtherStore>> {
+        match &self.store_id {
+            Some(ours) => store_mark::other_store(consumer, &self.group, ours),
+            None => Ok(None),
         }
     }
 
@@ -112,6 +129,11 @@ impl ConsumerContext for GroupContext {
                 info!(target: "kafka", "partitions assigned: {}", list.join(" "));
                 if let Err(e) = self.read_gate.assigned(consumer, partitions) {
                     self.client.complain(&format!("cannot pause or resume the partitions assigned: {e}"));
+                }
+                match (self.other_store(consumer), self.hooks.get()) {
+                    (Ok(Some(other)), Some(hooks)) => (hooks.on_other_store)(other),
+                    (Err(e), _) => warn!(target: "kafka", "cannot check the group's stores: {e}"),
+                    _ => {}
                 }
             }
             Rebalance::Revoke(_) => {}

@@ -31,6 +31,7 @@ use actix::{Addr, Recipient};
 use log::{error, info, warn};
 use rdkafka::consumer::Consumer;
 use rdkafka::producer::Producer;
+use std::cell::OnceCell;
 use std::future::Future;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -53,6 +54,8 @@ pub struct Service {
     producer: Option<KafkaProducer>,
     consumer: Option<RunningConsumer>,
     readiness: Readiness,
+    /// The id of the store the service opened, which its consumer's group checks.
+    store_id: OnceCell<String>,
 }
 
 /// A consumer service's Kafka consumer and the actor that stores its offsets
@@ -128,6 +131,7 @@ where
         producer: None,
         consumer: None,
         readiness: Readiness::default(),
+        store_id: OnceCell::new(),
     };
     actix::System::new().block_on(async move {
         if let Err(e) = service.serve_http() {
@@ -170,7 +174,14 @@ impl Service {
     /// Starts the consumer actor that `spec` describes.
     pub fn start_consumer(&mut self, spec: ConsumerSpec<'_>) -> Result<(), SetupError> {
         let statistics = self.runtime.metrics_addr.is_some();
-        let client = clients::consumer(&self.kafka, self.name, spec.group, spec.topic, statistics)?;
+        let store_id = self.store_id.get().map(String::as_str);
+        let client = clients::consumer(&self.kafka, self.name, spec.group, spec.topic, statistics, store_id)?;
+        // Before it joins: a member already there that fences with another store stops this one.
+        match client.context().other_store(client.as_ref()) {
+            Ok(Some(other)) => return Err(SetupError::OtherStore(other)),
+            Ok(None) => {}
+            Err(e) => warn!(target: "kafka", "cannot check the stores of group {}: {e}", spec.group),
+        }
         client.context().client().report_statistics_to(self.supervision.metrics.clone());
         self.readiness.consumer_made(client.clone());
         let setup = ConsumerSetup {
@@ -193,8 +204,18 @@ impl Service {
     pub fn open_store(&self, store: &StoreArgs) -> Result<Store, SetupError> {
         let setup = store.setup(self.name, self.writer_identity());
         let url = setup.url.shown();
-        info!(target: "store", "store: {url}, written as {}", setup.instance);
-        let store = Store::open(setup).map_err(|source| SetupError::Store { url, source })?;
+        let instance = setup.instance.clone();
+        let store = Store::open(setup).map_err(|source| SetupError::Store { url: url.clone(), source })?;
+        match store.id() {
+            Some(id) => {
+                info!(target: "store", "store: {url} (store {id}), written as {instance}");
+                let _ = self.store_id.set(id.to_string()); // one store per service
+            }
+            None => info!(
+                target: "store",
+                "store: {url} (not reached yet: its id is not checked against the group's), written as {instance}"
+            ),
+        }
         self.readiness.store_opened(store.clone());
         Ok(store)
     }
@@ -263,7 +284,7 @@ impl Service {
                 Duration::from_secs(self.runtime.drain_timeout_secs)
             }
             Reason::Finished => Duration::from_secs(self.runtime.drain_timeout_secs),
-            Reason::Escalated(why) => {
+            Reason::Escalated(why) | Reason::Misconfigured(why) => {
                 error!(target: "service", "shutting down: {why}");
                 ESCALATION_DRAIN
             }
@@ -308,8 +329,8 @@ impl Service {
             }
         }
         info!(target: "stats", "📊 summary: {}", metrics.summary());
-        if let Reason::Escalated(why) = &reason {
-            error!(target: "service", "exiting with failure: {why}");
+        if let Reason::Escalated(why) | Reason::Misconfigured(why) = &reason {
+            error!(target: "service", "exiting with status {}: {why}", reason.status());
         }
         exit_at(teardown, reason.status());
         reason.exit_code()

@@ -1,6 +1,6 @@
 //! Why a service could not start. Each message names the cause and what to
 //! change; the service logs it and exits with status 1 (2 for a store it cannot
-//! use, as for a bad flag; 0 for [`SetupError::Interrupted`]).
+//! use or that its group does not share, as for a bad flag; 0 for [`SetupError::Interrupted`]).
 
 use crate::store::StoreError;
 use rdkafka::error::KafkaError;
@@ -30,6 +30,9 @@ pub enum SetupError {
     /// The store is there but cannot be used by this service (`--store`).
     #[error("the store {url}: {source}")]
     Store { url: String, source: StoreError },
+    /// A member of the group fences with another store (`--store`).
+    #[error("{0}")]
+    OtherStore(crate::kafka::store_mark::OtherStore),
     /// Ctrl-C before the service was up: not a failure.
     #[error("interrupted while starting: exiting")]
     Interrupted,
@@ -42,7 +45,7 @@ impl SetupError {
     /// The exit status of a service that could not start for this reason.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            SetupError::Store { .. } => ExitCode::from(2),
+            SetupError::Store { .. } | SetupError::OtherStore(_) => ExitCode::from(2),
             _ => ExitCode::FAILURE,
         }
     }

@@ -18,14 +18,19 @@ pub enum Reason {
     Finished,
     /// An actor crash-looped; the text names the actor and its last error.
     Escalated(String),
+    /// The service's settings cannot work together with another instance's
+    /// (two stores in one group); the text says what to change.
+    Misconfigured(String),
 }
 
 impl Reason {
-    /// The process's exit status: 0, or 1 after a crash loop or a permanent error.
+    /// The process's exit status: 0, 1 after a crash loop or a permanent
+    /// error, 2 for settings that cannot work (as for a bad flag).
     pub fn status(&self) -> u8 {
         match self {
             Reason::Interrupted | Reason::Finished => 0,
             Reason::Escalated(_) => 1,
+            Reason::Misconfigured(_) => 2,
         }
     }
 
