@@ -17,6 +17,7 @@
 
 mod health;
 mod postgres;
+mod prune;
 mod rules;
 mod schema;
 mod sqlite;

@@ -16,9 +16,11 @@
 //! Statements are prepared once per connection, and each takes a batch's
 //! orders as arrays (`unnest`, `= ANY`): a batch is a few round trips, not two per order.
 
+use super::prune::{self, Pruning};
 use super::schema::{self, Plan};
 use super::{apply, key, Backend, ChargeRow, ClaimRow, Op, RecordedCharge, Statements, StoreError};
 use foldhash::{HashMap, HashSet};
+use postgres::types::ToSql;
 use postgres::{Client, Config, GenericClient, NoTls, Row, Statement, Transaction};
 use std::time::Duration;
 
@@ -100,8 +102,10 @@ fn prepare_tables(client: &mut Client) -> Result<(), StoreError> {
     transaction.execute("SELECT pg_advisory_xact_lock(4242001)", &[])?;
     if schema::plan(found_version(&mut transaction)?)? != Plan::UpToDate {
         // Version 1's tables are version 2's here; version 3 adds the store's id.
+        transaction.batch_execute(schema::DROP_TIME_INDEXES)?;
         transaction.batch_execute(&schema::tables("BIGINT", "DOUBLE PRECISION"))?;
         transaction.execute(schema::NAME_IT, &[&schema::new_id()])?;
+        transaction.execute(&prune::MARK_NOW.replace("{now}", now_ms!()), &[])?;
         transaction.batch_execute("CREATE TABLE IF NOT EXISTS store_schema (version BIGINT NOT NULL)")?;
         transaction.execute("INSERT INTO store_schema (version) VALUES ($1)", &[&schema::VERSION])?;
     }
@@ -177,15 +181,26 @@ impl Backend for Postgres {
     }
 
     fn prune(&mut self, retention_ms: i64) -> Result<u64, StoreError> {
-        let payments = self.client.execute(
-            concat!("DELETE FROM payments WHERE charged_at_ms < ", now_ms!(), " - $1"),
-            &[&retention_ms],
-        )?;
-        let emails = self.client.execute(
-            concat!("DELETE FROM emails WHERE claimed_at_ms < ", now_ms!(), " - $1"),
-            &[&retention_ms],
-        )?;
-        Ok(payments + emails)
+        let mut transaction = self.client.transaction()?;
+        let pruned = prune::prune(&mut transaction, now_ms!(), retention_ms)?;
+        transaction.commit()?;
+        Ok(pruned)
+    }
+}
+
+/// The parameters of a prune's statement, as the client takes them.
+fn sql_params(params: &[i64]) -> Vec<&(dyn ToSql + Sync)> {
+    params.iter().map(|param| param as &(dyn ToSql + Sync)).collect()
+}
+
+impl Pruning for Transaction<'_> {
+    fn change(&mut self, sql: &str, params: &[i64]) -> Result<u64, StoreError> {
+        Ok(Transaction::execute(self, sql, &sql_params(params))?)
+    }
+
+    fn select_mark(&mut self, sql: &str, params: &[i64]) -> Result<Option<[i64; 3]>, StoreError> {
+        let Some(row) = self.query_opt(sql, &sql_params(params))? else { return Ok(None) };
+        Ok(Some([row.try_get(0)?, row.try_get(1)?, row.try_get(2)?]))
     }
 }
 

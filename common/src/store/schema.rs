@@ -30,7 +30,6 @@ pub(super) fn tables(key: &str, double: &str) -> String {
             charged_by TEXT NOT NULL,
             charged_at_ms BIGINT NOT NULL
         );
-        CREATE INDEX IF NOT EXISTS payments_charged_at ON payments (charged_at_ms);
         CREATE TABLE IF NOT EXISTS emails (
             order_id {key} PRIMARY KEY,
             claimed_by TEXT NOT NULL,
@@ -39,10 +38,15 @@ pub(super) fn tables(key: &str, double: &str) -> String {
             sent_at_ms BIGINT,
             in_doubt INTEGER NOT NULL DEFAULT 0
         );
-        CREATE INDEX IF NOT EXISTS emails_claimed_at ON emails (claimed_at_ms);
-        {IDENTITY}"
+        {IDENTITY}
+        {MARKS}",
+        MARKS = super::prune::MARKS
     )
 }
+
+/// What version 3 drops: the time indexes, which each insert paid for (see `prune.rs`).
+pub(super) const DROP_TIME_INDEXES: &str =
+    "DROP INDEX IF EXISTS payments_charged_at; DROP INDEX IF EXISTS emails_claimed_at;";
 
 /// The store's id: made with its tables, or by the migration that adds it.
 pub(super) const IDENTITY: &str = "CREATE TABLE IF NOT EXISTS store_identity (id TEXT NOT NULL);";

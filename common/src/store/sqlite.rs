@@ -6,10 +6,14 @@
 //! `busy_timeout` for another's batch to end. Times are the host's clock as
 //! SQLite reads it (`now_ms!`): every instance of a file shares the host.
 
+use super::prune::{self, Pruning};
 use super::schema::{self, Plan};
 use super::{apply, key, Backend, ChargeRow, ClaimRow, Op, RecordedCharge, Statements, StoreError};
 use foldhash::{HashMap, HashSet};
-use rusqlite::{params, CachedStatement, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{
+    params, params_from_iter, CachedStatement, Connection, OptionalExtension, Transaction,
+    TransactionBehavior,
+};
 use std::time::Duration;
 
 /// Now, in ms since the Unix epoch, in SQLite's SQL (a macro: `concat!` puts
@@ -78,9 +82,14 @@ fn prepare_tables(connection: &mut Connection, path: &str) -> Result<(), StoreEr
              DROP TABLE emails_v1;",
             schema::tables("INTEGER", "REAL")
         ))?,
-        Plan::Migrate { .. } => transaction.execute_batch(schema::IDENTITY)?,
+        Plan::Migrate { .. } => {
+            transaction.execute_batch(schema::DROP_TIME_INDEXES)?;
+            transaction.execute_batch(schema::IDENTITY)?;
+            transaction.execute_batch(prune::MARKS)?;
+        }
     }
     transaction.execute(schema::NAME_IT, [schema::new_id()])?;
+    transaction.execute(&prune::MARK_NOW.replace("{now}", now_ms!()), [])?;
     if let Some(from) = found {
         log::info!(target: "store", "sqlite://{path}: migrated from schema version {from} to {}", schema::VERSION);
     }
@@ -102,15 +111,22 @@ impl Backend for Sqlite {
     }
 
     fn prune(&mut self, retention_ms: i64) -> Result<u64, StoreError> {
-        let payments = self.connection.execute(
-            concat!("DELETE FROM payments WHERE charged_at_ms < ", now_ms!(), " - ?1"),
-            [retention_ms],
-        )?;
-        let emails = self.connection.execute(
-            concat!("DELETE FROM emails WHERE claimed_at_ms < ", now_ms!(), " - ?1"),
-            [retention_ms],
-        )?;
-        Ok((payments + emails) as u64)
+        let mut transaction = self.connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let pruned = prune::prune(&mut transaction, now_ms!(), retention_ms)?;
+        transaction.commit()?;
+        Ok(pruned)
+    }
+}
+
+impl Pruning for Transaction<'_> {
+    fn change(&mut self, sql: &str, params: &[i64]) -> Result<u64, StoreError> {
+        Ok(Connection::execute(self, sql, params_from_iter(params))? as u64)
+    }
+
+    fn select_mark(&mut self, sql: &str, params: &[i64]) -> Result<Option<[i64; 3]>, StoreError> {
+        let mark =
+            self.query_row(sql, params_from_iter(params), |row| Ok([row.get(0)?, row.get(1)?, row.get(2)?]));
+        Ok(mark.optional()?)
     }
 }
 
