@@ -130,6 +130,12 @@ pub fn consumer(
         config.set("statistics.interval.ms", "1000");
     }
     let consumer: GroupConsumer = create(&config, kafka, GroupContext::new(&kafka.brokers, group, store_id))?;
+    // Before it joins (at its first poll): a member there on another store stops this one.
+    match consumer.context().other_store(&consumer) {
+        Ok(Some(other)) => return Err(SetupError::OtherStore(other)),
+        Ok(None) => {}
+        Err(e) => log::warn!(target: "kafka", "cannot check the stores of group {group}: {e}"),
+    }
     consumer
         .subscribe(&[topic])
         .map_err(|source| SetupError::Subscribe { topic: topic.to_string(), source })?;

@@ -176,12 +176,6 @@ impl Service {
         let statistics = self.runtime.metrics_addr.is_some();
         let store_id = self.store_id.get().map(String::as_str);
         let client = clients::consumer(&self.kafka, self.name, spec.group, spec.topic, statistics, store_id)?;
-        // Before it joins: a member already there that fences with another store stops this one.
-        match client.context().other_store(client.as_ref()) {
-            Ok(Some(other)) => return Err(SetupError::OtherStore(other)),
-            Ok(None) => {}
-            Err(e) => warn!(target: "kafka", "cannot check the stores of group {}: {e}", spec.group),
-        }
         client.context().client().report_statistics_to(self.supervision.metrics.clone());
         self.readiness.consumer_made(client.clone());
         let setup = ConsumerSetup {
@@ -206,15 +200,12 @@ impl Service {
         let url = setup.url.shown();
         let instance = setup.instance.clone();
         let store = Store::open(setup).map_err(|source| SetupError::Store { url: url.clone(), source })?;
-        match store.id() {
-            Some(id) => {
-                info!(target: "store", "store: {url} (store {id}), written as {instance}");
-                let _ = self.store_id.set(id.to_string()); // one store per service
-            }
-            None => info!(
-                target: "store",
-                "store: {url} (not reached yet: its id is not checked against the group's), written as {instance}"
-            ),
+        let id = store
+            .id()
+            .map_or("not reached yet: not checked against its group's".into(), |id| format!("store {id}"));
+        info!(target: "store", "store: {url} ({id}), written as {instance}");
+        if let Some(id) = store.id() {
+            let _ = self.store_id.set(id.to_string()); // one store per service
         }
         self.readiness.store_opened(store.clone());
         Ok(store)
@@ -330,7 +321,7 @@ impl Service {
         }
         info!(target: "stats", "📊 summary: {}", metrics.summary());
         if let Reason::Escalated(why) | Reason::Misconfigured(why) = &reason {
-            error!(target: "service", "exiting with status {}: {why}", reason.status());
+            error!(target: "service", "exiting with failure (status {}): {why}", reason.status());
         }
         exit_at(teardown, reason.status());
         reason.exit_code()
