@@ -3,7 +3,7 @@
 //! and the same as one JSON line.
 //!
 //! How to read the lines of the faults that make zombies and slow the network:
-//! `pause: payment-service #2 SIGSTOPped 15 s, then SIGCONT` froze that instance
+//! `pause: notification-service #2 SIGSTOPped 25 s, then SIGCONT` froze that instance
 //! past the session timeout (10 s): its group handed its partitions to the others,
 //! and it woke still holding their events; `cut: ... network cut 20 s, then
 //! restored` did the same by pulling its host's link, every packet dropped silently
