@@ -77,76 +77,82 @@ fn record_sent(tx: &mut impl Statements, batch: &[Op], instance: &str) -> Result
     tx.sent(&sent, instance)
 }
 
+/// The batch's charges, each with its verdict.
+fn charge_ops(batch: &mut [Op]) -> impl Iterator<Item = (&Charge, &mut Option<ChargeVerdict>)> {
+    batch.iter_mut().filter_map(|op| match op {
+        Op::Charge { charge, verdict, .. } => Some((&*charge, verdict)),
+        _ => None,
+    })
+}
+
+/// The batch's claims on emails: the order, whether to renew, the verdict.
+fn claim_ops(batch: &mut [Op]) -> impl Iterator<Item = (u64, bool, &mut Option<EmailVerdict>)> {
+    batch.iter_mut().filter_map(|op| match op {
+        Op::ClaimEmail { order_id, renew, verdict, .. } => Some((*order_id, *renew, verdict)),
+        _ => None,
+    })
+}
+
+/// The rule of a batch's inserts: of the ops of one kind, the first of each
+/// order that `inserted` holds made the row, and is told `made`; the others
+/// met a row already there, and their order ids are returned.
+fn first_of_each_made<'a, V: 'a>(
+    ops: impl Iterator<Item = (u64, &'a mut Option<V>)>,
+    mut inserted: HashSet<u64>,
+    made: impl Fn() -> V,
+) -> Vec<u64> {
+    let mut met = Vec::new();
+    for (order_id, verdict) in ops {
+        match inserted.remove(&order_id) {
+            true => *verdict = Some(made()),
+            false => met.push(order_id),
+        }
+    }
+    met
+}
+
 /// A charge is the record if it is the first of its order; any other meets the record.
 fn record_charges(tx: &mut impl Statements, batch: &mut [Op], instance: &str) -> Result<(), StoreError> {
-    let rows: Vec<ChargeRow> = batch
-        .iter()
-        .filter_map(|op| match op {
-            Op::Charge { charge, .. } => Some(ChargeRow {
-                charge,
-                outcome: if charge.declined.is_some() { "declined" } else { "charged" },
-                event: String::from_utf8_lossy(&charge.event),
-            }),
-            _ => None,
+    let rows: Vec<ChargeRow> = charge_ops(batch)
+        .map(|(charge, _)| ChargeRow {
+            charge,
+            outcome: if charge.declined.is_some() { "declined" } else { "charged" },
+            event: String::from_utf8_lossy(&charge.event),
         })
         .collect();
     if rows.is_empty() {
         return Ok(());
     }
-    let mut inserted = tx.insert_charges(&rows, instance)?;
-    let mut found = Vec::new();
-    for op in batch.iter_mut() {
-        if let Op::Charge { charge, verdict, .. } = op {
-            match inserted.remove(&charge.order_id) {
-                true => *verdict = Some(ChargeVerdict::Recorded),
-                false => found.push(charge.order_id),
-            }
-        }
-    }
-    if found.is_empty() {
+    let inserted = tx.insert_charges(&rows, instance)?;
+    let ops = charge_ops(batch).map(|(charge, verdict)| (charge.order_id, verdict));
+    let met = first_of_each_made(ops, inserted, || ChargeVerdict::Recorded);
+    if met.is_empty() {
         return Ok(());
     }
-    let recorded = tx.recorded_charges(&found)?;
-    for op in batch.iter_mut() {
-        if let Op::Charge { charge, verdict: verdict @ None, .. } = op {
-            let row = recorded.get(&charge.order_id).ok_or(StoreError::Vanished(charge.order_id))?;
-            *verdict = Some(ChargeVerdict::Found(row.clone()));
-        }
+    let recorded = tx.recorded_charges(&met)?;
+    for (charge, verdict) in charge_ops(batch).filter(|(_, verdict)| verdict.is_none()) {
+        let row = recorded.get(&charge.order_id).ok_or(StoreError::Vanished(charge.order_id))?;
+        *verdict = Some(ChargeVerdict::Found(row.clone()));
     }
     Ok(())
 }
 
 /// A claim is ours if it is the first on its email; any other meets the claim there.
 fn claim_emails(tx: &mut impl Statements, batch: &mut [Op], instance: &str) -> Result<(), StoreError> {
-    let asked: Vec<u64> = batch
-        .iter()
-        .filter_map(|op| match op {
-            Op::ClaimEmail { order_id, .. } => Some(*order_id),
-            _ => None,
-        })
-        .collect();
+    let asked: Vec<u64> = claim_ops(batch).map(|(order_id, ..)| order_id).collect();
     if asked.is_empty() {
         return Ok(());
     }
-    let mut inserted = tx.insert_claims(&asked, instance)?;
-    let mut met = Vec::new();
-    for op in batch.iter_mut() {
-        if let Op::ClaimEmail { order_id, verdict, .. } = op {
-            match inserted.remove(order_id) {
-                true => *verdict = Some(EmailVerdict::Claimed),
-                false => met.push(*order_id),
-            }
-        }
-    }
+    let inserted = tx.insert_claims(&asked, instance)?;
+    let ops = claim_ops(batch).map(|(order_id, _, verdict)| (order_id, verdict));
+    let met = first_of_each_made(ops, inserted, || EmailVerdict::Claimed);
     if met.is_empty() {
         return Ok(());
     }
     let claims = tx.claims(&met)?;
-    for op in batch.iter_mut() {
-        if let Op::ClaimEmail { order_id, renew, verdict: verdict @ None, .. } = op {
-            let seen = claims.get(order_id).ok_or(StoreError::Vanished(*order_id))?;
-            *verdict = Some(settle_claim(tx, *order_id, *renew, instance, seen)?);
-        }
+    for (order_id, renew, verdict) in claim_ops(batch).filter(|(.., verdict)| verdict.is_none()) {
+        let seen = claims.get(&order_id).ok_or(StoreError::Vanished(order_id))?;
+        *verdict = Some(settle_claim(tx, order_id, renew, instance, seen)?);
     }
     Ok(())
 }
