@@ -135,5 +135,7 @@ pub async fn create_topics(brokers: &str, topics: &[String]) -> Result<(), Strin
     }
     let flags = <Flags as clap::Parser>::try_parse_from(["ceiling", "--brokers", brokers])
         .map_err(|e| format!("the ceiling's Kafka settings: {e}"))?;
-    common::kafka::topics::ensure(&flags.kafka, "ceiling", topics).await.map_err(|e| e.to_string())
+    common::kafka::client::topics::ensure(&flags.kafka.settings(), "ceiling", topics)
+        .await
+        .map_err(|e| e.to_string())
 }

@@ -171,7 +171,7 @@ fn created_times(setup: &Setup) -> Result<HashMap<u64, u64>, String> {
     let mut bad = None;
     let mut client = rdkafka::ClientConfig::new();
     client.set("bootstrap.servers", &setup.brokers);
-    common::kafka::reader::read_to_end(&client, &setup.payment_topic, |record| {
+    common::kafka::tool_reader::read_to_end(&client, &setup.payment_topic, |record| {
         let payment: Option<serde_json::Value> =
             serde_json::from_slice(record.payload().unwrap_or_default()).ok();
         let fields =

@@ -259,7 +259,7 @@ impl Report {
         let _ = writeln!(
             out,
             "pipeline: the three services, settings of common::kafka: {}; RUST_LOG={}; logs in {}",
-            common::kafka::clients::describe_settings(),
+            common::kafka::client::build::describe_settings(),
             plan.service_log.as_deref().unwrap_or("unset (info)"),
             plan.logs.display()
         );
@@ -537,7 +537,7 @@ impl Report {
                 "max_in_flight": plan.max_in_flight,
                 "ceiling_tuning": self.ceiling_settings.tuning.iter()
                     .map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
-                "service_settings": common::kafka::clients::describe_settings(),
+                "service_settings": common::kafka::client::build::describe_settings(),
                 "service_log": plan.service_log,
                 "service_args": plan.service_args,
                 "history_orders": plan.history_orders,

@@ -6,24 +6,25 @@
 //! the source, which then stores the offset. Every actor runs under
 //! supervision, which restarts it after a panic or an error.
 //!
-//! Read in this order (no module imports one that imports it back):
+//! The layers, bottom up: a module imports only modules of its own layer or of
+//! the layers before it (`tests/layout.rs` reads this list and checks it).
 //!
-//! 1. [`wire`]: the events on Kafka ([`wire::event`], [`wire::codec`]).
-//! 2. [`actor`]: the messages ([`actor::messages`]), supervision
+//! 1. [`base`]: what every layer uses: the log and its barrier
+//!    ([`base::logging`]), the metrics ([`base::metrics`]), the shutdown
+//!    ([`base::shutdown`]).
+//! 2. [`wire`]: the events on Kafka ([`wire::event`], [`wire::codec`]).
+//! 3. [`actor`]: the messages ([`actor::messages`]), supervision
 //!    ([`actor::supervisor`], [`actor::restart_policy`], [`actor::error`],
 //!    [`actor::fault`]) and back-pressure ([`actor::in_flight`]).
-//! 3. [`kafka`]: the consumer ([`kafka::poller`], [`kafka::consumer`],
-//!    [`kafka::offsets`], [`kafka::read_gate`], [`kafka::rebalance`]), the
-//!    producer ([`kafka::producer`], [`kafka::dead_letter`]) and their clients
-//!    ([`kafka::clients`], [`kafka::context`], [`kafka::topics`]).
-//! 4. [`store`]: where consumer services record what they did: the zombie fence.
-//! 5. [`runtime`]: one service process ([`runtime::service`],
-//!    [`runtime::shutdown`], [`runtime::config`], [`runtime::logging`]).
-//! 6. [`ops`]: metrics and HTTP probes.
+//! 4. [`kafka`]: the clients ([`kafka::client`]), the consumer
+//!    ([`kafka::consumer`]) and the producer ([`kafka::producer`]).
+//! 5. [`store`]: where consumer services record what they did: the zombie fence.
+//! 6. [`runtime`]: one service process ([`runtime::service`],
+//!    [`runtime::config`], [`runtime::http`], [`runtime::setup_error`]).
 
 pub mod actor;
+pub mod base;
 pub mod kafka;
-pub mod ops;
 pub mod runtime;
 pub mod store;
 pub mod wire;

@@ -1,6 +1,8 @@
-//! The floor plan of `common/`, checked: no source file over 350 lines, and no
-//! two modules that import each other, directly or through others (a reader
-//! can take the modules in an order where each uses only those before it).
+//! The floor plan of `common/`, checked: no source file over 350 lines; no
+//! module imports one of a higher layer than its own, in the order `lib.rs`'s
+//! doc lists them; and no two modules import each other, directly or through
+//! others (a reader can take the modules in an order where each uses only
+//! those before it).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -116,4 +118,44 @@ fn no_module_of_common_imports_one_that_imports_it_back() {
             panic!("an import circle: {}", found.join(" -> "));
         }
     }
+}
+
+/// The layers as `lib.rs`'s doc numbers them: `//! 1. [`base`]: ...`, bottom up.
+fn layers(lib: &str) -> Vec<String> {
+    lib.lines()
+        .filter_map(|line| {
+            let item = line.strip_prefix("//! ")?;
+            let (number, rest) = item.split_once(". [`")?;
+            number.parse::<usize>().ok()?;
+            Some(rest.split_once('`')?.0.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn no_module_of_common_imports_a_higher_layer() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let lib = std::fs::read_to_string(src.join("lib.rs")).expect("lib.rs");
+    let layers = layers(&lib);
+    assert!(layers.len() >= 5, "lib.rs's doc lists the layers as `//! 1. [`name`]: ...`: found {layers:?}");
+    let declared: BTreeSet<String> = lib
+        .lines()
+        .filter_map(|line| line.strip_prefix("pub mod ")?.strip_suffix(';').map(str::to_string))
+        .collect();
+    let listed: BTreeSet<String> = layers.iter().cloned().collect();
+    assert_eq!(declared, listed, "every top-level module of lib.rs is a layer its doc lists, once");
+    let rank = |module: &str| layers.iter().position(|layer| layer == module);
+    let top_modules: BTreeSet<String> = layers.iter().cloned().collect();
+    let mut upward = Vec::new();
+    for file in sources(&src) {
+        let module = module_of(&src, &file);
+        let Some(own) = module.split("::").next().and_then(rank) else { continue };
+        let code = std::fs::read_to_string(&file).expect("a source file");
+        for used in imports(&code, &top_modules) {
+            if rank(&used).is_some_and(|theirs| theirs > own) {
+                upward.push(format!("{module} imports {used}"));
+            }
+        }
+    }
+    assert!(upward.is_empty(), "imports of a higher layer (move the shared part down): {upward:?}");
 }

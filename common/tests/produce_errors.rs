@@ -12,11 +12,11 @@ use common::actor::fault::{CrashMode, FaultPlan, Role};
 use common::actor::messages::{Completed, Origin, Publish, Ticket};
 use common::actor::restart_policy::RestartLimits;
 use common::actor::supervisor::Supervision;
-use common::kafka::clients;
-use common::kafka::producer::ProducerActor;
-use common::ops::metrics::Metrics;
+use common::base::metrics::Metrics;
+use common::base::shutdown::{Reason, Shutdown};
+use common::kafka::client::build;
+use common::kafka::producer::actor::ProducerActor;
 use common::runtime::config::KafkaArgs;
-use common::runtime::shutdown::{Reason, Shutdown};
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use std::sync::Arc;
@@ -56,7 +56,8 @@ async fn a_record_refused_for_good_stops_the_service_instead_of_being_retried_fo
         metrics: Arc::new(Metrics::default()),
         shutdown: Shutdown::default(),
     };
-    let producer = clients::producer(&kafka, "test", supervision.metrics.clone()).expect("a producer");
+    let producer =
+        build::producer(&kafka.settings(), "test", supervision.metrics.clone()).expect("a producer");
     let producer = ProducerActor::start(producer, &supervision);
     let (completions, mut completed) = mpsc::unbounded_channel();
     let source = Source(completions).start();

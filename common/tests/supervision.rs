@@ -5,9 +5,8 @@ use common::actor::error::ActorError;
 use common::actor::fault::{CrashMode, FaultPlan, Role};
 use common::actor::restart_policy::RestartLimits;
 use common::actor::supervisor::{Supervision, Worker, WorkerActor};
-use common::ops::metrics::Metrics;
-use common::runtime::shutdown::{Reason, Shutdown};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use common::base::metrics::Metrics;
+use common::base::shutdown::{Reason, Shutdown};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,8 +53,7 @@ impl Worker for Flaky {
                 return Err(ActorError::Unavailable(format!("job {id} cannot run yet")))
             }
             Some(Failing::Refused) => {
-                let cause = KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge);
-                return Err(ActorError::publishing("jobs", cause));
+                return Err(ActorError::Refused(format!("job {id} is refused for good: raise the limit")));
             }
             _ => {}
         }
@@ -156,8 +154,8 @@ async fn a_permanent_failure_escalates_at_once_with_its_fix() {
     let Reason::Escalated(why) = supervision.shutdown.triggered().await else {
         panic!("expected an escalation");
     };
-    assert!(why.starts_with("FlakyActor cannot go on: cannot publish to jobs"), "{why}");
-    assert!(why.contains("max.message.bytes") && why.contains("while handling job 1"), "{why}");
+    assert!(why.starts_with("FlakyActor cannot go on: job 1 is refused for good"), "{why}");
+    assert!(why.contains("raise the limit") && why.contains("while handling job 1"), "{why}");
     assert!(
         supervision.metrics.summary().contains("crashes=0 () restarts=0"),
         "no restart: retrying cannot help"

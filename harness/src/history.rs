@@ -4,7 +4,7 @@
 //! benchmark of a restart over history.
 
 use crate::{store_path, Broker, ServiceProcess};
-use common::kafka::reader;
+use common::kafka::tool_reader;
 use common::runtime::config::DEFAULT_PARTITIONS as PARTITIONS;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -79,10 +79,11 @@ pub fn write_paid_history(broker: &Broker, orders: u64, uncommitted: u64) -> His
         .set("group.id", "payment-service")
         .create()
         .expect("cannot create the committing client");
-    let reader = reader::reader(&broker.client_config(), "history").expect("a reader");
+    let reader = tool_reader::reader(&broker.client_config(), "history").expect("a reader");
     let mut commit = TopicPartitionList::new();
     for partition in 0..PARTITIONS {
-        let (_, end) = reader::watermarks(&reader, "order_topic", partition).expect("order_topic's offsets");
+        let (_, end) =
+            tool_reader::watermarks(&reader, "order_topic", partition).expect("order_topic's offsets");
         assert_eq!(end, next_offset[partition as usize], "order_topic[{partition}] was not empty");
         let position = Offset::Offset(end - uncommitted.min(end as u64) as i64);
         commit.add_partition_offset("order_topic", partition, position).expect("a partition");

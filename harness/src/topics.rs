@@ -17,7 +17,7 @@ pub struct TopicRecord {
 pub fn records_on_topic(broker: &Broker, topic: &str) -> Vec<TopicRecord> {
     use rdkafka::message::{Headers, Message};
     let mut records = Vec::new();
-    common::kafka::reader::read_to_end(&broker.client_config(), topic, |record| {
+    common::kafka::tool_reader::read_to_end(&broker.client_config(), topic, |record| {
         let headers = record.headers().map_or_else(BTreeMap::new, |headers| {
             headers
                 .iter()

@@ -12,7 +12,7 @@
 //! stdout goes to a file of its own, off the tmpfs: it is where the service
 //! tells its operator that its log cannot be written.
 
-use common::runtime::logging::GIVE_UP_AFTER;
+use common::base::logging::GIVE_UP_AFTER;
 use harness::small_disk::SmallDisk;
 use harness::{count_orders, emailed, payments_on_topic, Broker, ServiceProcess, PAID};
 use std::collections::{BTreeMap, BTreeSet};

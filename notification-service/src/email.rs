@@ -34,7 +34,7 @@ impl Mailer {
             )));
         }
         let (order, user) = (payment.order_id, payment.user_id);
-        // Both lines in one call: they get one timestamp, and cost one (see `runtime/logging/`).
+        // Both lines in one call: they get one timestamp, and cost one (see `base/logging/`).
         if payment.status == Status::PaymentSuccessful {
             info!(
                 target: "NotificationActor",

@@ -11,7 +11,7 @@ mod notification;
 
 use clap::Parser;
 use common::actor::fault::Role;
-use common::kafka::dead_letter::dead_letter_topic;
+use common::kafka::producer::dead_letter::dead_letter_topic;
 use common::runtime::config::{probability, DedupArgs, KafkaArgs, RuntimeArgs, StoreArgs};
 use common::runtime::service::ConsumerSpec;
 use common::wire::event::Status;

@@ -26,7 +26,7 @@ use common::actor::fault::Role;
 use common::actor::messages::{Process, Ticket};
 use common::actor::recent_ids::RecentIds;
 use common::actor::supervisor::{Worker, WorkerActor};
-use common::ops::metrics::Metrics;
+use common::base::metrics::Metrics;
 use common::store::{EmailVerdict, Store};
 use common::wire::event::OrderEvent;
 use foldhash::{HashMap, HashMapExt};

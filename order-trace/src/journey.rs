@@ -5,7 +5,7 @@
 //! to its current end: a trace costs one partition's worth of reading per topic.
 
 use crate::partitioner::partition_of;
-use common::kafka::reader::{self, ReadError};
+use common::kafka::tool_reader::{self, ReadError};
 use common::wire::event::{OrderEvent, Status};
 use rdkafka::consumer::Consumer;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
@@ -72,7 +72,7 @@ pub fn trace(
     topics: &Topics,
     order_id: u64,
 ) -> Result<(Vec<Step>, Vec<String>), ReadError> {
-    let reader = reader::reader(client, "order-trace")?;
+    let reader = tool_reader::reader(client, "order-trace")?;
     let key = order_id.to_string();
     let (mut steps, mut looked) = (Vec::new(), Vec::new());
     for &(topic, accepted) in &topics.0 {
@@ -87,8 +87,8 @@ pub fn trace(
         }
         let partition = partition_of(key.as_bytes(), partitions as i32);
         looked.push(format!("{topic}[{partition}]"));
-        let (first, end) = reader::watermarks(&reader, topic, partition)?;
-        reader::read_ranges(&reader, topic, &[(partition, first, end)], |record| {
+        let (first, end) = tool_reader::watermarks(&reader, topic, partition)?;
+        tool_reader::read_ranges(&reader, topic, &[(partition, first, end)], |record| {
             if record.key() == Some(key.as_bytes()) {
                 steps.push(step(record, accepted));
             }

@@ -11,8 +11,8 @@ mod journey;
 mod partitioner;
 
 use clap::Parser;
-use common::kafka::client_properties::ClientProperties;
-use common::kafka::dead_letter::dead_letter_topic;
+use common::kafka::client::properties::ClientProperties;
+use common::kafka::producer::dead_letter::dead_letter_topic;
 use common::wire::event::Status;
 use journey::{Step, Topics};
 use std::io::Write;

@@ -12,7 +12,7 @@ mod payment;
 
 use clap::Parser;
 use common::actor::fault::Role;
-use common::kafka::dead_letter::dead_letter_topic;
+use common::kafka::producer::dead_letter::dead_letter_topic;
 use common::runtime::config::{probability, DedupArgs, KafkaArgs, RuntimeArgs, StoreArgs};
 use common::runtime::service::ConsumerSpec;
 use common::wire::event::Status;

@@ -21,8 +21,8 @@
 use crate::actor::error::{ActorError, Kind};
 use crate::actor::fault::{Fault, FaultPlan, InjectedPanic, Role, INJECTED_PANIC};
 use crate::actor::restart_policy::{RestartLimits, RestartPolicy, Verdict};
-use crate::ops::metrics::Metrics;
-use crate::runtime::shutdown::{Reason, Shutdown};
+use crate::base::metrics::Metrics;
+use crate::base::shutdown::{Reason, Shutdown};
 use actix::{Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, WrapFuture};
 use log::{error, warn};
 use rand::{rngs::SmallRng, SeedableRng};

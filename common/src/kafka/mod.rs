@@ -1,16 +1,10 @@
-//! Kafka: the clients and their contexts, the consumer and producer actors,
-//! the offsets they may commit, and the tools' out-of-group readers.
+//! Kafka, by concept: the clients (`client/`: settings, building, their
+//! context, properties, topics), the consumer (`consumer/`: the actor, its
+//! reader task, offsets, the read gate, the group), the producer (`producer/`:
+//! the actor, deliveries, dead letters, which failures are which), and a reader
+//! that only tools use.
 
-pub mod client_properties;
-pub mod clients;
+pub mod client;
 pub mod consumer;
-pub mod context;
-pub mod dead_letter;
-pub mod offsets;
-pub mod poller;
 pub mod producer;
-pub mod read_gate;
-pub mod reader;
-pub mod rebalance;
-pub mod store_mark;
-pub mod topics;
+pub mod tool_reader;

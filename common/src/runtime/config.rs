@@ -2,13 +2,11 @@
 
 use crate::actor::fault::{CrashMode, FaultPlan, Role};
 use crate::actor::restart_policy::RestartLimits;
-use crate::kafka::client_properties::ClientProperties;
+use crate::kafka::client::properties::ClientProperties;
+use crate::kafka::client::settings::{KafkaSettings, DEFAULT_FETCH_WAIT_MS};
 use crate::store::{StoreSetup, StoreUrl};
 use clap::Args;
 use std::time::Duration;
-
-/// `--fetch-wait-ms` unless given.
-pub const DEFAULT_FETCH_WAIT_MS: u32 = 10;
 
 /// `--max-in-flight` unless given. A stage moves at most its bound per round trip
 /// of an event (read, handled, its output acknowledged), so a low bound caps the
@@ -73,8 +71,19 @@ fn replication_factor(text: &str) -> Result<i32, String> {
 }
 
 impl KafkaArgs {
-    pub fn broker_wait(&self) -> Option<Duration> {
-        (self.broker_wait_secs > 0).then(|| Duration::from_secs(self.broker_wait_secs))
+    /// What the Kafka clients are told, from these flags.
+    pub fn settings(&self) -> KafkaSettings {
+        KafkaSettings {
+            brokers: self.brokers.clone(),
+            broker_wait_secs: self.broker_wait_secs,
+            max_poll_interval_ms: self.max_poll_interval_ms,
+            instance_id: self.instance_id.clone(),
+            fetch_wait_ms: self.fetch_wait_ms,
+            partitions: self.partitions,
+            replication_factor: self.replication_factor,
+            create_topics: self.create_topics,
+            client: self.client.clone(),
+        }
     }
 
     /// A client configuration for the broker, with every `-X` and `--kafka-config` property.

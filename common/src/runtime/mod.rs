@@ -1,7 +1,7 @@
-//! One service process: its flags, its log, its start-up and its graceful shutdown.
+//! One service process: its flags, its start-up, its HTTP probes and why it could not start.
 
 pub mod config;
-pub mod logging;
+pub mod http;
 pub mod service;
 pub mod setup_error;
-pub mod shutdown;
+mod teardown;

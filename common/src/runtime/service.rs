@@ -13,24 +13,24 @@ use crate::actor::fault::Role;
 use crate::actor::in_flight::InFlight;
 use crate::actor::messages::{Process, Publish};
 use crate::actor::supervisor::{Supervision, Worker, WorkerActor};
-use crate::kafka::clients;
-use crate::kafka::consumer::{ConsumerActor, ConsumerSetup};
-use crate::kafka::poller::StoreOffsets;
-use crate::kafka::producer::{KafkaProducer, ProducerActor};
-use crate::kafka::rebalance::{commit_stored_offsets, GroupConsumer};
-use crate::kafka::topics;
-use crate::ops::http::{self, Endpoints, Readiness};
-use crate::ops::metrics::Metrics;
+use crate::base::logging;
+use crate::base::metrics::Metrics;
+use crate::base::shutdown::{Reason, Shutdown};
+use crate::kafka::client::build;
+use crate::kafka::client::settings::KafkaSettings;
+use crate::kafka::client::topics;
+use crate::kafka::consumer::actor::{ConsumerActor, ConsumerSetup};
+use crate::kafka::producer::actor::ProducerActor;
+use crate::kafka::producer::deliveries::KafkaProducer;
 use crate::runtime::config::{KafkaArgs, RuntimeArgs, StoreArgs};
-use crate::runtime::logging;
+use crate::runtime::http::{self, Endpoints, Readiness};
 use crate::runtime::setup_error::SetupError;
-use crate::runtime::shutdown::{Reason, Shutdown};
+use crate::runtime::teardown::{self, RunningConsumer};
 use crate::store::Store;
 use crate::wire::event::Status;
 use actix::{Addr, Recipient};
 use log::{error, info, warn};
 use rdkafka::consumer::Consumer;
-use rdkafka::producer::Producer;
 use std::cell::OnceCell;
 use std::future::Future;
 use std::process::ExitCode;
@@ -47,7 +47,7 @@ const TEARDOWN: Duration = Duration::from_secs(5);
 /// What a service's startup function gets: its settings and the actor kit.
 pub struct Service {
     name: &'static str,
-    kafka: KafkaArgs,
+    kafka: KafkaSettings,
     runtime: RuntimeArgs,
     supervision: Supervision,
     in_flight: InFlight,
@@ -56,13 +56,6 @@ pub struct Service {
     readiness: Readiness,
     /// The id of the store the service opened, which its consumer's group checks.
     store_id: OnceCell<String>,
-}
-
-/// A consumer service's Kafka consumer and the actor that stores its offsets
-/// (told to once more before the last commit).
-struct RunningConsumer {
-    client: Arc<GroupConsumer>,
-    actor: Addr<WorkerActor<ConsumerActor>>,
 }
 
 /// What a consumer service reads, and where its events go.
@@ -94,7 +87,7 @@ where
 {
     runtime.check_crash_actor(source);
     logging::init(name);
-    let code = start_and_serve(name, kafka.clone(), runtime.clone(), start);
+    let code = start_and_serve(name, kafka.settings(), runtime.clone(), start);
     // Last lines that cannot be written are lost with the process: say so by the status.
     if logging::flush() {
         code
@@ -104,7 +97,12 @@ where
 }
 
 /// `run`'s body, between setting up the logs and writing out their last lines.
-fn start_and_serve<F, Fut>(name: &'static str, kafka: KafkaArgs, runtime: RuntimeArgs, start: F) -> ExitCode
+fn start_and_serve<F, Fut>(
+    name: &'static str,
+    kafka: KafkaSettings,
+    runtime: RuntimeArgs,
+    start: F,
+) -> ExitCode
 where
     F: FnOnce(Service) -> Fut,
     Fut: Future<Output = Result<Service, SetupError>>,
@@ -158,14 +156,14 @@ impl Service {
     /// missing (see `topics.rs`); Ctrl-C meanwhile ends the start.
     pub async fn ensure_topics(&self, topics: &[String]) -> Result<(), SetupError> {
         tokio::select! {
-            ensured = topics::ensure(&self.kafka, self.name, topics) => ensured,
+            ensured = topics::ensure(&self.kafka, self.name, topics) => Ok(ensured?),
             _ = self.supervision.shutdown.triggered() => Err(SetupError::Interrupted),
         }
     }
 
     /// Starts the producer actor (one Kafka producer for the whole service).
     pub fn start_producer(&mut self) -> Result<Addr<WorkerActor<ProducerActor>>, SetupError> {
-        let producer = clients::producer(&self.kafka, self.name, self.supervision.metrics.clone())?;
+        let producer = build::producer(&self.kafka, self.name, self.supervision.metrics.clone())?;
         self.producer = Some(producer.clone());
         self.readiness.producer_made(producer.clone());
         Ok(ProducerActor::start(producer, &self.supervision))
@@ -175,7 +173,7 @@ impl Service {
     pub fn start_consumer(&mut self, spec: ConsumerSpec<'_>) -> Result<(), SetupError> {
         let statistics = self.runtime.metrics_addr.is_some();
         let store_id = self.store_id.get().map(String::as_str);
-        let client = clients::consumer(&self.kafka, self.name, spec.group, spec.topic, statistics, store_id)?;
+        let client = build::consumer(&self.kafka, self.name, spec.group, spec.topic, statistics, store_id)?;
         client.context().client().report_statistics_to(self.supervision.metrics.clone());
         self.readiness.consumer_made(client.clone());
         let setup = ConsumerSetup {
@@ -294,57 +292,13 @@ impl Service {
                 drain.as_secs()
             );
         }
-        let teardown = Instant::now() + TEARDOWN;
-        if let Some(RunningConsumer { client, actor }) = &self.consumer {
-            // The offsets of the events done since the last store, after their log lines.
-            let stored = tokio::time::timeout_at(teardown.into(), actor.send(StoreOffsets)).await;
-            if !matches!(stored, Ok(Ok(()))) {
-                warn!(target: "service", "cannot store the last offsets: their events will be redelivered");
-            }
-            let committing = client.clone();
-            match within(teardown, move || commit_stored_offsets(committing.as_ref())).await {
-                Some(Ok(())) => info!(target: "service", "offsets committed"),
-                Some(Err(e)) => {
-                    warn!(target: "service", "cannot commit offsets ({e}): the last events will be redelivered")
-                }
-                None => warn!(
-                    target: "service",
-                    "cannot commit offsets: no answer from the broker; the last events will be redelivered"
-                ),
-            }
-            client.unsubscribe();
-        }
-        if let Some(producer) = &self.producer {
-            if let Err(e) = producer.flush(teardown.saturating_duration_since(Instant::now())) {
-                warn!(target: "service", "cannot flush the producer: {e}");
-            }
-        }
+        let deadline = Instant::now() + TEARDOWN;
+        teardown::close_clients(self.consumer.as_ref(), self.producer.as_ref(), deadline).await;
         info!(target: "stats", "📊 summary: {}", metrics.summary());
         if let Reason::Escalated(why) | Reason::Misconfigured(why) = &reason {
             error!(target: "service", "exiting with failure (status {}): {why}", reason.status());
         }
-        exit_at(teardown, reason.status());
+        teardown::exit_at(deadline, reason.status());
         reason.exit_code()
     }
-}
-
-/// Runs blocking `work` on a thread of its own and waits for it until `deadline`.
-async fn within<T: Send + 'static>(
-    deadline: Instant,
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Option<T> {
-    let (done, result) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || done.send(work()));
-    tokio::time::timeout_at(deadline.into(), result).await.ok()?.ok()
-}
-
-/// Exits with `status` at `deadline` if the process has not ended by then:
-/// dropping the Kafka clients closes them (the consumer leaves its group),
-/// which waits for a broker that may be away.
-fn exit_at(deadline: Instant, status: u8) {
-    std::thread::spawn(move || {
-        std::thread::sleep(deadline.saturating_duration_since(Instant::now())); // a deadline, not a wait for an event
-        let status = if logging::flush() { status } else { 1 };
-        std::process::exit(status.into());
-    });
 }

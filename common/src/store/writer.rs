@@ -74,8 +74,8 @@ impl Writer {
             // they are out of the process before the record says it happened.
             // While the log cannot be written, the batch waits for it (the logger
             // keeps trying, and ends the service if it cannot).
-            while !crate::runtime::logging::flush() {
-                std::thread::sleep(crate::runtime::logging::FLUSH_EVERY); // its next try: nothing to wait on but time
+            while !crate::base::logging::flush() {
+                std::thread::sleep(crate::base::logging::FLUSH_EVERY); // its next try: nothing to wait on but time
             }
             self.run(&mut ops);
             ops.into_iter().for_each(Op::answer);
@@ -169,7 +169,7 @@ impl Writer {
              now would keep a fence of their own); restore it, or start every instance on one new store",
             self.setup.url.shown()
         );
-        crate::runtime::logging::flush();
+        crate::base::logging::flush();
         std::process::exit(1);
     }
 

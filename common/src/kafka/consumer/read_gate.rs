@@ -1,7 +1,7 @@
 //! Which partitions a consumer fetches: two reasons to stop, one gate.
 //!
 //! - **Back-pressure**: every in-flight slot is taken, so the reader pauses
-//!   every partition and polls on (see `poller.rs`).
+//!   every partition and polls on (see `reader_task.rs`).
 //! - **A held partition**: its oldest event cannot finish and the most events
 //!   allowed are done behind it (see `offsets.rs`), so only it is paused; the
 //!   others read on.

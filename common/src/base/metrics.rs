@@ -121,7 +121,7 @@ impl Metrics {
     pub fn redelivered(&self) {
         self.redeliveries.inc();
     }
-    /// An input that failed transiently was tried again (see `error.rs`).
+    /// An input that failed transiently was tried again (see `actor/error.rs`).
     pub fn retried(&self) {
         self.retries.inc();
     }

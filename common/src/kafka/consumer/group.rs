@@ -7,9 +7,9 @@
 //! is paused or resumed as the [`ReadGate`] says: librdkafka keeps a
 //! partition's pause through a revocation and a new assignment.
 
-use crate::kafka::context::KafkaContext;
-use crate::kafka::read_gate::ReadGate;
-use crate::kafka::store_mark::{self, OtherStore};
+use crate::kafka::client::context::KafkaContext;
+use crate::kafka::consumer::read_gate::ReadGate;
+use crate::kafka::consumer::store_mark::{self, OtherStore};
 use log::{info, warn};
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};

@@ -8,10 +8,10 @@
 //! client, a missing topic with `--create-topics false`) ends the start with an
 //! error that says what to change.
 
-use crate::kafka::clients;
-use crate::kafka::context::KafkaContext;
-use crate::runtime::config::KafkaArgs;
-use crate::runtime::setup_error::SetupError;
+use crate::kafka::client::build;
+use crate::kafka::client::context::KafkaContext;
+use crate::kafka::client::error::KafkaSetupError;
+use crate::kafka::client::settings::KafkaSettings;
 use log::{info, warn};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -40,11 +40,11 @@ struct Found {
 /// Waits for the broker (at most `--broker-wait-secs`, if set), creates the
 /// `topics` that are missing (unless `--create-topics false`), and logs each
 /// topic's partition count and replication factor.
-pub async fn ensure(kafka: &KafkaArgs, service: &str, topics: &[String]) -> Result<(), SetupError> {
+pub async fn ensure(kafka: &KafkaSettings, service: &str, topics: &[String]) -> Result<(), KafkaSetupError> {
     let deadline = kafka.broker_wait().map(|wait| Instant::now() + wait);
     // A producer client, unlike an admin client, hands librdkafka's logs and errors
     // to its context when polled: why a broker refused us (TLS, SASL) gets logged.
-    let probe: Arc<BaseProducer<KafkaContext>> = Arc::new(clients::client(kafka, service)?);
+    let probe: Arc<BaseProducer<KafkaContext>> = Arc::new(build::client(kafka, service)?);
     // Made only when a topic is missing: mostly they all exist.
     let mut admin: Option<AdminClient<KafkaContext>> = None;
     let mut created = false;
@@ -73,14 +73,14 @@ pub async fn ensure(kafka: &KafkaArgs, service: &str, topics: &[String]) -> Resu
             return Ok(());
         }
         if !kafka.create_topics {
-            return Err(SetupError::TopicsMissing {
+            return Err(KafkaSetupError::TopicsMissing {
                 topics: missing.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", "),
                 brokers: kafka.brokers.clone(),
             });
         }
         let admin = match admin.as_mut() {
             Some(admin) => admin,
-            None => admin.insert(clients::client(kafka, service)?),
+            None => admin.insert(build::client(kafka, service)?),
         };
         match create(admin, kafka, &missing, attempt).await {
             // A topic that exists (made before, or by another service) but is not
@@ -96,7 +96,7 @@ pub async fn ensure(kafka: &KafkaArgs, service: &str, topics: &[String]) -> Resu
                 tokio::time::sleep(RETRY_AFTER / 10).await // it announces no readiness to wait for
             }
             Err(Failure::Retry(e)) => wait_or_give_up(kafka, deadline, &e).await?,
-            Err(Failure::Refused(e)) => return Err(SetupError::TopicsRefused(e)),
+            Err(Failure::Refused(e)) => return Err(KafkaSetupError::TopicsRefused(e)),
         }
     }
 }
@@ -146,7 +146,7 @@ enum Failure {
 /// another service created meanwhile is fine.
 async fn create(
     admin: &AdminClient<KafkaContext>,
-    kafka: &KafkaArgs,
+    kafka: &KafkaSettings,
     topics: &[&String],
     attempt: Duration,
 ) -> Result<(), Failure> {
@@ -190,7 +190,7 @@ fn is_refusal(code: RDKafkaErrorCode) -> bool {
     )
 }
 
-fn refused(kafka: &KafkaArgs, what: &str, code: RDKafkaErrorCode) -> String {
+fn refused(kafka: &KafkaSettings, what: &str, code: RDKafkaErrorCode) -> String {
     let replication = match kafka.replication_factor {
         -1 => "the broker's default".to_string(),
         factor => factor.to_string(),
@@ -206,10 +206,10 @@ fn refused(kafka: &KafkaArgs, what: &str, code: RDKafkaErrorCode) -> String {
 
 /// Waits before the next attempt, or gives up once `--broker-wait-secs` has passed.
 async fn wait_or_give_up(
-    kafka: &KafkaArgs,
+    kafka: &KafkaSettings,
     deadline: Option<Instant>,
     error: &str,
-) -> Result<(), SetupError> {
+) -> Result<(), KafkaSetupError> {
     if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
         let secured = if kafka.client.is_empty() {
             String::new()
@@ -220,7 +220,7 @@ async fn wait_or_give_up(
                 kafka.client
             )
         };
-        return Err(SetupError::BrokerUnreachable(format!(
+        return Err(KafkaSetupError::BrokerUnreachable(format!(
             "cannot reach the Kafka broker at {} within {} s ({error}): {HOW_TO_START_A_BROKER}{secured}",
             kafka.brokers, kafka.broker_wait_secs
         )));

@@ -1,39 +1,27 @@
-//! The producer actor: publishes records, and completes each event's ticket once
-//! the broker has acknowledged its record.
+//! The producer actor: publishes records; each event's ticket is completed once
+//! the broker has acknowledged its record (`deliveries.rs`).
 //!
-//! Acknowledgements are handled by librdkafka's polling thread ([`Deliveries`]),
-//! not by the actor, so a crash and restart of the actor never loses one, and no
-//! task or channel is made per record. A record whose delivery failed after
-//! librdkafka's own retries comes back to the actor as [`Undelivered`] and is
-//! published again a second later (its event is never completed without it),
-//! unless the broker refuses it for good: then the service stops (see
-//! `error.rs`) instead of retrying forever. A dead letter refused for its size
+//! A record whose delivery failed after librdkafka's own retries comes back to
+//! the actor as [`Undelivered`] and is published again a second later (its
+//! event is never completed without it), unless the broker refuses it for good
+//! (`failure.rs`): then the service stops instead of retrying forever. A dead letter refused for its size
 //! goes out as headers only instead: no consumed record can stop the service.
 
 use crate::actor::error::{ActorError, Kind};
 use crate::actor::fault::Role;
-use crate::actor::messages::{Publish, Ticket};
+use crate::actor::messages::Publish;
 use crate::actor::supervisor::{Supervision, Worker, WorkerActor};
-use crate::kafka::context::KafkaContext;
-use crate::kafka::dead_letter;
-use crate::ops::metrics::Metrics;
-use crate::wire::event::as_text;
+use crate::kafka::producer::deliveries::{KafkaProducer, Sent};
+use crate::kafka::producer::{dead_letter, failure};
 use actix::{Addr, Context, Message as ActixMessage};
-use log::{info, warn};
-use rdkafka::config::RDKafkaLogLevel;
+use log::warn;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::ClientContext;
-use std::sync::{Arc, OnceLock};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, Producer};
 use std::time::Duration;
 
 /// The pause before publishing again a record whose delivery failed.
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
-
-/// The service's Kafka producer. librdkafka's deliveries are handled by its
-/// polling thread ([`Deliveries`]): no task or channel per record.
-pub type KafkaProducer = ThreadedProducer<Deliveries>;
 
 /// A record librdkafka could not deliver after its own retries, and why.
 #[derive(ActixMessage)]
@@ -43,82 +31,6 @@ pub struct Undelivered(pub Publish, pub KafkaError);
 crate::worker_input! {
     /// Everything the producer actor handles.
     pub enum ProducerInput { Publish, Undelivered }
-}
-
-/// What travels with a record through librdkafka: enough to finish its event,
-/// or to publish it again (the rest comes back with the record).
-pub struct Sent {
-    ticket: Ticket,
-    announce: Option<&'static str>,
-    partition: Option<i32>,
-    headers: Arc<[(&'static str, String)]>,
-}
-
-/// The producer's client context: librdkafka's lines go where every client's
-/// go (see [`KafkaContext`]); each acknowledged record completes its ticket on
-/// librdkafka's polling thread, and each failed one goes back to the actor.
-pub struct Deliveries {
-    kafka: KafkaContext,
-    metrics: Arc<Metrics>,
-    actor: OnceLock<Addr<WorkerActor<ProducerActor>>>,
-}
-
-impl Deliveries {
-    pub fn new(brokers: &str, metrics: Arc<Metrics>) -> Self {
-        Deliveries { kafka: KafkaContext::new(brokers), metrics, actor: OnceLock::new() }
-    }
-}
-
-impl ClientContext for Deliveries {
-    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
-        self.kafka.log(level, facility, message);
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        self.kafka.error(error, reason);
-    }
-}
-
-impl ProducerContext for Deliveries {
-    type DeliveryOpaque = Box<Sent>;
-
-    fn delivery(&self, result: &DeliveryResult<'_>, sent: Box<Sent>) {
-        let Sent { ticket, announce, partition, headers } = *sent;
-        match result {
-            Ok(record) => {
-                // librdkafka times each record from when it took it: no clock read of ours.
-                // SAFETY: the message is valid while borrowed, and the call only reads it.
-                let micros = unsafe { rdkafka::bindings::rd_kafka_message_latency(record.ptr()) };
-                if let Ok(micros) = u64::try_from(micros) {
-                    self.metrics.produced(record.topic(), Duration::from_micros(micros));
-                }
-                if let Some(announce) = announce {
-                    let payload = as_text(record.payload().unwrap_or_default());
-                    info!(target: "Deliveries", "{announce}: {payload}");
-                }
-                ticket.complete();
-            }
-            // Purged: the process is exiting, the event stays uncommitted.
-            Err((
-                KafkaError::MessageProduction(RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight),
-                _,
-            )) => {}
-            Err((cause, record)) => {
-                let publish = Publish {
-                    topic: record.topic().into(),
-                    partition,
-                    key: record.key().map(<[u8]>::to_vec),
-                    payload: record.payload().unwrap_or_default().to_vec(),
-                    headers,
-                    ticket,
-                    announce,
-                };
-                if let Some(actor) = self.actor.get() {
-                    actor.do_send(Undelivered(publish, cause.clone()));
-                }
-            }
-        }
-    }
 }
 
 pub struct ProducerActor {
@@ -164,7 +76,7 @@ impl ProducerActor {
     /// headers only.
     fn refused(&self, publish: &Publish, cause: KafkaError) -> Result<(), ActorError> {
         let too_large = cause.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageSizeTooLarge);
-        let failure = ActorError::publishing(&publish.topic, cause);
+        let failure = failure::publishing(&publish.topic, cause);
         match too_large.then(|| dead_letter::headers_only(publish)).flatten() {
             Some(smaller) => {
                 warn!(target: Self::NAME, "{failure}; publishing it again without the record's key and value");
@@ -182,7 +94,7 @@ impl ProducerActor {
         cause: &KafkaError,
         ctx: &mut Context<WorkerActor<Self>>,
     ) -> Result<(), ActorError> {
-        let failure = ActorError::publishing(&publish.topic, cause.clone());
+        let failure = failure::publishing(&publish.topic, cause.clone());
         if failure.kind() == Kind::Permanent {
             return self.refused(publish, cause.clone());
         }

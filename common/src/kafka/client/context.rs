@@ -3,10 +3,10 @@
 //!
 //! librdkafka retries broker trouble on its own and reports each attempt, so
 //! trouble is logged as one WARN line every few seconds at most, and the rest
-//! goes to debug. A consumer's context wraps this one (see `rebalance.rs`), and
-//! so does a producer's (see `producer.rs`).
+//! goes to debug. A consumer's context wraps this one (see `consumer/group.rs`), and
+//! so does a producer's (see `producer/deliveries.rs`).
 
-use crate::ops::metrics::Metrics;
+use crate::base::metrics::Metrics;
 use log::{debug, warn};
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;

@@ -7,13 +7,14 @@
 //! meanwhile. A record of a held partition (one read before the hold paused it,
 //! see `read_gate.rs`) waits until the partition is released; the others pass it.
 
-use crate::actor::in_flight::{InFlight, SharedSlot};
-use crate::kafka::rebalance::GroupConsumer;
-use crate::runtime::shutdown::Shutdown;
-use actix::{Actor, Addr, Context, Handler, Message};
+use crate::actor::in_flight::InFlight;
+use crate::base::shutdown::Shutdown;
+use crate::kafka::consumer::group::GroupConsumer;
+use crate::kafka::consumer::messages::{Received, Record, StoreOffsets};
+use actix::{Actor, Addr, Context, Handler};
 use log::{debug, info};
 use rdkafka::consumer::Consumer;
-use rdkafka::message::{BorrowedMessage, Message as _};
+
 use rdkafka::TopicPartitionList;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -31,46 +32,6 @@ pub const STORE_EVERY: Duration = Duration::from_millis(100);
 
 /// How long waking a resumed partition's fetcher may block (see `wake_fetchers`).
 const WAKE_TIMEOUT: Duration = Duration::from_millis(100);
-
-/// A record read from the topic: what the actor uses of it, owned.
-///
-/// Not rdkafka's `OwnedMessage`: detaching one also copies its headers, which
-/// librdkafka parses and allocates one by one, then frees again, for headers no
-/// consumer actor reads (a third of notification-service's CPU over 300,000
-/// orders went there).
-#[derive(Debug)]
-pub struct Record {
-    pub partition: i32,
-    pub offset: i64,
-    pub key: Option<Vec<u8>>,
-    /// Shared with the event made of it, whose log lines show it as it arrived.
-    pub payload: Option<Arc<[u8]>>,
-}
-
-impl Record {
-    pub(crate) fn copied_from(message: &BorrowedMessage<'_>) -> Self {
-        Record {
-            partition: message.partition(),
-            offset: message.offset(),
-            key: message.key().map(<[u8]>::to_vec),
-            payload: message.payload().map(Arc::from),
-        }
-    }
-}
-
-/// A record read from the topic, with its in-flight slot.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Received {
-    pub record: Record,
-    pub slot: SharedSlot,
-}
-
-/// Write out the log lines, then store the offsets of the events done since
-/// the last time.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct StoreOffsets;
 
 /// Feeds the actor: one in-flight slot per record, until shutdown. The slot is
 /// taken after the record is read, so a rebalance callback (which runs inside

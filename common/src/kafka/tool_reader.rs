@@ -53,7 +53,7 @@ impl ConsumerContext for ReaderContext {}
 
 /// A client that reads partitions it assigns itself, outside any consumer group's
 /// membership. `group` only names whose committed offsets it may look up;
-/// `client` says where the broker is and how to reach it (see [`KafkaArgs::client_config`](crate::runtime::config::KafkaArgs::client_config)).
+/// `client` says where the broker is and how to reach it (see [`ClientProperties::client_config`](crate::kafka::client::properties::ClientProperties::client_config)).
 pub fn reader(client: &ClientConfig, group: &str) -> Result<Reader, ReadError> {
     client
         .clone()

@@ -58,7 +58,7 @@ impl Shutdown {
         let shutdown = self.clone();
         ctrlc::set_handler(move || {
             if shutdown.is_triggered() {
-                crate::runtime::logging::flush();
+                crate::base::logging::flush();
                 eprintln!("second Ctrl-C: exiting now; uncommitted events will be redelivered");
                 std::process::exit(130);
             }

@@ -8,11 +8,11 @@
 //!   (if any) keeps up; 503 with the reason otherwise, and while shutting down.
 
 use crate::actor::in_flight::InFlight;
-use crate::kafka::producer::KafkaProducer;
-use crate::kafka::rebalance::GroupConsumer;
-use crate::ops::metrics::Metrics;
+use crate::base::metrics::Metrics;
+use crate::base::shutdown::Shutdown;
+use crate::kafka::consumer::group::GroupConsumer;
+use crate::kafka::producer::deliveries::KafkaProducer;
 use crate::runtime::setup_error::SetupError;
-use crate::runtime::shutdown::Shutdown;
 use crate::store::Store;
 use actix_rt::ArbiterHandle;
 use actix_web::{web, App, HttpResponse, HttpServer};

@@ -6,13 +6,13 @@
 //! The operator's `-X` and `--kafka-config` properties come last and win. Why
 //! each value was chosen, measured: `docs/benchmark.md`.
 
-use crate::kafka::context::KafkaContext;
-use crate::kafka::producer::{Deliveries, KafkaProducer};
-use crate::kafka::rebalance::{GroupConsumer, GroupContext};
-use crate::kafka::store_mark;
-use crate::ops::metrics::Metrics;
-use crate::runtime::config::{KafkaArgs, DEFAULT_FETCH_WAIT_MS};
-use crate::runtime::setup_error::SetupError;
+use crate::base::metrics::Metrics;
+use crate::kafka::client::context::KafkaContext;
+use crate::kafka::client::error::KafkaSetupError;
+use crate::kafka::client::settings::{KafkaSettings, DEFAULT_FETCH_WAIT_MS};
+use crate::kafka::consumer::group::{GroupConsumer, GroupContext};
+use crate::kafka::consumer::store_mark;
+use crate::kafka::producer::deliveries::{Deliveries, KafkaProducer};
 use rdkafka::config::{ClientConfig, FromClientConfigAndContext};
 use rdkafka::consumer::Consumer;
 use rdkafka::ClientContext;
@@ -63,7 +63,7 @@ pub fn describe_settings() -> String {
     )
 }
 
-fn base_config(kafka: &KafkaArgs, service: &str) -> ClientConfig {
+fn base_config(kafka: &KafkaSettings, service: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", &kafka.brokers).set("client.id", service);
     config
@@ -73,29 +73,29 @@ fn base_config(kafka: &KafkaArgs, service: &str) -> ClientConfig {
 /// and `--kafka-config` property, which come last: the operator's word wins.
 fn create<C: ClientContext, T: FromClientConfigAndContext<C>>(
     config: &ClientConfig,
-    kafka: &KafkaArgs,
+    kafka: &KafkaSettings,
     context: C,
-) -> Result<T, SetupError> {
+) -> Result<T, KafkaSetupError> {
     let mut config = config.clone();
     kafka.client.apply(&mut config);
-    config.create_with_context(context).map_err(SetupError::ClientSettings)
+    config.create_with_context(context).map_err(KafkaSetupError::ClientSettings)
 }
 
 /// A plain client of `kafka`'s broker for `service` (an admin client, a probe).
 pub(crate) fn client<T: FromClientConfigAndContext<KafkaContext>>(
-    kafka: &KafkaArgs,
+    kafka: &KafkaSettings,
     service: &str,
-) -> Result<T, SetupError> {
+) -> Result<T, KafkaSetupError> {
     create(&base_config(kafka, service), kafka, KafkaContext::new(&kafka.brokers))
 }
 
 /// The idempotent producer every service publishes with; its deliveries are
-/// counted in `metrics` (see `producer.rs`).
+/// counted in `metrics` (see `producer/deliveries.rs`).
 pub fn producer(
-    kafka: &KafkaArgs,
+    kafka: &KafkaSettings,
     service: &str,
     metrics: Arc<Metrics>,
-) -> Result<KafkaProducer, SetupError> {
+) -> Result<KafkaProducer, KafkaSetupError> {
     let mut config = base_config(kafka, service);
     for (key, value) in PRODUCER_SETTINGS {
         config.set(key, value);
@@ -107,13 +107,13 @@ pub fn producer(
 /// with `statistics`, librdkafka reports its lag every second. Its client id
 /// names the store it fences with (`store_mark.rs`), if it has one.
 pub fn consumer(
-    kafka: &KafkaArgs,
+    kafka: &KafkaSettings,
     service: &str,
     group: &str,
     topic: &str,
     statistics: bool,
     store_id: Option<&str>,
-) -> Result<Arc<GroupConsumer>, SetupError> {
+) -> Result<Arc<GroupConsumer>, KafkaSetupError> {
     let mut config = base_config(kafka, service);
     config.set("client.id", store_mark::client_id(service, store_id));
     for (key, value) in CONSUMER_SETTINGS {
@@ -132,12 +132,12 @@ pub fn consumer(
     let consumer: GroupConsumer = create(&config, kafka, GroupContext::new(&kafka.brokers, group, store_id))?;
     // Before it joins (at its first poll): a member there on another store stops this one.
     match consumer.context().other_store(&consumer) {
-        Ok(Some(other)) => return Err(SetupError::OtherStore(other)),
+        Ok(Some(other)) => return Err(KafkaSetupError::OtherStore(other)),
         Ok(None) => {}
         Err(e) => log::warn!(target: "kafka", "cannot check the stores of group {group}: {e}"),
     }
     consumer
         .subscribe(&[topic])
-        .map_err(|source| SetupError::Subscribe { topic: topic.to_string(), source })?;
+        .map_err(|source| KafkaSetupError::Subscribe { topic: topic.to_string(), source })?;
     Ok(Arc::new(consumer))
 }

@@ -2,11 +2,11 @@
 //! dead-letters the rest, and stores each offset once its event is done.
 //!
 //! Offsets are stored in batches ([`StoreOffsets`], every `STORE_EVERY`) right
-//! after the service's buffered log lines are written out (see `runtime/logging/`):
+//! after the service's buffered log lines are written out (see `base/logging/`):
 //! an event is committed only once its lines, notification-service's emails
 //! among them, are out of the process.
 //!
-//! Reading happens in a small task on a thread of its own (see `poller.rs`),
+//! Reading happens in a small task on a thread of its own (see `reader_task.rs`),
 //! which hands each record on with an in-flight slot. The actor keeps that slot
 //! until the record's event is done, then drops it. The actor itself only
 //! decides what a record is and tracks offsets, so restarting it is instant and
@@ -21,19 +21,20 @@
 //! events waiting is logged, once, and again when it moves.
 //!
 //! Before its partitions go in a rebalance, the consumer finishes the events in
-//! flight and stores their offsets (`hand_over`, run by `rebalance.rs`).
+//! flight and stores their offsets (`hand_over`, run by `group.rs`).
 
 use crate::actor::error::ActorError;
 use crate::actor::fault::Role;
 use crate::actor::in_flight::{InFlight, SharedSlot};
 use crate::actor::messages::{Completed, Origin, Process, Publish, TicketIssuer};
 use crate::actor::supervisor::{Supervision, Worker, WorkerActor};
-use crate::kafka::dead_letter::{dead_letter, Source};
-use crate::kafka::offsets::{OffsetTracker, Stall};
-use crate::kafka::poller::{poll_records, Received, StoreOffsets};
-use crate::kafka::rebalance::{GroupConsumer, RebalanceHooks};
-use crate::ops::metrics::Metrics;
-use crate::runtime::shutdown::{Reason, Shutdown};
+use crate::base::metrics::Metrics;
+use crate::base::shutdown::{Reason, Shutdown};
+use crate::kafka::consumer::group::{GroupConsumer, RebalanceHooks};
+use crate::kafka::consumer::messages::{Received, StoreOffsets};
+use crate::kafka::consumer::offsets::{OffsetTracker, Stall};
+use crate::kafka::consumer::reader_task::poll_records;
+use crate::kafka::producer::dead_letter::{dead_letter, Source};
 use crate::wire::event::{OrderEvent, Status};
 use actix::{Addr, Arbiter, Context, Message, Recipient};
 use foldhash::{HashMap, HashMapExt};
@@ -155,7 +156,7 @@ impl ConsumerActor {
             return debug!(target: Self::NAME, "ignoring a completion that is not from Kafka: {origin:?}");
         };
         // Given back as this returns, after the partition's hold is set: no record
-        // of a partition held from now on takes it (see `poller.rs`).
+        // of a partition held from now on takes it (see `reader_task.rs`).
         let _slot = self.slots.remove(&(partition, offset));
         let Some(progress) = self.offsets.complete(partition, offset) else {
             return; // already done, or its partition was revoked: nothing to store
@@ -219,7 +220,7 @@ impl ConsumerActor {
     /// While the lines cannot be written, nothing is stored: the offsets wait for
     /// a later call (the logger keeps trying, and ends the service if it cannot).
     fn store_offsets(&mut self) {
-        if self.unstored.is_empty() || !crate::runtime::logging::flush() {
+        if self.unstored.is_empty() || !crate::base::logging::flush() {
             return;
         }
         for (partition, through) in self.unstored.drain() {
