@@ -12,8 +12,13 @@ use std::time::Duration;
 
 /// Opens the store at `url` as the writer `instance`; panics if it cannot be used.
 pub fn open(url: &StoreUrl, instance: &str) -> Store {
-    Store::open(StoreSetup { url: url.clone(), instance: instance.to_string(), retention_days: 7 })
-        .unwrap_or_else(|e| panic!("the store {}: {e}", url.shown()))
+    Store::open(StoreSetup {
+        url: url.clone(),
+        instance: instance.to_string(),
+        retention_days: 7,
+        log_written: common::base::logging::flush,
+    })
+    .unwrap_or_else(|e| panic!("the store {}: {e}", url.shown()))
 }
 
 /// Makes a request of a store and waits for its answer, a minute at most.

@@ -92,7 +92,7 @@ fn a_postgres_store_of_a_newer_schema_is_refused() {
     let url = StoreUrl::parse(&postgres.url()).expect("a store URL");
     drop(open(&url, "a#1-0")); // creates the tables at the current version
     postgres.query("UPDATE store_schema SET version = 4");
-    let setup = StoreSetup { url, instance: "b#2-0".into(), retention_days: 7 };
+    let setup = StoreSetup { url, instance: "b#2-0".into(), retention_days: 7, log_written: || true };
     let refused = Store::open(setup).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(refused.contains("schema is version 4, newer than this service's (3)"), "{refused:?}");
 }

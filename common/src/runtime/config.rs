@@ -121,7 +121,12 @@ impl StoreArgs {
     /// The store of `service`, written by this process as `instance`.
     pub fn setup(&self, service: &str, instance: String) -> StoreSetup {
         let url = self.store.clone().unwrap_or_else(|| StoreUrl::Sqlite(default_store(service)));
-        StoreSetup { url, instance, retention_days: self.store_retention_days }
+        StoreSetup {
+            url,
+            instance,
+            retention_days: self.store_retention_days,
+            log_written: crate::base::logging::flush,
+        }
     }
 }
 

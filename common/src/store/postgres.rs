@@ -16,9 +16,11 @@
 //! Statements are prepared once per connection, and each takes a batch's
 //! orders as arrays (`unnest`, `= ANY`): a batch is a few round trips, not two per order.
 
+use super::backend::{key, Backend, Op};
 use super::prune::{self, Pruning};
+use super::rules::{apply, ChargeRow, ClaimRow, Statements};
 use super::schema::{self, Plan};
-use super::{apply, key, Backend, ChargeRow, ClaimRow, Op, RecordedCharge, Statements, StoreError};
+use super::{RecordedCharge, StoreError};
 use foldhash::{HashMap, HashSet};
 use postgres::types::ToSql;
 use postgres::{Client, Config, GenericClient, NoTls, Row, Statement, Transaction};

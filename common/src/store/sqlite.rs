@@ -6,9 +6,11 @@
 //! `busy_timeout` for another's batch to end. Times are the host's clock as
 //! SQLite reads it (`now_ms!`): every instance of a file shares the host.
 
+use super::backend::{key, Backend, Op};
 use super::prune::{self, Pruning};
+use super::rules::{apply, ChargeRow, ClaimRow, Statements};
 use super::schema::{self, Plan};
-use super::{apply, key, Backend, ChargeRow, ClaimRow, Op, RecordedCharge, Statements, StoreError};
+use super::{RecordedCharge, StoreError};
 use foldhash::{HashMap, HashSet};
 use rusqlite::{
     params, params_from_iter, CachedStatement, Connection, OptionalExtension, Transaction,

@@ -1,9 +1,10 @@
 //! The store's writer thread: takes what is queued, runs it in one transaction,
 //! answers each request; retries while the store is unreachable.
 
+use super::backend::{connect, Backend, Op};
 use super::health::Health;
 use super::sqlite::{self, FileId};
-use super::{connect, Backend, Op, StoreError, StoreSetup, StoreUrl};
+use super::{StoreError, StoreSetup, StoreUrl};
 use log::{info, warn};
 use std::sync::{mpsc, Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -16,6 +17,9 @@ const COMPLAIN_EVERY: Duration = Duration::from_secs(5);
 
 /// The longest wait between two tries of a failed batch.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// How soon a log that could not be written is tried again before a batch.
+const LOG_RETRY: Duration = Duration::from_millis(100);
 
 /// How often rows past the retention are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
@@ -70,12 +74,10 @@ impl Writer {
         while let Ok(first) = queue.recv() {
             let mut ops = vec![first];
             ops.extend(queue.try_iter().take(MAX_BATCH - 1));
-            // What a batch records is told in log lines (an email is its lines):
-            // they are out of the process before the record says it happened.
             // While the log cannot be written, the batch waits for it (the logger
             // keeps trying, and ends the service if it cannot).
-            while !crate::base::logging::flush() {
-                std::thread::sleep(crate::base::logging::FLUSH_EVERY); // its next try: nothing to wait on but time
+            while !(self.setup.log_written)() {
+                std::thread::sleep(LOG_RETRY); // its next try: nothing to wait on but time
             }
             self.run(&mut ops);
             ops.into_iter().for_each(Op::answer);
@@ -169,7 +171,7 @@ impl Writer {
              now would keep a fence of their own); restore it, or start every instance on one new store",
             self.setup.url.shown()
         );
-        crate::base::logging::flush();
+        (self.setup.log_written)();
         std::process::exit(1);
     }
 

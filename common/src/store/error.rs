@@ -1,0 +1,29 @@
+//! Why a store cannot be opened or written, and which of those trying again cannot mend.
+
+use thiserror::Error;
+
+/// A store that cannot be opened or written.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("--store {0:?} is not a store URL: give sqlite://PATH or postgres://USER@HOST:PORT/DB")]
+    BadUrl(String),
+    #[error("SQLite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] ::postgres::Error),
+    #[error(
+        "its schema is version {found}, newer than this service's ({known}): run a version of the \
+         service that knows it, or give another --store"
+    )]
+    SchemaNewer { found: i64, known: i64 },
+    #[error("order {0}'s row was there, then gone within one transaction (pruned meanwhile?): trying the batch again")]
+    Vanished(u64),
+}
+
+impl StoreError {
+    /// Whether trying again cannot help: the store is there, but not one this
+    /// service can use.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, StoreError::SchemaNewer { .. })
+    }
+}
