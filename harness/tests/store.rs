@@ -160,27 +160,32 @@ fn the_pipeline_on_postgres_waits_out(
     assert_eq!(outcome.emails_in_doubt, 0, "{outcome:?}");
 }
 
-/// A SQLite store that cannot be opened (its folder is missing) holds the
-/// orders back, said every few seconds; once it can, they are paid.
+/// A store that cannot be reached at start (a SQLite folder that is missing,
+/// no PostgreSQL server at the URL) is a wrong `--store` or a server not
+/// started: the service exits 2 with a line naming the store (without its
+/// password) and the fix, rather than waiting with orders held back.
 #[test]
-fn an_unopenable_sqlite_store_holds_orders_back_until_it_opens() {
+fn a_store_unreachable_at_start_ends_the_service_with_status_2() {
     let broker = Broker::start();
-    let dir = std::env::temp_dir().join(format!("pipeline-missing-{}", std::process::id()));
-    let url = format!("sqlite://{}/payments.db", dir.display());
-    let mut payment = ServiceProcess::start("payment-service", &broker, &["--store", &url]);
-    let mut notification = ServiceProcess::start("notification-service", &broker, &[]);
-    let mut orders = ServiceProcess::start("order-service", &broker, &["--count", "50", "--rate", "0"]);
-    payment.wait_until("it says the store is away", MINUTE, |lines| {
-        lines.iter().any(|l| l.contains("is unavailable") && l.contains("cannot open it"))
-    });
-    assert_eq!(payment_events(&broker).len(), 0, "payments were published without a record of them");
-    std::fs::create_dir_all(&dir).expect("the store's folder");
-    notification.wait_until("every order is emailed", MINUTE, |lines| emailed(lines).len() >= 50);
-    assert!(orders.wait_exit(MINUTE).success(), "order-service failed");
-    payment.stop_gracefully(MINUTE);
-    notification.stop_gracefully(MINUTE);
-    assert_eq!(store::charges(&dir.join("payments.db")).len(), 50);
-    let _ = std::fs::remove_dir_all(&dir);
+    let missing = std::env::temp_dir().join(format!("pipeline-missing-{}", std::process::id()));
+    let sqlite = format!("sqlite://{}/payments.db", missing.display());
+    let nothing_listens = std::net::TcpListener::bind("127.0.0.1:0").and_then(|free| free.local_addr());
+    let port = nothing_listens.expect("a free port").port();
+    let postgres = format!("postgres://postgres:secret@127.0.0.1:{port}/postgres");
+    let shown = format!("postgres://postgres:******@127.0.0.1:{port}/postgres");
+    for (url, shown, fix) in [
+        (&sqlite, &sqlite, "check that its folder exists"),
+        (&postgres, &shown, "check that the server is up"),
+    ] {
+        let mut payment = ServiceProcess::start("payment-service", &broker, &["--store", url]);
+        let status = payment.wait_exit(MINUTE);
+        let lines = payment.lines();
+        assert_eq!(status.code(), Some(2), "payment-service on {shown}: {status}; {lines:#?}");
+        let said = |line: &&String| line.contains(shown.as_str()) && line.contains("at start") && line.contains(fix);
+        assert!(lines.iter().any(|line| said(&line)), "no line names {shown} and the fix: {lines:#?}");
+        assert!(!lines.iter().any(|line| line.contains("secret")), "the password was logged: {lines:#?}");
+    }
+    assert!(!missing.exists(), "the missing folder was made");
 }
 
 /// An order whose id the store holds for another order (ids reused, e.g. the

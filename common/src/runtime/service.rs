@@ -29,7 +29,7 @@ use crate::runtime::teardown::{self, RunningConsumer};
 use crate::store::Store;
 use crate::wire::event::Status;
 use actix::{Addr, Recipient};
-use log::{error, info, warn};
+use log::{error, info};
 use rdkafka::consumer::Consumer;
 use std::cell::OnceCell;
 use std::future::Future;
@@ -191,20 +191,15 @@ impl Service {
         Ok(())
     }
 
-    /// Opens this service's store (see `store/`): one that is away is waited
-    /// for, one this service cannot use is an error.
+    /// Opens this service's store (see `store/`): one this service cannot
+    /// reach or use now is an error (exit 2).
     pub fn open_store(&self, store: &StoreArgs) -> Result<Store, SetupError> {
         let setup = store.setup(self.name, self.writer_identity());
         let url = setup.url.shown();
         let instance = setup.instance.clone();
         let store = Store::open(setup).map_err(|source| SetupError::Store { url: url.clone(), source })?;
-        let id = store
-            .id()
-            .map_or("not reached yet: not checked against its group's".into(), |id| format!("store {id}"));
-        info!(target: "store", "store: {url} ({id}), written as {instance}");
-        if let Some(id) = store.id() {
-            let _ = self.store_id.set(id.to_string()); // one store per service
-        }
+        info!(target: "store", "store: {url} (store {}), written as {instance}", store.id());
+        let _ = self.store_id.set(store.id().to_string()); // one store per service
         self.readiness.store_opened(store.clone());
         Ok(store)
     }
@@ -278,20 +273,7 @@ impl Service {
                 ESCALATION_DRAIN
             }
         };
-        if !self.in_flight.drained(drain).await {
-            // A consumer's unfinished events are read again; order-service's
-            // unacknowledged orders are not made again.
-            let fate = match self.consumer {
-                Some(_) => "not committed, they will be redelivered",
-                None => "not acknowledged by the broker, which may or may not have them",
-            };
-            warn!(
-                target: "service",
-                "{} events still in flight after {} s: {fate}",
-                self.in_flight.count(),
-                drain.as_secs()
-            );
-        }
+        teardown::drain(&self.in_flight, drain, self.consumer.is_some()).await;
         let deadline = Instant::now() + TEARDOWN;
         teardown::close_clients(self.consumer.as_ref(), self.producer.as_ref(), deadline).await;
         info!(target: "stats", "📊 summary: {}", metrics.summary());

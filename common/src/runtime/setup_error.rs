@@ -1,6 +1,7 @@
 //! Why a service could not start. Each message names the cause and what to
-//! change; the service logs it and exits with status 1 (2 for a store it cannot
-//! use or that its group does not share, as for a bad flag; 0 for [`SetupError::Interrupted`]).
+//! change; the service logs it and exits with status 1 (2, as for a bad flag,
+//! for a store it cannot reach or use, or that its group does not share; 0 for
+//! [`SetupError::Interrupted`]).
 
 use crate::kafka::client::error::KafkaSetupError;
 use crate::store::StoreError;
@@ -14,7 +15,7 @@ pub enum SetupError {
     Kafka(#[from] KafkaSetupError),
     #[error("cannot serve metrics on {address} ({source}): give --metrics-addr (or METRICS_ADDR) a free HOST:PORT")]
     MetricsAddress { address: String, source: std::io::Error },
-    /// The store is there but cannot be used by this service (`--store`).
+    /// The store cannot be reached, or used by this service (`--store`).
     #[error("the store {url}: {source}")]
     Store { url: String, source: StoreError },
     /// Ctrl-C before the service was up: not a failure.

@@ -1,7 +1,8 @@
-//! The last steps of a service's shutdown, after its events drained: the
+//! The last steps of a service's shutdown: the events in flight drained, the
 //! consumer's last offsets stored and committed, the producer flushed, and an
 //! exit by a deadline, whatever a broker that is away makes them wait for.
 
+use crate::actor::in_flight::InFlight;
 use crate::actor::supervisor::WorkerActor;
 use crate::base::logging;
 use crate::kafka::consumer::actor::ConsumerActor;
@@ -13,13 +14,29 @@ use log::{info, warn};
 use rdkafka::consumer::Consumer;
 use rdkafka::producer::Producer;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A consumer service's Kafka consumer and the actor that stores its offsets
 /// (told to once more before the last commit).
 pub(super) struct RunningConsumer {
     pub(super) client: Arc<GroupConsumer>,
     pub(super) actor: Addr<WorkerActor<ConsumerActor>>,
+}
+
+/// Waits up to `timeout` for the events in flight to finish, and says what
+/// becomes of those that did not.
+pub(super) async fn drain(in_flight: &InFlight, timeout: Duration, consumes: bool) {
+    if in_flight.drained(timeout).await {
+        return;
+    }
+    // A consumer's unfinished events are read again; order-service's
+    // unacknowledged orders are not made again.
+    let fate = if consumes {
+        "not committed, they will be redelivered"
+    } else {
+        "not acknowledged by the broker, which may or may not have them"
+    };
+    warn!(target: "service", "{} events still in flight after {} s: {fate}", in_flight.count(), timeout.as_secs());
 }
 
 /// Stores and commits the consumer's last offsets and flushes the producer,

@@ -16,6 +16,8 @@ pub enum StoreError {
          service that knows it, or give another --store"
     )]
     SchemaNewer { found: i64, known: i64 },
+    #[error("cannot be opened at start ({source}): {fix}, then start the service again")]
+    AtStart { source: Box<StoreError>, fix: &'static str },
     #[error("order {0}'s row was there, then gone within one transaction (pruned meanwhile?): trying the batch again")]
     Vanished(u64),
 }

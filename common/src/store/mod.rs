@@ -12,8 +12,9 @@
 //!
 //! Requests go to one writer thread (`writer.rs`), which runs what is queued in
 //! one transaction (a batch, like the offsets) and answers each request by its
-//! callback. While the store is unreachable it retries the batch and says so
-//! every few seconds: nothing is charged or emailed that was not recorded.
+//! callback. A store it cannot reach at start is an error; one that goes away
+//! later, it retries the batch on, saying so every few seconds: nothing is
+//! charged or emailed that was not recorded.
 //!
 //! By what it stores: charges (`charges.rs`), emails (`emails.rs`), the rules
 //! both backends apply (`rules.rs`), the backends (`backend.rs`, `sqlite.rs`,
@@ -50,7 +51,7 @@ pub type Reply<T> = Box<dyn FnOnce(T) + Send>;
 pub struct Store {
     requests: mpsc::Sender<Op>,
     health: Arc<health::Health>,
-    id: Arc<OnceLock<String>>,
+    id: Arc<str>,
 }
 
 /// How a service opens its store.
@@ -67,19 +68,18 @@ pub struct StoreSetup {
 
 impl Store {
     /// Starts the writer thread; it connects (and creates or migrates its
-    /// tables) at once, and keeps trying while the store is unreachable. A
-    /// store this service cannot use ([`StoreError::is_fatal`]) is an error.
+    /// tables) at once. A store this service cannot reach or use now is an
+    /// error; one that goes away later is retried while events wait.
     pub fn open(setup: StoreSetup) -> Result<Store, StoreError> {
         let health = Arc::new(health::Health::new(setup.url.shown()));
-        let id = Arc::new(OnceLock::new());
-        let requests = writer::start(setup, health.clone(), id.clone())?;
+        let (requests, id) = writer::start(setup, health.clone(), Arc::new(OnceLock::new()))?;
         health::Health::watch(&health);
-        Ok(Store { requests, health, id })
+        Ok(Store { requests, health, id: id.into() })
     }
 
-    /// The store's own id (see `schema.rs`), once it was reached.
-    pub fn id(&self) -> Option<&str> {
-        self.id.get().map(String::as_str)
+    /// The store's own id (see `schema.rs`).
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     /// Why the store is not keeping up, if a batch has waited for its commit

@@ -24,13 +24,13 @@ const LOG_RETRY: Duration = Duration::from_millis(100);
 /// How often rows past the retention are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
-/// Starts the writer thread, and waits for its first try at connecting: a store
-/// this service cannot use is an error; one that is away is tried again.
+/// Starts the writer thread, and waits for its first connection: a store this
+/// service cannot reach or use now is an error.
 pub(super) fn start(
     setup: StoreSetup,
     health: Arc<Health>,
     id: Arc<OnceLock<String>>,
-) -> Result<mpsc::Sender<Op>, StoreError> {
+) -> Result<(mpsc::Sender<Op>, String), StoreError> {
     let (requests, queue) = mpsc::channel();
     let (opened, first_try) = mpsc::channel();
     std::thread::Builder::new()
@@ -45,16 +45,16 @@ pub(super) fn start(
                 last_complaint: None,
                 next_prune: Instant::now(),
             };
-            let usable = writer.connect_if_needed(); // at once: a bad path or server shows at start
-            let fatal = usable.is_err();
-            let _ = opened.send(usable);
+            let reached = writer.connect_at_start();
+            let fatal = reached.is_err();
+            let _ = opened.send(reached);
             if !fatal {
                 writer.serve(queue);
             }
         })
         .expect("cannot start the store's thread");
-    first_try.recv().expect("the store's thread answers its first try before anything else")?;
-    Ok(requests)
+    let id = first_try.recv().expect("the store's thread answers its first try before anything else")?;
+    Ok((requests, id))
 }
 
 struct Writer {
@@ -119,6 +119,25 @@ impl Writer {
         }
     }
 
+    /// The first connection: a store that cannot be reached or written now is
+    /// more likely a wrong `--store` or a server not started than an outage, and
+    /// waiting would hide it. One that goes away later is waited for.
+    fn connect_at_start(&mut self) -> Result<String, StoreError> {
+        let fix = match self.setup.url {
+            StoreUrl::Sqlite(_) => "check that its folder exists and that this user may write there",
+            StoreUrl::Postgres(_) => "check that the server is up, reachable from here, and takes this user",
+        };
+        match connect(&self.setup.url, &self.setup.instance) {
+            Ok(backend) => {
+                let id = backend.id().to_string();
+                self.adopt(backend);
+                Ok(id)
+            }
+            Err(e) if e.is_fatal() => Err(e),
+            Err(source) => Err(StoreError::AtStart { source: Box::new(source), fix }),
+        }
+    }
+
     /// The connection, made if there is none, to the file first opened.
     fn connected(&mut self) -> Option<&mut Box<dyn Backend>> {
         if let Err(e) = self.connect_if_needed() {
@@ -128,28 +147,32 @@ impl Writer {
         self.backend.as_mut()
     }
 
-    /// Connects if there is no connection, noting the SQLite file first opened;
-    /// a store that is away is complained of, one this service cannot use is an error.
+    /// Connects if there is no connection; a store that is away is complained
+    /// of, one this service cannot use is an error.
     fn connect_if_needed(&mut self) -> Result<(), StoreError> {
         if self.backend.is_some() {
             return Ok(());
         }
         match connect(&self.setup.url, &self.setup.instance) {
-            Ok(backend) => {
-                let first = self.id.get_or_init(|| backend.id().to_string());
-                if first != backend.id() {
-                    let now = format!("another store now (its id is {}, it was {first})", backend.id());
-                    self.replaced(&now);
-                }
-                self.backend = Some(backend);
-                if let (None, StoreUrl::Sqlite(path)) = (self.file, &self.setup.url) {
-                    self.file = sqlite::file_id(path);
-                }
-            }
+            Ok(backend) => self.adopt(backend),
             Err(e) if e.is_fatal() => return Err(e),
             Err(e) => self.complain(&format!("cannot open it: {e}")),
         }
         Ok(())
+    }
+
+    /// Takes `backend` as the connection, if it reached the store first
+    /// reached, noting the SQLite file first opened.
+    fn adopt(&mut self, backend: Box<dyn Backend>) {
+        let first = self.id.get_or_init(|| backend.id().to_string());
+        if first != backend.id() {
+            let now = format!("another store now (its id is {}, it was {first})", backend.id());
+            self.replaced(&now);
+        }
+        self.backend = Some(backend);
+        if let (None, StoreUrl::Sqlite(path)) = (self.file, &self.setup.url) {
+            self.file = sqlite::file_id(path);
+        }
     }
 
     /// Ends the service if the SQLite file it opened is no longer at its path
