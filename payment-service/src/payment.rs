@@ -112,7 +112,7 @@ impl PaymentActor {
         if self.paid.get(order_id) == Some(&fingerprint(&order.event)) {
             self.setup.metrics.duplicate_suppressed();
             info!(target: Self::NAME, "🔁 Order {order_id} is already paid: duplicate ignored");
-            return order.ticket.complete();
+            return order.ticket.clone().complete();
         }
         let payment = charge(&order.event, self.setup.decline_rate, self.setup.seed);
         let decided = payment.encode();
@@ -140,7 +140,9 @@ impl PaymentActor {
     /// Publishes the recorded payment event of `order`, or dead-letters a conflict.
     fn charged(&mut self, Charged { order, decided, verdict }: &Charged, ctx: &Context<WorkerActor<Self>>) {
         let order_id = order.event.order_id;
-        let acknowledgement = self.acknowledgements.issue(Origin::Order { order_id }, ctx);
+        // The payment event's ticket holds the order's slot too.
+        let slot = order.ticket.slot().clone();
+        let acknowledgement = self.acknowledgements.issue(Origin::Order { order_id }, slot, ctx);
         let event = match verdict {
             ChargeVerdict::Recorded => {
                 self.setup.metrics.processed();
@@ -181,7 +183,7 @@ impl PaymentActor {
             event.user_id, event.amount
         );
         let (partition, offset) = match order.ticket.origin {
-            Origin::Record { partition, offset } => (partition, offset),
+            Origin::Record { partition, offset, .. } => (partition, offset),
             Origin::Order { .. } => (-1, -1), // made in this process: never, orders are consumed
         };
         warn!(target: Self::NAME, "☠️  dead-lettering {}[{partition}]@{offset}: {why}", self.setup.order_topic);
@@ -208,7 +210,7 @@ impl PaymentActor {
                 self.paid.insert(order_id, paying.order);
             }
             paying.ticket.complete();
-            paying.copies.iter().for_each(Ticket::complete);
+            paying.copies.into_iter().for_each(Ticket::complete);
             for other in &paying.others {
                 self.received(other, ctx);
             }
@@ -234,7 +236,7 @@ impl Worker for PaymentActor {
         match input {
             PaymentInput::Process(order) => self.received(order, ctx),
             PaymentInput::Charged(charged) => self.charged(charged, ctx),
-            PaymentInput::Completed(Completed(origin)) => self.acknowledged(*origin, ctx),
+            PaymentInput::Completed(Completed { origin, .. }) => self.acknowledged(*origin, ctx),
         }
         Ok(())
     }
@@ -245,7 +247,7 @@ impl Worker for PaymentActor {
             PaymentInput::Charged(charged) => {
                 format!("the recorded charge of order {}", charged.order.event.order_id)
             }
-            PaymentInput::Completed(Completed(origin)) => format!("the acknowledgement of {origin:?}"),
+            PaymentInput::Completed(Completed { origin, .. }) => format!("the acknowledgement of {origin:?}"),
         }
     }
 
