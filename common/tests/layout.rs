@@ -1,4 +1,4 @@
-//! The floor plan of `common/`, checked: no source file over 350 lines; no
+//! The floor plan of `common/`, checked: no source file over 300 lines; no
 //! module imports one of a higher layer than its own, in the order `lib.rs`'s
 //! doc lists them; and no two modules import each other, directly or through
 //! others (a reader can take the modules in an order where each uses only
@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-const MAX_LINES: usize = 350;
+const MAX_LINES: usize = 300;
 
 /// Every `.rs` file under `dir`.
 fn sources(dir: &Path) -> Vec<PathBuf> {
@@ -57,7 +57,7 @@ fn imports(code: &str, modules: &BTreeSet<String>) -> BTreeSet<String> {
 }
 
 #[test]
-fn no_file_in_common_is_over_350_lines() {
+fn no_file_in_common_is_over_300_lines() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let long: Vec<String> = sources(&src)
         .iter()

@@ -9,6 +9,7 @@
 use actix::{Actor, Context, Handler};
 use clap::Parser;
 use common::actor::fault::{CrashMode, FaultPlan, Role};
+use common::actor::in_flight::InFlight;
 use common::actor::messages::{Completed, Origin, Publish, Ticket};
 use common::actor::restart_policy::RestartLimits;
 use common::actor::supervisor::Supervision;
@@ -38,7 +39,7 @@ impl Actor for Source {
 
 impl Handler<Completed> for Source {
     type Result = ();
-    fn handle(&mut self, Completed(origin): Completed, _: &mut Context<Self>) {
+    fn handle(&mut self, Completed { origin, .. }: Completed, _: &mut Context<Self>) {
         let _ = self.0.send(origin);
     }
 }
@@ -61,6 +62,8 @@ async fn a_record_refused_for_good_stops_the_service_instead_of_being_retried_fo
     let producer = ProducerActor::start(producer, &supervision);
     let (completions, mut completed) = mpsc::unbounded_channel();
     let source = Source(completions).start();
+    let in_flight = InFlight::new(1);
+    let slot = Arc::new(in_flight.try_reserve().expect("a free slot"));
 
     producer.do_send(Publish {
         topic: "orders".into(),
@@ -68,7 +71,7 @@ async fn a_record_refused_for_good_stops_the_service_instead_of_being_retried_fo
         key: Some(b"1001".to_vec()),
         payload: b"{}".to_vec(),
         headers: Default::default(),
-        ticket: Ticket::new(Origin::Order { order_id: 1001 }, Arc::new(source.recipient())),
+        ticket: Ticket::new(Origin::Order { order_id: 1001 }, slot, Arc::new(source.recipient())),
         announce: None,
     });
     let escalation = tokio::time::timeout(Duration::from_secs(20), supervision.shutdown.triggered()).await;

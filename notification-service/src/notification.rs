@@ -103,7 +103,7 @@ impl NotificationActor {
         if self.notified.contains(order_id) {
             self.metrics.duplicate_suppressed();
             info!(target: Self::NAME, "🔁 Order {order_id} was already notified: duplicate ignored");
-            return ticket.complete();
+            return ticket.clone().complete();
         }
         self.notifying.insert(order_id, vec![ticket.clone()]);
         self.claim(event.clone(), false, ctx);

@@ -4,7 +4,8 @@
 //! A small pacing task (`drive`) sends the actor a `Tick` per order with an
 //! in-flight slot; the actor turns each tick into an order (the next id of this
 //! instance, see `ids.rs`; random user and amount), announces it and hands it to
-//! the order publisher, and drops its slot once the order is on `order_topic`. With `--count N`, the
+//! the order publisher in a ticket that holds the slot, which comes back with
+//! the broker's acknowledgement and is given back then. With `--count N`, the
 //! service finishes after N acks. Should this instance's ids pass the highest
 //! order id, the service stops with an error rather than wrap.
 
@@ -18,7 +19,6 @@ use common::actor::supervisor::{Worker, WorkerActor};
 use common::base::metrics::Metrics;
 use common::base::shutdown::{Reason, Shutdown};
 use common::wire::event::{as_text, OrderEvent, Status, MAX_ORDER_ID};
-use foldhash::{HashMap, HashMapExt};
 use log::info;
 use rand::{rngs::SmallRng, Rng, SeedableRng};
 use std::sync::Arc;
@@ -38,10 +38,8 @@ pub struct OrderGenerator {
     ids: OrderIds,
     rng: SmallRng,
     orders: Recipient<Process>,
-    /// Each order's ticket, completed when the broker has the order.
+    /// Each order's ticket, with its slot, completed when the broker has the order.
     tickets: TicketIssuer,
-    /// The slot of each order on its way, dropped once the broker has it.
-    slots: HashMap<u64, SharedSlot>,
     acknowledged: u64,
     count: Option<u64>,
     metrics: Arc<Metrics>,
@@ -65,7 +63,6 @@ impl OrderGenerator {
             rng: SmallRng::seed_from_u64(setup.seed),
             orders: setup.orders,
             tickets: TicketIssuer::default(),
-            slots: HashMap::new(),
             acknowledged: 0,
             count: setup.count,
             metrics: setup.metrics,
@@ -113,14 +110,11 @@ impl Worker for OrderGenerator {
                 // Encoded once, for the line and for the record.
                 let payload: Arc<[u8]> = event.encode().into();
                 info!(target: Self::NAME, "📦 Order Created: {}", as_text(&payload));
-                self.slots.insert(order_id, slot.clone());
-                let ticket = self.tickets.issue(Origin::Order { order_id }, ctx);
+                let ticket = self.tickets.issue(Origin::Order { order_id }, slot.clone(), ctx);
                 self.orders.do_send(Process { event, ticket, payload: Some(payload) });
             }
-            GeneratorInput::Completed(Completed(origin)) => {
-                if let Origin::Order { order_id } = origin {
-                    self.slots.remove(order_id);
-                }
+            // The order's slot is given back as the acknowledgement drops.
+            GeneratorInput::Completed(_) => {
                 self.acknowledged += 1;
                 self.metrics.processed();
                 if self.count == Some(self.acknowledged) {
@@ -135,7 +129,9 @@ impl Worker for OrderGenerator {
     fn describe(input: &GeneratorInput) -> String {
         match input {
             GeneratorInput::Tick(_) => "a tick".to_string(),
-            GeneratorInput::Completed(Completed(origin)) => format!("the acknowledgement of {origin:?}"),
+            GeneratorInput::Completed(Completed { origin, .. }) => {
+                format!("the acknowledgement of {origin:?}")
+            }
         }
     }
 

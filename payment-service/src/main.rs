@@ -8,6 +8,7 @@
 //! ConsumerActor --Process--> PaymentActor --Charge--> store --Charged--> PaymentActor
 //!   --Publish--> ProducerActor --Completed--> PaymentActor --Completed--> ConsumerActor
 
+mod decision;
 mod payment;
 
 use clap::Parser;

@@ -14,6 +14,7 @@
 //! it remembers is bounded: the orders on their way, and the last
 //! `--dedup-capacity` orders it paid (their copies need no store round trip).
 
+use crate::decision::charge;
 use actix::{AsyncContext, Context, Message, Recipient};
 use common::actor::error::ActorError;
 use common::actor::fault::Role;
@@ -23,13 +24,10 @@ use common::actor::supervisor::{Worker, WorkerActor};
 use common::base::metrics::Metrics;
 use common::kafka::producer::dead_letter::{dead_letter, Source};
 use common::store::{Charge, ChargeVerdict, RecordedCharge, Store};
-use common::wire::event::{OrderEvent, Status};
+use common::wire::event::OrderEvent;
 use foldhash::{HashMap, HashMapExt};
 use log::{info, warn};
 use std::sync::Arc;
-
-/// Why a declined payment was declined (chosen per order, repeatably).
-const DECLINE_REASONS: [&str; 3] = ["card declined", "insufficient funds", "card expired"];
 
 /// The store's answer on an order's charge, with the order and the payment
 /// event this instance decided for it.
@@ -114,7 +112,7 @@ impl PaymentActor {
         if self.paid.get(order_id) == Some(&fingerprint(&order.event)) {
             self.setup.metrics.duplicate_suppressed();
             info!(target: Self::NAME, "🔁 Order {order_id} is already paid: duplicate ignored");
-            return order.ticket.complete();
+            return order.ticket.clone().complete();
         }
         let payment = charge(&order.event, self.setup.decline_rate, self.setup.seed);
         let decided = payment.encode();
@@ -142,7 +140,9 @@ impl PaymentActor {
     /// Publishes the recorded payment event of `order`, or dead-letters a conflict.
     fn charged(&mut self, Charged { order, decided, verdict }: &Charged, ctx: &Context<WorkerActor<Self>>) {
         let order_id = order.event.order_id;
-        let acknowledgement = self.acknowledgements.issue(Origin::Order { order_id }, ctx);
+        // The payment event's ticket holds the order's slot too.
+        let slot = order.ticket.slot().clone();
+        let acknowledgement = self.acknowledgements.issue(Origin::Order { order_id }, slot, ctx);
         let event = match verdict {
             ChargeVerdict::Recorded => {
                 self.setup.metrics.processed();
@@ -183,7 +183,7 @@ impl PaymentActor {
             event.user_id, event.amount
         );
         let (partition, offset) = match order.ticket.origin {
-            Origin::Record { partition, offset } => (partition, offset),
+            Origin::Record { partition, offset, .. } => (partition, offset),
             Origin::Order { .. } => (-1, -1), // made in this process: never, orders are consumed
         };
         warn!(target: Self::NAME, "☠️  dead-lettering {}[{partition}]@{offset}: {why}", self.setup.order_topic);
@@ -210,7 +210,7 @@ impl PaymentActor {
                 self.paid.insert(order_id, paying.order);
             }
             paying.ticket.complete();
-            paying.copies.iter().for_each(Ticket::complete);
+            paying.copies.into_iter().for_each(Ticket::complete);
             for other in &paying.others {
                 self.received(other, ctx);
             }
@@ -236,7 +236,7 @@ impl Worker for PaymentActor {
         match input {
             PaymentInput::Process(order) => self.received(order, ctx),
             PaymentInput::Charged(charged) => self.charged(charged, ctx),
-            PaymentInput::Completed(Completed(origin)) => self.acknowledged(*origin, ctx),
+            PaymentInput::Completed(Completed { origin, .. }) => self.acknowledged(*origin, ctx),
         }
         Ok(())
     }
@@ -247,62 +247,11 @@ impl Worker for PaymentActor {
             PaymentInput::Charged(charged) => {
                 format!("the recorded charge of order {}", charged.order.event.order_id)
             }
-            PaymentInput::Completed(Completed(origin)) => format!("the acknowledgement of {origin:?}"),
+            PaymentInput::Completed(Completed { origin, .. }) => format!("the acknowledgement of {origin:?}"),
         }
     }
 
     fn is_event(input: &PaymentInput) -> bool {
         matches!(input, PaymentInput::Process(_))
-    }
-}
-
-/// Decides the payment of `order`. The decision depends only on the order id and
-/// the seed, so a redelivered order gets the same answer.
-fn charge(order: &OrderEvent, decline_rate: f64, seed: u64) -> OrderEvent {
-    let draw = splitmix64(order.order_id ^ seed);
-    let declined = (draw as f64 / u64::MAX as f64) < decline_rate;
-    OrderEvent {
-        status: if declined { Status::PaymentFailed } else { Status::PaymentSuccessful },
-        reason: declined.then(|| DECLINE_REASONS[(draw % DECLINE_REASONS.len() as u64) as usize].to_string()),
-        ..order.clone()
-    }
-}
-
-/// A fast, well-mixed 64-bit hash (SplitMix64's finaliser).
-fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn decisions(decline_rate: f64) -> Vec<Status> {
-        (1000..3000)
-            .map(|order_id| {
-                let order = OrderEvent {
-                    order_id,
-                    user_id: 1,
-                    amount: 10.0,
-                    status: Status::Created,
-                    reason: None,
-                    created_at_ms: None,
-                };
-                charge(&order, decline_rate, 7).status
-            })
-            .collect()
-    }
-
-    #[test]
-    fn declines_about_the_asked_share_and_repeatably() {
-        let first = decisions(0.25);
-        let declined = first.iter().filter(|&&s| s == Status::PaymentFailed).count();
-        assert!((400..600).contains(&declined), "{declined} of 2000 declined at 25%");
-        assert_eq!(first, decisions(0.25));
-        assert!(decisions(0.0).iter().all(|&s| s == Status::PaymentSuccessful));
-        assert!(decisions(1.0).iter().all(|&s| s == Status::PaymentFailed));
     }
 }

@@ -1,10 +1,12 @@
 //! The bound on events in flight: back-pressure, and the drain at shutdown.
 //!
-//! A source takes a [`Slot`] before it takes an event; the slot travels with
-//! the event and is given back when dropped, once the event is done. So a slow
-//! stage stops the source instead of letting mailboxes (and memory) grow, and
-//! no path can forget to give a slot back. Shutdown, and a consumer giving up
-//! its partitions in a rebalance, wait until every slot is back.
+//! A source takes a [`Slot`] before it takes an event; the slot rides in the
+//! event's ticket (`messages.rs`), comes home with its completion, and is given
+//! back when dropped: once the source has taken the completion in, or as the
+//! last ticket of an event lost on its way goes. So a slow stage stops the
+//! source instead of letting mailboxes (and memory) grow, and no path can
+//! forget to give a slot back. Shutdown, and a consumer giving up its
+//! partitions in a rebalance, wait until every slot is back.
 
 use std::sync::atomic::{fence, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};

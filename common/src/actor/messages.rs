@@ -3,7 +3,13 @@
 //! source (consumer or generator) --[`Process`]--> domain actor --[`Publish`]--> producer
 //! and, once the effect is done, whoever finished it calls [`Ticket::complete`], which
 //! sends [`Completed`] back to the source, so it can store the offset.
+//!
+//! An event's in-flight slot rides in its ticket, and the completion brings it
+//! home: the source gives it back once it has taken the completion in. A ticket
+//! dropped unfinished (a crashed actor, a message lost) gives its slot back as
+//! the last copy of it goes.
 
+use crate::actor::in_flight::SharedSlot;
 use crate::wire::event::{as_text, OrderEvent};
 use actix::{Actor, AsyncContext, Context, Handler, Message, Recipient};
 use std::borrow::Cow;
@@ -12,36 +18,54 @@ use std::sync::Arc;
 /// Where an event came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Origin {
-    /// A Kafka record, by partition and offset (the topic is the consumer's).
-    Record { partition: i32, offset: i64 },
+    /// A Kafka record, by partition and offset (the topic is the consumer's),
+    /// and the generation of the consumer's assignment it was read in: after a
+    /// rebalance the same record may be read again, and only a completion of
+    /// the current generation counts.
+    Record { generation: u64, partition: i32, offset: i64 },
     /// An order, by id: for actors that track completions per order (the
     /// generator counts acknowledged orders; the payment actor waits for its
     /// payment events to be acknowledged).
     Order { order_id: u64 },
 }
 
-/// The source is told: this event's downstream effect is done.
-#[derive(Message, Clone, Copy, Debug)]
+/// The source is told: this event's downstream effect is done. The event's
+/// slot comes with it, given back as the source drops the message, after it
+/// has taken the completion in.
+#[derive(Message, Debug)]
 #[rtype(result = "()")]
-pub struct Completed(pub Origin);
+pub struct Completed {
+    pub origin: Origin,
+    pub slot: SharedSlot,
+}
 
-/// Travels with an event: where it came from and whom to tell when it is done.
+/// Travels with an event: where it came from, its in-flight slot, and whom to
+/// tell when it is done.
 #[derive(Clone, Debug)]
 pub struct Ticket {
     pub origin: Origin,
+    /// Shared by every copy of the ticket, and the tickets that follow from it
+    /// (see [`Ticket::slot`]): given back when the last of them goes.
+    slot: SharedSlot,
     /// Shared by every ticket of the source: a clone costs a reference count,
     /// where a `Recipient` of its own would cost an allocation.
     source: Arc<Recipient<Completed>>,
 }
 
 impl Ticket {
-    pub fn new(origin: Origin, source: Arc<Recipient<Completed>>) -> Self {
-        Ticket { origin, source }
+    pub fn new(origin: Origin, slot: SharedSlot, source: Arc<Recipient<Completed>>) -> Self {
+        Ticket { origin, slot, source }
     }
 
-    /// Tells the source the event is done.
-    pub fn complete(&self) {
-        self.source.do_send(Completed(self.origin));
+    /// Tells the source the event is done, handing it the slot.
+    pub fn complete(self) {
+        self.source.do_send(Completed { origin: self.origin, slot: self.slot });
+    }
+
+    /// The event's slot, for a ticket of a step that follows from this one
+    /// (a payment event's, for the order it pays).
+    pub fn slot(&self) -> &SharedSlot {
+        &self.slot
     }
 }
 
@@ -50,13 +74,13 @@ impl Ticket {
 pub struct TicketIssuer(Option<Arc<Recipient<Completed>>>);
 
 impl TicketIssuer {
-    /// A ticket for the event from `origin`, completed to the actor of `ctx`.
-    pub fn issue<A>(&mut self, origin: Origin, ctx: &Context<A>) -> Ticket
+    /// A ticket for the event from `origin` that holds `slot`, completed to the actor of `ctx`.
+    pub fn issue<A>(&mut self, origin: Origin, slot: SharedSlot, ctx: &Context<A>) -> Ticket
     where
         A: Actor<Context = Context<A>> + Handler<Completed>,
     {
         let source = self.0.get_or_insert_with(|| Arc::new(ctx.address().recipient()));
-        Ticket::new(origin, source.clone())
+        Ticket::new(origin, slot, source.clone())
     }
 }
 
@@ -156,4 +180,60 @@ macro_rules! worker_input {
             }
         )+
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actor::in_flight::InFlight;
+    use tokio::sync::mpsc;
+
+    /// A source that keeps each completion it is told of until the test takes it.
+    struct Source(mpsc::UnboundedSender<Completed>);
+
+    impl Actor for Source {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<Completed> for Source {
+        type Result = ();
+        fn handle(&mut self, completed: Completed, _: &mut Context<Self>) {
+            let _ = self.0.send(completed);
+        }
+    }
+
+    const ORIGIN: Origin = Origin::Record { generation: 0, partition: 2, offset: 7 };
+
+    /// A ticket holding the one slot of its in-flight bound, and what its source is told.
+    fn ticket() -> (InFlight, Ticket, mpsc::UnboundedReceiver<Completed>) {
+        let (in_flight, (told, completions)) = (InFlight::new(1), mpsc::unbounded_channel());
+        let slot = Arc::new(in_flight.try_reserve().expect("a free slot"));
+        let ticket = Ticket::new(ORIGIN, slot, Arc::new(Source(told).start().recipient()));
+        (in_flight, ticket, completions)
+    }
+
+    #[actix_rt::test]
+    async fn the_completion_brings_the_slot_home_and_the_source_gives_it_back() {
+        let (in_flight, ticket, mut completions) = ticket();
+        let copy = ticket.clone(); // a copy of the event, waiting on the original
+        ticket.complete();
+        drop(copy);
+        let completed = completions.recv().await.expect("the completion");
+        assert_eq!(completed.origin, ORIGIN);
+        assert_eq!(in_flight.count(), 1, "the source has not taken the completion in yet");
+        drop(completed);
+        assert_eq!(in_flight.count(), 0);
+    }
+
+    #[actix_rt::test]
+    async fn a_ticket_dropped_unfinished_gives_its_slot_back() {
+        let (in_flight, ticket, mut completions) = ticket();
+        let follower =
+            Ticket::new(Origin::Order { order_id: 7 }, ticket.slot().clone(), ticket.source.clone());
+        drop(ticket); // a crashed actor's, or a lost message's
+        assert_eq!(in_flight.count(), 1, "the ticket that follows from it holds it still");
+        drop(follower);
+        assert_eq!(in_flight.count(), 0);
+        assert!(completions.try_recv().is_err(), "nothing was completed");
+    }
 }

@@ -1,10 +1,11 @@
 //! The service's metrics, in one Prometheus registry: `/metrics` serves it (see
 //! `http.rs`) and the `📊` summary line is read from it.
 //!
-//! The summary is logged every `--metrics-interval` seconds and once at shutdown;
-//! the end-to-end tests read that last line to check that crashes really
-//! happened and were survived.
+//! The summary is logged every `--stats-interval` seconds
+//! ([`Metrics::log_summary_every`]) and once at shutdown; the end-to-end tests
+//! read that last line to check that crashes really happened and were survived.
 
+use log::info;
 use prometheus::core::Collector;
 use prometheus::{
     exponential_buckets, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
@@ -12,7 +13,7 @@ use prometheus::{
 };
 use rdkafka::statistics::Statistics;
 use std::collections::BTreeMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Metrics shared by every actor of one service.
@@ -181,6 +182,19 @@ impl Metrics {
     /// The registry in Prometheus's text exposition format.
     pub fn exposition(&self) -> String {
         TextEncoder::new().encode_to_string(&self.registry.gather()).expect("the registry encodes as text")
+    }
+
+    /// Logs the summary every `period`, the first a period from now, for as
+    /// long as the service's actix system runs.
+    pub fn log_summary_every(self: &Arc<Self>, period: Duration) {
+        let metrics = self.clone();
+        actix_rt::spawn(async move {
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            loop {
+                ticks.tick().await;
+                info!(target: "stats", "📊 {}", metrics.summary());
+            }
+        });
     }
 
     /// `processed=2000 crashes=3 (ConsumerActor=1 PaymentActor=2) restarts=3 ... retries=0`, read from the registry.

@@ -251,15 +251,7 @@ impl Service {
     async fn serve(self) -> ExitCode {
         let metrics = self.supervision.metrics.clone();
         if self.runtime.stats_interval > 0 {
-            let period = Duration::from_secs(self.runtime.stats_interval);
-            let metrics = metrics.clone();
-            actix_rt::spawn(async move {
-                let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-                loop {
-                    ticks.tick().await;
-                    info!(target: "stats", "📊 {}", metrics.summary());
-                }
-            });
+            metrics.log_summary_every(Duration::from_secs(self.runtime.stats_interval));
         }
         let reason = self.supervision.shutdown.triggered().await;
         let drain = match &reason {

@@ -7,55 +7,45 @@
 //! among them, are out of the process.
 //!
 //! Reading happens in a small task on a thread of its own (see `reader_task.rs`),
-//! which hands each record on with an in-flight slot. The actor keeps that slot
-//! until the record's event is done, then drops it. The actor itself only
-//! decides what a record is and tracks offsets, so restarting it is instant and
-//! the Kafka client (and its group membership) lives on.
+//! which hands each record on with an in-flight slot. The actor puts that slot
+//! in the event's ticket, with the assignment's generation; the completion
+//! brings both back, and the slot is given back once the completion is taken
+//! in. The actor itself only decides what a record is and keeps the one ledger
+//! of its events ([`OffsetTracker`]), so restarting it is instant and the Kafka
+//! client (and its group membership) lives on.
 //!
 //! One stuck event (say, a dead letter the broker cannot take yet) holds back
 //! its partition's offset, and the events done behind it must be remembered
-//! until it finishes. Once `--max-in-flight` of them are, the actor holds that
-//! partition (see `read_gate.rs`): the reader hands on none of its records,
-//! the other partitions read on, and it is read again once the stuck event is
-//! done. A partition's stored offset that has not moved for a minute with
-//! events waiting is logged, once, and again when it moves.
+//! until it finishes. Once `--max-in-flight` of them are, the tracker holds that
+//! partition and the read gate applies it (see `read_gate.rs`): the reader hands
+//! on none of its records, the other partitions read on, and it is read again
+//! once the stuck event is done. A partition's stored offset that has not moved
+//! for a minute with events waiting is logged, once, and again when it moves
+//! (`stall_watch.rs`).
 //!
 //! Before its partitions go in a rebalance, the consumer finishes the events in
-//! flight and stores their offsets (`hand_over`, run by `group.rs`).
+//! flight and stores their offsets (`hand_over.rs`, run by `group.rs`).
 
 use crate::actor::error::ActorError;
 use crate::actor::fault::Role;
-use crate::actor::in_flight::{InFlight, SharedSlot};
+use crate::actor::in_flight::InFlight;
 use crate::actor::messages::{Completed, Origin, Process, Publish, TicketIssuer};
 use crate::actor::supervisor::{Supervision, Worker, WorkerActor};
 use crate::base::metrics::Metrics;
-use crate::base::shutdown::{Reason, Shutdown};
-use crate::kafka::consumer::group::{GroupConsumer, RebalanceHooks};
+use crate::kafka::consumer::group::GroupConsumer;
+use crate::kafka::consumer::hand_over::{hand_over, Revoked};
 use crate::kafka::consumer::messages::{Received, StoreOffsets};
-use crate::kafka::consumer::offsets::{OffsetTracker, Stall};
+use crate::kafka::consumer::offsets::OffsetTracker;
 use crate::kafka::consumer::reader_task::poll_records;
+use crate::kafka::consumer::stall_watch::STALL_WARNING_AFTER;
 use crate::kafka::producer::dead_letter::{dead_letter, Source};
 use crate::wire::event::{OrderEvent, Status};
-use actix::{Addr, Arbiter, Context, Message, Recipient};
-use foldhash::{HashMap, HashMapExt};
+use actix::{Addr, Arbiter, Context, Recipient};
 use log::{debug, info, warn};
 use rdkafka::consumer::Consumer;
+use rdkafka::error::KafkaResult;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
-
-/// How long a rebalance waits for the actor to store the offsets of the events done.
-const STORE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How long a partition's stored offset may stay put, with events of it waiting,
-/// before a warning says so.
-const STALL_WARNING_AFTER: Duration = Duration::from_secs(60);
-
-/// The partitions are being taken away, after the events in flight were
-/// finished: store what is done (the sender, if any, is told once it is),
-/// then forget them.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Revoked(pub Option<mpsc::SyncSender<()>>);
 
 crate::worker_input! {
     /// Everything the consumer actor handles.
@@ -69,11 +59,8 @@ pub struct ConsumerActor {
     accepted: &'static [Status],
     domain: Recipient<Process>,
     dead_letters: Recipient<Publish>,
+    /// What is done, held and not yet stored, per partition, in this assignment.
     offsets: OffsetTracker,
-    /// Per partition, the offset to store at the next [`StoreOffsets`].
-    unstored: HashMap<i32, i64>,
-    /// The slot of each event in flight, dropped once it is done.
-    slots: HashMap<(i32, i64), SharedSlot>,
     tickets: TicketIssuer,
     metrics: Arc<Metrics>,
     service: &'static str,
@@ -103,15 +90,13 @@ impl ConsumerActor {
             dead_letters: setup.dead_letters,
             // As many done behind a stuck event per partition as may be in flight.
             offsets: OffsetTracker::new(setup.in_flight.capacity() as usize),
-            unstored: HashMap::new(),
-            slots: HashMap::new(),
             tickets: TicketIssuer::default(),
             metrics: supervision.metrics.clone(),
             service: setup.service,
         };
         let addr = WorkerActor::start(actor, supervision);
         let hooks = hand_over(
-            addr.clone(),
+            addr.clone().recipient(),
             setup.in_flight.clone(),
             setup.drain_timeout,
             supervision.shutdown.clone(),
@@ -126,10 +111,9 @@ impl ConsumerActor {
     }
 
     fn received(&mut self, Received { record, slot }: &Received, ctx: &Context<WorkerActor<Self>>) {
-        let (partition, offset) = (record.partition, record.offset);
+        let (partition, offset, generation) = (record.partition, record.offset, self.offsets.generation());
         self.offsets.begin(partition, offset);
-        self.slots.insert((partition, offset), slot.clone());
-        let ticket = self.tickets.issue(Origin::Record { partition, offset }, ctx);
+        let ticket = self.tickets.issue(Origin::Record { generation, partition, offset }, slot.clone(), ctx);
         match OrderEvent::decode(record.payload.as_deref(), self.accepted) {
             Ok(event) => {
                 self.metrics.took_event_created_at(event.created_at_ms);
@@ -151,19 +135,16 @@ impl ConsumerActor {
         }
     }
 
-    fn completed(&mut self, origin: Origin) {
-        let Origin::Record { partition, offset } = origin else {
+    fn completed(&mut self, Completed { origin, .. }: &Completed) {
+        let Origin::Record { generation, partition, offset } = *origin else {
             return debug!(target: Self::NAME, "ignoring a completion that is not from Kafka: {origin:?}");
         };
-        // Given back as this returns, after the partition's hold is set: no record
-        // of a partition held from now on takes it (see `reader_task.rs`).
-        let _slot = self.slots.remove(&(partition, offset));
-        let Some(progress) = self.offsets.complete(partition, offset) else {
-            return; // already done, or its partition was revoked: nothing to store
+        // Its slot is given back as the message drops, after this returns: after
+        // the partition's hold is set, so no record of a partition held from now
+        // on takes it (see `reader_task.rs`).
+        let Some(progress) = self.offsets.complete(generation, partition, offset) else {
+            return; // already done, or read before a revocation: nothing to mark or store
         };
-        if let Some(through) = progress.to_store {
-            self.unstored.insert(partition, through);
-        }
         if let Some(held) = progress.hold {
             self.set_held(partition, held);
         }
@@ -184,35 +165,22 @@ impl ConsumerActor {
                 backlog.done_behind
             );
         }
-        let (consumer, context) = (self.client.as_ref(), self.client.context());
-        let gate = context.read_gate();
-        let result = if held { gate.hold(consumer, partition) } else { gate.release(consumer, partition) };
-        if let Err(e) = result {
+        if let Err(e) = self.apply_holds() {
             let what = if held { "hold" } else { "release" };
-            context.client().complain(&format!("cannot {what} partition {partition}: {e}"));
+            self.client.context().client().complain(&format!("cannot {what} partition {partition}: {e}"));
         }
+    }
+
+    /// Has the read gate hold the partitions the tracker holds, and only those.
+    fn apply_holds(&self) -> KafkaResult<()> {
+        self.client.context().read_gate().apply_holds(self.client.as_ref(), self.offsets.held())
     }
 
     /// Logs each partition whose stored offset stopped moving, with events
     /// waiting, for [`STALL_WARNING_AFTER`], and each that moves again.
     fn watch_stalls(&mut self) {
-        let topic = &self.topic;
         for stall in self.offsets.stalls(Instant::now(), STALL_WARNING_AFTER) {
-            match stall {
-                Stall::Began { partition, unmoved, backlog } => warn!(
-                    target: Self::NAME,
-                    "{topic}[{partition}]: the stored offset has not moved for {} s: the event at offset {} \
-                     is not done, and {} events done behind it wait for it to be committed",
-                    unmoved.as_secs(),
-                    backlog.oldest_pending,
-                    backlog.done_behind
-                ),
-                Stall::Ended { partition, unmoved } => info!(
-                    target: Self::NAME,
-                    "{topic}[{partition}]: the stored offset moves again, after {} s",
-                    unmoved.as_secs()
-                ),
-            }
+            stall.log(&self.topic);
         }
     }
 
@@ -220,14 +188,30 @@ impl ConsumerActor {
     /// While the lines cannot be written, nothing is stored: the offsets wait for
     /// a later call (the logger keeps trying, and ends the service if it cannot).
     fn store_offsets(&mut self) {
-        if self.unstored.is_empty() || !crate::base::logging::flush() {
+        if !self.offsets.has_unstored() || !crate::base::logging::flush() {
             return;
         }
-        for (partition, through) in self.unstored.drain() {
+        for (partition, through) in self.offsets.take_unstored() {
             // Fails only for a partition no longer ours; the new owner redoes the event.
             if let Err(e) = self.client.store_offset(&self.topic, partition, through) {
                 debug!(target: Self::NAME, "cannot store {}[{partition}]@{through}: {e}", self.topic);
             }
+        }
+    }
+
+    /// Stores what is done, then forgets every partition: what was pending is
+    /// the next owner's, and its completions, if they come, mark nothing.
+    fn revoked(&mut self, stored: Option<&mpsc::SyncSender<()>>) {
+        self.store_offsets();
+        // Offsets not stored now (the log could not be written) go too: stored
+        // later, they could take back a later owner's commit.
+        self.offsets.forget_all();
+        // The next assignment reads every partition.
+        if let Err(e) = self.apply_holds() {
+            self.client.context().client().complain(&format!("cannot release the partitions held: {e}"));
+        }
+        if let Some(stored) = stored {
+            let _ = stored.send(());
         }
     }
 }
@@ -244,28 +228,12 @@ impl Worker for ConsumerActor {
     ) -> Result<(), ActorError> {
         match input {
             ConsumerInput::Received(received) => self.received(received, ctx),
-            ConsumerInput::Completed(Completed(origin)) => self.completed(*origin),
+            ConsumerInput::Completed(completed) => self.completed(completed),
             ConsumerInput::StoreOffsets(_) => {
                 self.store_offsets();
                 self.watch_stalls();
             }
-            ConsumerInput::Revoked(Revoked(stored)) => {
-                self.store_offsets();
-                // Offsets not stored now (the log could not be written) are no longer
-                // ours: stored later, they could take back a later owner's commit.
-                self.unstored.clear();
-                // What held a partition is forgotten below: the next assignment reads them all.
-                let (consumer, context) = (self.client.as_ref(), self.client.context());
-                if let Err(e) = context.read_gate().release_all(consumer) {
-                    context.client().complain(&format!("cannot release the partitions held: {e}"));
-                }
-                if let Some(stored) = stored {
-                    let _ = stored.send(());
-                }
-                // Their completions, if they come, find nothing to store or give back.
-                self.offsets.forget_all();
-                self.slots.clear();
-            }
+            ConsumerInput::Revoked(Revoked(stored)) => self.revoked(stored.as_ref()),
         }
         Ok(())
     }
@@ -278,7 +246,7 @@ impl Worker for ConsumerActor {
                     None => format!("a record ({}@{})", record.partition, record.offset),
                 }
             }
-            ConsumerInput::Completed(Completed(origin)) => format!("the completion of {origin:?}"),
+            ConsumerInput::Completed(Completed { origin, .. }) => format!("the completion of {origin:?}"),
             ConsumerInput::Revoked(_) => "the revocation of its partitions".to_string(),
             ConsumerInput::StoreOffsets(_) => "storing offsets".to_string(),
         }
@@ -286,51 +254,5 @@ impl Worker for ConsumerActor {
 
     fn is_event(input: &ConsumerInput) -> bool {
         matches!(input, ConsumerInput::Received(_))
-    }
-}
-
-/// What the consumer does before its partitions are taken away: finish the
-/// events in flight (the actors keep working on the main thread), then have
-/// the actor store their offsets, so the commit that follows hands the next
-/// owner exactly where this one stopped.
-fn hand_over(
-    actor: Addr<WorkerActor<ConsumerActor>>,
-    in_flight: InFlight,
-    drain: Duration,
-    shutdown: Shutdown,
-) -> RebalanceHooks {
-    let name = ConsumerActor::NAME;
-    let misconfigured = shutdown.clone();
-    RebalanceHooks {
-        on_other_store: Box::new(move |other| {
-            misconfigured.trigger(Reason::Misconfigured(other.to_string()))
-        }),
-        before_revoke: Box::new(move || {
-            // At shutdown, the service has drained already (the revocation comes
-            // when the consumer closes): no second wait for what did not finish.
-            let at_shutdown = shutdown.is_triggered();
-            let finishing = if at_shutdown { 0 } else { in_flight.count() };
-            if finishing > 0 {
-                info!(target: name, "finishing {finishing} events in flight before the hand-over");
-            }
-            if finishing > 0 && !in_flight.drained_blocking(drain) {
-                warn!(
-                    target: name,
-                    "{} events still in flight after {} s: the next owner of their partitions redoes them",
-                    in_flight.count(),
-                    drain.as_secs()
-                );
-            }
-            if at_shutdown {
-                // The service stored what was done before it closed the consumer
-                // (on the actor's thread: waiting here would wait for ourselves).
-                return actor.do_send(Revoked(None));
-            }
-            let (stored, done) = mpsc::sync_channel(1);
-            actor.do_send(Revoked(Some(stored)));
-            if done.recv_timeout(STORE_TIMEOUT).is_err() {
-                warn!(target: name, "the offsets of the last events were not stored in time: the next owner redoes them");
-            }
-        }),
     }
 }

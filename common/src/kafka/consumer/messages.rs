@@ -1,5 +1,5 @@
 //! What the reader task tells the consumer actor: a record read, with its
-//! in-flight slot, and when to store offsets.
+//! in-flight slot (which rides on in its event's ticket), and when to store offsets.
 
 use crate::actor::in_flight::SharedSlot;
 use actix::Message;

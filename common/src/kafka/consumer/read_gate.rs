@@ -3,8 +3,9 @@
 //! - **Back-pressure**: every in-flight slot is taken, so the reader pauses
 //!   every partition and polls on (see `reader_task.rs`).
 //! - **A held partition**: its oldest event cannot finish and the most events
-//!   allowed are done behind it (see `offsets.rs`), so only it is paused; the
-//!   others read on.
+//!   allowed are done behind it, so only it is paused; the others read on. The
+//!   consumer's offset tracker decides the holds (see `offsets.rs`); the gate
+//!   keeps the last set it was given only to apply it, and to answer the reader.
 //!
 //! A partition is fetched when neither stops it, so lifting one never undoes
 //! the other. The reader thread sets the back-pressure and the consumer actor's
@@ -84,34 +85,22 @@ impl ReadGate {
         Ok(open)
     }
 
-    /// Holds `partition`: it is not fetched, whatever the back-pressure, until released.
-    pub fn hold(&self, consumer: &impl Fetching, partition: i32) -> KafkaResult<()> {
+    /// Holds exactly the partitions of `held`, as the offset tracker decided:
+    /// pauses those newly held, and resumes those no longer held unless
+    /// back-pressure pauses every partition.
+    pub fn apply_holds(&self, consumer: &impl Fetching, held: BTreeSet<i32>) -> KafkaResult<()> {
         let mut state = self.lock();
-        state.held.insert(partition);
-        self.holding.store(true, SeqCst);
-        consumer.pause(&only(&consumer.assignment()?, |p| p == partition))
-    }
-
-    /// Releases `partition`: fetched again, unless back-pressure pauses every partition.
-    pub fn release(&self, consumer: &impl Fetching, partition: i32) -> KafkaResult<()> {
-        self.release_where(consumer, |p| p == partition)
-    }
-
-    /// Releases every partition held (what held them was forgotten with them in
-    /// a rebalance).
-    pub fn release_all(&self, consumer: &impl Fetching) -> KafkaResult<()> {
-        self.release_where(consumer, |_| true)
-    }
-
-    fn release_where(&self, consumer: &impl Fetching, released: impl Fn(i32) -> bool) -> KafkaResult<()> {
-        let mut state = self.lock();
-        let before = state.held.len();
-        state.held.retain(|&p| !released(p));
-        self.holding.store(!state.held.is_empty(), SeqCst);
-        if state.back_pressured || state.held.len() == before {
+        if state.held == held {
             return Ok(());
         }
-        consumer.resume(&only(&consumer.assignment()?, |p| released(p) && !state.held.contains(&p)))
+        let before = std::mem::replace(&mut state.held, held);
+        self.holding.store(!state.held.is_empty(), SeqCst);
+        let assigned = consumer.assignment()?;
+        consumer.pause(&only(&assigned, |p| state.held.contains(&p) && !before.contains(&p)))?;
+        if state.back_pressured {
+            return Ok(());
+        }
+        consumer.resume(&only(&assigned, |p| before.contains(&p) && !state.held.contains(&p)))
     }
 
     /// Pauses or resumes each of `partitions`, just assigned, as the gate says.
@@ -205,13 +194,13 @@ mod tests {
     #[test]
     fn a_held_partition_stays_paused_when_back_pressure_lifts_and_the_others_read_on() {
         let (gate, consumer) = (ReadGate::default(), Partitions::default());
-        gate.hold(&consumer, 0).unwrap();
+        gate.apply_holds(&consumer, BTreeSet::from([0])).unwrap();
         assert_eq!(consumer.paused(), [0], "only the held one");
         assert!(gate.holds(0) && !gate.holds(1));
         gate.set_back_pressured(&consumer, true).unwrap();
         assert_eq!(numbers(&gate.set_back_pressured(&consumer, false).unwrap()), [1, 2]);
         assert_eq!(consumer.paused(), [0]);
-        gate.release(&consumer, 0).unwrap();
+        gate.apply_holds(&consumer, BTreeSet::new()).unwrap();
         assert!(consumer.paused().is_empty());
         assert!(!gate.holds(0));
     }
@@ -219,27 +208,29 @@ mod tests {
     #[test]
     fn a_partition_released_under_back_pressure_waits_for_it_to_lift() {
         let (gate, consumer) = (ReadGate::default(), Partitions::default());
-        gate.hold(&consumer, 2).unwrap();
+        gate.apply_holds(&consumer, BTreeSet::from([2])).unwrap();
         gate.set_back_pressured(&consumer, true).unwrap();
-        gate.release(&consumer, 2).unwrap();
+        gate.apply_holds(&consumer, BTreeSet::new()).unwrap();
         assert_eq!(consumer.paused(), [0, 1, 2], "back-pressure still pauses it");
         assert_eq!(numbers(&gate.set_back_pressured(&consumer, false).unwrap()), [0, 1, 2]);
     }
 
     #[test]
-    fn releasing_all_resumes_every_held_partition() {
+    fn each_set_of_holds_applied_pauses_the_new_and_resumes_the_released() {
         let (gate, consumer) = (ReadGate::default(), Partitions::default());
-        gate.hold(&consumer, 0).unwrap();
-        gate.hold(&consumer, 2).unwrap();
-        gate.release_all(&consumer).unwrap();
+        gate.apply_holds(&consumer, BTreeSet::from([0, 2])).unwrap();
+        assert_eq!(consumer.paused(), [0, 2]);
+        gate.apply_holds(&consumer, BTreeSet::from([1, 2])).unwrap();
+        assert_eq!(consumer.paused(), [1, 2]);
+        gate.apply_holds(&consumer, BTreeSet::new()).unwrap(); // the partitions were revoked
         assert!(consumer.paused().is_empty());
-        assert!(!gate.holds(0) && !gate.holds(2));
+        assert!(!gate.holds(1) && !gate.holds(2));
     }
 
     #[test]
     fn an_assignment_is_paused_where_the_gate_says_and_resumed_elsewhere() {
         let (gate, consumer) = (ReadGate::default(), Partitions::default());
-        gate.hold(&consumer, 1).unwrap();
+        gate.apply_holds(&consumer, BTreeSet::from([1])).unwrap();
         consumer.paused.borrow_mut().extend([0, 2]); // librdkafka kept a pause of before the rebalance
         gate.assigned(&consumer, &list(&[0, 1, 2])).unwrap();
         assert_eq!(consumer.paused(), [1]);

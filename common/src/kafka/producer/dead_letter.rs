@@ -125,6 +125,7 @@ fn head_of(mut text: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::actor::in_flight::InFlight;
     use crate::actor::messages::{Completed, Origin};
     use actix::{Actor, Context, Handler};
     use std::sync::Arc;
@@ -145,8 +146,10 @@ mod tests {
 
     fn letter_of(key: Option<Vec<u8>>, payload: &[u8], why: String) -> Publish {
         let system = actix::System::new();
+        let slot = Arc::new(InFlight::new(1).try_reserve().expect("a free slot"));
         let ticket = system.block_on(async {
-            Ticket::new(Origin::Record { partition: 0, offset: 7 }, Arc::new(Nobody.start().recipient()))
+            let origin = Origin::Record { generation: 0, partition: 0, offset: 7 };
+            Ticket::new(origin, slot, Arc::new(Nobody.start().recipient()))
         });
         let topic = "t".repeat(249); // Kafka's longest topic name
         let source = Source { topic: &topic, partition: 2, offset: 7, service: "payment-service" };
