@@ -215,8 +215,16 @@ impl ServiceProcess {
 
     /// Freezes the process with SIGSTOP: its sockets stay open, but it sends
     /// nothing (no heartbeat), as a long GC pause or a suspended VM would.
+    /// Returns once it is stopped: a thread of it may run on for a moment after
+    /// the signal, until the kernel stops the last (the parent is told then).
     pub fn pause(&self) {
+        use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
         signal(&self.child, nix::sys::signal::Signal::SIGSTOP);
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        match waitpid(pid, Some(WaitPidFlag::WUNTRACED)) {
+            Ok(WaitStatus::Stopped(..)) => {}
+            other => panic!("{} did not stop on SIGSTOP: {other:?}", self.name),
+        }
     }
 
     /// Lets a paused process go on (SIGCONT).
