@@ -6,7 +6,7 @@
 use crate::email::Mailer;
 use crate::rules::{ClaimOutcome, Claimant, NotificationRules};
 use actix::{AsyncContext, Context, Message};
-use common::actor::coalescer::Arrival;
+use common::actor::coalescer::{Arrival, Waiting};
 use common::actor::error::ActorError;
 use common::actor::fault::Role;
 use common::actor::messages::{Process, Ticket};
@@ -112,10 +112,10 @@ impl NotificationActor {
                 );
                 ctx.notify_later(AskAgain(payment.clone()), after);
             }
-            ClaimOutcome::AlreadySent { sent_by, tickets } => {
+            ClaimOutcome::AlreadySent { sent_by, waiting } => {
                 info!(target: Self::NAME, "🔁 Order {order_id} was already notified by {sent_by}: duplicate ignored");
                 self.metrics.duplicate_suppressed();
-                tickets.iter().for_each(Ticket::complete);
+                complete(waiting);
             }
         }
         Ok(())
@@ -143,6 +143,11 @@ impl NotificationActor {
     }
 }
 
+/// The payment events waiting for an email are done.
+fn complete(waiting: Option<Waiting<Ticket>>) {
+    waiting.iter().flat_map(Waiting::tickets).for_each(Ticket::complete);
+}
+
 impl Worker for NotificationActor {
     type Input = NotificationInput;
     const NAME: &'static str = "NotificationActor";
@@ -157,9 +162,7 @@ impl Worker for NotificationActor {
             NotificationInput::Process(process) => self.received(process, ctx),
             NotificationInput::AskAgain(AskAgain(payment)) => self.claim(payment.clone(), false, ctx),
             NotificationInput::Claimed(claimed) => self.claimed(claimed, ctx)?,
-            NotificationInput::Recorded(Recorded(order_id)) => {
-                self.rules.recorded(*order_id).iter().for_each(Ticket::complete);
-            }
+            NotificationInput::Recorded(Recorded(order_id)) => complete(self.rules.recorded(*order_id)),
         }
         Ok(())
     }

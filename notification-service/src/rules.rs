@@ -22,7 +22,7 @@
 //! What it remembers is bounded: the orders on their way, and the last
 //! `--dedup-capacity` orders it emailed (their copies need no store round trip).
 
-use common::actor::coalescer::{Arrival, Coalescer, Finished};
+use common::actor::coalescer::{Arrival, Coalescer, Waiting};
 use common::store::EmailVerdict;
 use std::time::Duration;
 
@@ -47,8 +47,8 @@ pub enum ClaimOutcome<T> {
     /// Another instance holds the claim: ask again `after`, until the email is
     /// sent or that claim lapses and is taken over here.
     AskLater { after: Duration, claimant: Claimant },
-    /// `sent_by` sent it: not again. These tickets are done.
-    AlreadySent { sent_by: String, tickets: Vec<T> },
+    /// `sent_by` sent it: not again. What waited for it is done.
+    AlreadySent { sent_by: String, waiting: Option<Waiting<T>> },
 }
 
 /// The instance that holds the claim on an email this one does not send now.
@@ -103,15 +103,15 @@ impl<T> NotificationRules<T> {
                 ClaimOutcome::AskLater { after: BUSY_WAIT, claimant: Claimant::TookOver(claimed_by) }
             }
             EmailVerdict::AlreadySent { sent_by } => {
-                ClaimOutcome::AlreadySent { sent_by, tickets: self.recorded(order_id) }
+                ClaimOutcome::AlreadySent { sent_by, waiting: self.recorded(order_id) }
             }
         }
     }
 
     /// The email of `order_id` is recorded as sent: the tickets of its payment
-    /// events are done.
-    pub fn recorded(&mut self, order_id: u64) -> Vec<T> {
-        self.orders.finish(order_id).map(|Finished { tickets, .. }| tickets).unwrap_or_default()
+    /// events are done. `None` if it was not on its way.
+    pub fn recorded(&mut self, order_id: u64) -> Option<Waiting<T>> {
+        self.orders.finish(order_id)
     }
 }
 

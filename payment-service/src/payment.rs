@@ -5,7 +5,7 @@
 
 use crate::rules::{ChargeOutcome, Conflict, PaymentRules};
 use actix::{AsyncContext, Context, Message, Recipient};
-use common::actor::coalescer::{Arrival, Finished};
+use common::actor::coalescer::Arrival;
 use common::actor::error::ActorError;
 use common::actor::fault::Role;
 use common::actor::messages::{Completed, Origin, Process, Publish, Ticket, TicketIssuer};
@@ -146,9 +146,9 @@ impl PaymentActor {
     /// copies are done, and the orders held behind it are handled now.
     fn acknowledged(&mut self, origin: Origin, ctx: &Context<WorkerActor<Self>>) {
         let Origin::Order { order_id } = origin else { return };
-        if let Some(Finished { tickets, held }) = self.rules.acknowledged(order_id) {
-            tickets.iter().for_each(|order| order.ticket.complete());
-            for other in &held {
+        if let Some(waiting) = self.rules.acknowledged(order_id) {
+            waiting.tickets().for_each(|order| order.ticket.complete());
+            for other in &waiting.held {
                 self.received(other, ctx);
             }
         }

@@ -18,7 +18,7 @@
 //! their way, and the last `--dedup-capacity` orders it paid (their copies need
 //! no store round trip).
 
-use common::actor::coalescer::{Arrival, Coalescer, Finished};
+use common::actor::coalescer::{Arrival, Coalescer, Waiting};
 use common::store::{Charge, ChargeVerdict, RecordedCharge};
 use common::wire::event::{OrderEvent, Status};
 use std::fmt;
@@ -118,7 +118,7 @@ impl<T> PaymentRules<T> {
     /// The broker has what was published for `order_id` (its payment event, or
     /// its dead letter): the order is done, and so are its copies. `None` if
     /// it was not on its way.
-    pub fn acknowledged(&mut self, order_id: u64) -> Option<Finished<T>> {
+    pub fn acknowledged(&mut self, order_id: u64) -> Option<Waiting<T>> {
         self.orders.finish(order_id)
     }
 }

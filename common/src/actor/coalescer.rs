@@ -26,20 +26,28 @@ pub enum Arrival<T, W> {
     Held,
 }
 
-/// An order done: what waited for it.
+/// What waits for an order on its way: handed back once it is done.
 #[derive(Debug, PartialEq)]
-pub struct Finished<T> {
-    /// The tickets of the order and of its copies, first the original's.
-    pub tickets: Vec<T>,
+pub struct Waiting<T> {
+    /// The ticket of the order (of its first arrival).
+    pub original: T,
+    /// The tickets of its copies (nearly always none: no allocation then).
+    pub copies: Vec<T>,
     /// Other orders under its id that arrived meanwhile, to be handled now.
     pub held: Vec<T>,
+}
+
+impl<T> Waiting<T> {
+    /// The tickets of the order and of its copies, the original's first.
+    pub fn tickets(&self) -> impl Iterator<Item = &T> {
+        std::iter::once(&self.original).chain(&self.copies)
+    }
 }
 
 /// An order on its way.
 struct OnItsWay<K, T> {
     key: K,
-    tickets: Vec<T>,
-    held: Vec<T>,
+    waiting: Waiting<T>,
     /// Its effect was refused: done, it is not remembered as done.
     refused: bool,
 }
@@ -62,17 +70,17 @@ impl<K: PartialEq, T> Coalescer<K, T> {
     pub fn arrive<W>(&mut self, id: u64, key: K, ticket: T, start: impl FnOnce() -> W) -> Arrival<T, W> {
         if let Some(on_its_way) = self.on_their_way.get_mut(&id) {
             if on_its_way.key != key {
-                on_its_way.held.push(ticket);
+                on_its_way.waiting.held.push(ticket);
                 return Arrival::Held;
             }
-            on_its_way.tickets.push(ticket);
+            on_its_way.waiting.copies.push(ticket);
             return Arrival::Copy;
         }
         if self.done.get(id) == Some(&key) {
             return Arrival::Done(ticket);
         }
-        let on_its_way = OnItsWay { key, tickets: vec![ticket], held: Vec::new(), refused: false };
-        self.on_their_way.insert(id, on_its_way);
+        let waiting = Waiting { original: ticket, copies: Vec::new(), held: Vec::new() };
+        self.on_their_way.insert(id, OnItsWay { key, waiting, refused: false });
         Arrival::First(start())
     }
 
@@ -84,13 +92,13 @@ impl<K: PartialEq, T> Coalescer<K, T> {
         }
     }
 
-    /// Order `id` is done; `None` if it was not on its way.
-    pub fn finish(&mut self, id: u64) -> Option<Finished<T>> {
-        let OnItsWay { key, tickets, held, refused } = self.on_their_way.remove(&id)?;
+    /// Order `id` is done: what waited for it, or `None` if it was not on its way.
+    pub fn finish(&mut self, id: u64) -> Option<Waiting<T>> {
+        let OnItsWay { key, waiting, refused } = self.on_their_way.remove(&id)?;
         if !refused {
             self.done.insert(id, key);
         }
-        Some(Finished { tickets, held })
+        Some(waiting)
     }
 }
 
@@ -110,8 +118,9 @@ mod tests {
         assert_eq!(orders.arrive_with(7, 'a', "first"), Arrival::First(7));
         let copy = orders.arrive(7, 'a', "copy", || -> u64 { unreachable!("a copy starts no work") });
         assert_eq!(copy, Arrival::Copy);
-        let finished = orders.finish(7);
-        assert_eq!(finished, Some(Finished { tickets: vec!["first", "copy"], held: vec![] }));
+        let finished = orders.finish(7).expect("on its way");
+        assert_eq!(finished.tickets().collect::<Vec<_>>(), [&"first", &"copy"]);
+        assert!(finished.held.is_empty());
         assert_eq!(orders.finish(7), None, "finished once");
     }
 
@@ -130,7 +139,7 @@ mod tests {
         orders.arrive_with(7, 'a', "first");
         assert_eq!(orders.arrive_with(7, 'b', "other"), Arrival::Held);
         let finished = orders.finish(7);
-        assert_eq!(finished, Some(Finished { tickets: vec!["first"], held: vec!["other"] }));
+        assert_eq!(finished, Some(Waiting { original: "first", copies: vec![], held: vec!["other"] }));
     }
 
     #[test]
