@@ -15,7 +15,8 @@
 //! 2. [`wire`]: the events on Kafka ([`wire::event`], [`wire::codec`]).
 //! 3. [`actor`]: the messages ([`actor::messages`]), supervision
 //!    ([`actor::supervisor`], [`actor::restart_policy`], [`actor::error`],
-//!    [`actor::fault`]) and back-pressure ([`actor::in_flight`]).
+//!    [`actor::fault`]), back-pressure ([`actor::in_flight`]) and the copies
+//!    of an order on its way ([`actor::coalescer`]).
 //! 4. [`kafka`]: the clients ([`kafka::client`]), the consumer
 //!    ([`kafka::consumer`]) and the producer ([`kafka::producer`]).
 //! 5. [`store`]: where consumer services record what they did: the zombie fence.

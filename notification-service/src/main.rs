@@ -1,6 +1,7 @@
 //! notification-service: consumes payment events from `payment_topic` and
 //! "emails" each customer once, each email claimed in the service's store
-//! (`--store`) before it goes out and recorded there once sent (see `notification.rs`).
+//! (`--store`) before it goes out and recorded there once sent (see `rules.rs`;
+//! `notification.rs` runs them).
 //!
 //! ConsumerActor --Process--> NotificationActor --claim--> store --Claimed--> NotificationActor
 //!   (email sent) --sent--> store --Recorded--> NotificationActor --Completed--> ConsumerActor
@@ -8,6 +9,7 @@
 
 mod email;
 mod notification;
+mod rules;
 
 use clap::Parser;
 use common::actor::fault::Role;

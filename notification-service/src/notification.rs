@@ -1,46 +1,22 @@
-//! The notification actor: "emails" the customer once per order.
-//!
-//! The store is the fence (see `common::store`): before an email goes out, its
-//! order is claimed in the store for this instance; once the mail server has
-//! taken it, it is recorded as sent, and only then is its event done. An email
-//! found recorded as sent (a copy of the payment event, or a zombie's queued
-//! events meeting what its successor wrote) is not sent again. What stays
-//! possible: an email sent but not yet recorded when its instance died or froze
-//! for longer than a claim holds is taken over by the next owner and sent once
-//! more; such emails are counted in doubt (`emails_in_doubt`).
-//!
-//! An instance that finds its own claim older than [`RENEW_AFTER`] when it is
-//! about to send (it was frozen or cut off meanwhile) asks the store again, and
-//! sends only if nobody took the claim over. An email claimed by another
-//! instance is asked for again until it is sent, or the claim lapses and is
-//! taken over here: its event is done only then, so no email is lost behind
-//! the claim of an instance that died.
-//!
-//! What it remembers is bounded: the orders on their way, and the last
-//! `--dedup-capacity` orders it emailed (their copies need no store round trip).
+//! The notification actor: the shell that runs notification-service's rules
+//! (`rules.rs`) on its inputs (payment events, the store's answers on claims,
+//! the records of emails sent) and carries out what they call for: the store's
+//! calls, the emails, the waits, the tickets, the metrics and the log lines.
 
 use crate::email::Mailer;
+use crate::rules::{ClaimOutcome, Claimant, NotificationRules};
 use actix::{AsyncContext, Context, Message};
+use common::actor::coalescer::{Arrival, Waiting};
 use common::actor::error::ActorError;
 use common::actor::fault::Role;
 use common::actor::messages::{Process, Ticket};
-use common::actor::recent_ids::RecentIds;
 use common::actor::supervisor::{Worker, WorkerActor};
 use common::base::metrics::Metrics;
 use common::store::{EmailVerdict, Store};
 use common::wire::event::OrderEvent;
-use foldhash::{HashMap, HashMapExt};
 use log::{info, warn};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-/// A claim older than this when its email is about to go out is asked for
-/// again: well under the claim's lease (`CLAIM_LEASE_MS`), so a claim found
-/// still ours cannot have been taken over before the send.
-pub const RENEW_AFTER: Duration = Duration::from_secs(5);
-
-/// How long an email claimed by another instance waits before it is asked for again.
-const BUSY_WAIT: Duration = Duration::from_millis(500);
+use std::time::Instant;
 
 /// The store's answer on a claim, with the payment event it is for.
 #[derive(Message)]
@@ -52,13 +28,10 @@ pub struct Claimed {
     asked: Instant,
 }
 
-/// Ask the store for the email of this payment again.
+/// Ask the store again for the email of this payment.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Claim {
-    payment: OrderEvent,
-    renew: bool,
-}
+pub struct AskAgain(OrderEvent);
 
 /// The email of this order is recorded as sent.
 #[derive(Message)]
@@ -67,16 +40,13 @@ pub struct Recorded(u64);
 
 common::worker_input! {
     /// What the notification actor handles: payments, and the store's answers.
-    pub enum NotificationInput { Process, Claim, Claimed, Recorded }
+    pub enum NotificationInput { Process, AskAgain, Claimed, Recorded }
 }
 
 pub struct NotificationActor {
-    /// Orders whose email went out and is recorded; an order joins only then,
-    /// so a failed send is retried, not taken for a duplicate.
-    notified: RecentIds,
-    /// Orders being notified: the tickets of the payment event and of the
-    /// copies of it that arrived meanwhile, done once the email is recorded.
-    notifying: HashMap<u64, Vec<Ticket>>,
+    /// What each input calls for; it keeps the tickets of every order on its
+    /// way until its email is recorded.
+    rules: NotificationRules<Ticket>,
     mailer: Mailer,
     store: Store,
     metrics: Arc<Metrics>,
@@ -84,29 +54,24 @@ pub struct NotificationActor {
 
 impl NotificationActor {
     pub fn new(mailer: Mailer, store: Store, dedup_capacity: usize, metrics: Arc<Metrics>) -> Self {
-        NotificationActor {
-            notified: RecentIds::new(dedup_capacity),
-            notifying: HashMap::new(),
-            mailer,
-            store,
-            metrics,
-        }
+        NotificationActor { rules: NotificationRules::new(dedup_capacity), mailer, store, metrics }
     }
 
     fn received(&mut self, Process { event, ticket, .. }: &Process, ctx: &Context<WorkerActor<Self>>) {
         let order_id = event.order_id;
-        if let Some(tickets) = self.notifying.get_mut(&order_id) {
-            self.metrics.duplicate_suppressed();
-            info!(target: Self::NAME, "🔁 Order {order_id} is being notified: duplicate ignored");
-            return tickets.push(ticket.clone());
+        match self.rules.arrived(order_id, ticket.clone()) {
+            Arrival::First(()) => self.claim(event.clone(), false, ctx),
+            // Held: never, every payment event of an order is a copy of the first.
+            Arrival::Copy | Arrival::Held => {
+                self.metrics.duplicate_suppressed();
+                info!(target: Self::NAME, "🔁 Order {order_id} is being notified: duplicate ignored");
+            }
+            Arrival::Done(ticket) => {
+                self.metrics.duplicate_suppressed();
+                info!(target: Self::NAME, "🔁 Order {order_id} was already notified: duplicate ignored");
+                ticket.complete();
+            }
         }
-        if self.notified.contains(order_id) {
-            self.metrics.duplicate_suppressed();
-            info!(target: Self::NAME, "🔁 Order {order_id} was already notified: duplicate ignored");
-            return ticket.clone().complete();
-        }
-        self.notifying.insert(order_id, vec![ticket.clone()]);
-        self.claim(event.clone(), false, ctx);
     }
 
     fn claim(&self, payment: OrderEvent, renew: bool, ctx: &Context<WorkerActor<Self>>) {
@@ -121,45 +86,50 @@ impl NotificationActor {
     fn claimed(&mut self, claimed: &Claimed, ctx: &mut Context<WorkerActor<Self>>) -> Result<(), ActorError> {
         let Claimed { payment, verdict, asked } = claimed;
         let order_id = payment.order_id;
-        if let EmailVerdict::TakenOver { claimed_by } = verdict {
-            warn!(
-                target: Self::NAME,
-                "order {order_id}'s email was claimed by {claimed_by}, which never recorded it as sent: \
-                 sending it (in doubt: it may have gone out already)"
-            );
-            self.metrics.email_in_doubt();
-        }
-        match verdict {
-            EmailVerdict::Claimed | EmailVerdict::TakenOver { .. } if asked.elapsed() > RENEW_AFTER => {
+        match self.rules.claimed(order_id, verdict.clone(), asked.elapsed()) {
+            ClaimOutcome::Send { taken_over_from } => {
+                self.in_doubt(order_id, taken_over_from);
+                self.send(payment, ctx)?;
+            }
+            ClaimOutcome::Renew { taken_over_from, waited } => {
+                self.in_doubt(order_id, taken_over_from);
                 info!(
                     target: Self::NAME,
                     "order {order_id}'s claim was granted {} ms after it was asked for: renewing it before sending",
-                    asked.elapsed().as_millis()
+                    waited.as_millis()
                 );
                 self.claim(payment.clone(), true, ctx);
             }
-            EmailVerdict::Claimed | EmailVerdict::TakenOver { .. } => self.send(payment, ctx)?,
-            EmailVerdict::Busy { claimed_by } => {
+            ClaimOutcome::AskLater { after, claimant: Claimant::Sending(claimed_by) } => {
                 info!(target: Self::NAME, "order {order_id}'s email is being sent by {claimed_by}: asking again shortly");
-                ctx.notify_later(Claim { payment: payment.clone(), renew: false }, BUSY_WAIT);
+                ctx.notify_later(AskAgain(payment.clone()), after);
             }
-            EmailVerdict::ClaimedElsewhere { claimed_by } => {
-                // Not sent here, nor done: should that instance die before it
-                // sends, its claim lapses and is taken over.
+            ClaimOutcome::AskLater { after, claimant: Claimant::TookOver(claimed_by) } => {
                 info!(
                     target: Self::NAME,
                     "order {order_id}'s email was taken over by {claimed_by} while this instance was away: \
                      not sent here, asking again until it is sent"
                 );
-                ctx.notify_later(Claim { payment: payment.clone(), renew: false }, BUSY_WAIT);
+                ctx.notify_later(AskAgain(payment.clone()), after);
             }
-            EmailVerdict::AlreadySent { sent_by } => {
+            ClaimOutcome::AlreadySent { sent_by, waiting } => {
                 info!(target: Self::NAME, "🔁 Order {order_id} was already notified by {sent_by}: duplicate ignored");
                 self.metrics.duplicate_suppressed();
-                self.done(order_id, true);
+                complete(waiting);
             }
         }
         Ok(())
+    }
+
+    /// Counts and tells of an email sent on a claim taken over from `claimed_by`.
+    fn in_doubt(&self, order_id: u64, taken_over_from: Option<String>) {
+        let Some(claimed_by) = taken_over_from else { return };
+        warn!(
+            target: Self::NAME,
+            "order {order_id}'s email was claimed by {claimed_by}, which never recorded it as sent: \
+             sending it (in doubt: it may have gone out already)"
+        );
+        self.metrics.email_in_doubt();
     }
 
     /// Sends the email, then records it as sent.
@@ -171,16 +141,11 @@ impl NotificationActor {
         self.store.email_sent(order_id, Box::new(move |()| me.do_send(Recorded(order_id))));
         Ok(())
     }
+}
 
-    /// The order's events are done; `notified`: its email is recorded as sent.
-    fn done(&mut self, order_id: u64, notified: bool) {
-        if notified {
-            self.notified.insert(order_id, ());
-        }
-        for ticket in self.notifying.remove(&order_id).unwrap_or_default() {
-            ticket.complete();
-        }
-    }
+/// The payment events waiting for an email are done.
+fn complete(waiting: Option<Waiting<Ticket>>) {
+    waiting.iter().flat_map(Waiting::tickets).cloned().for_each(Ticket::complete);
 }
 
 impl Worker for NotificationActor {
@@ -195,9 +160,9 @@ impl Worker for NotificationActor {
     ) -> Result<(), ActorError> {
         match input {
             NotificationInput::Process(process) => self.received(process, ctx),
-            NotificationInput::Claim(Claim { payment, renew }) => self.claim(payment.clone(), *renew, ctx),
+            NotificationInput::AskAgain(AskAgain(payment)) => self.claim(payment.clone(), false, ctx),
             NotificationInput::Claimed(claimed) => self.claimed(claimed, ctx)?,
-            NotificationInput::Recorded(Recorded(order_id)) => self.done(*order_id, true),
+            NotificationInput::Recorded(Recorded(order_id)) => complete(self.rules.recorded(*order_id)),
         }
         Ok(())
     }
@@ -205,8 +170,8 @@ impl Worker for NotificationActor {
     fn describe(input: &NotificationInput) -> String {
         match input {
             NotificationInput::Process(process) => format!("order {}", process.event.order_id),
-            NotificationInput::Claim(claim) => {
-                format!("the claim on order {}'s email", claim.payment.order_id)
+            NotificationInput::AskAgain(AskAgain(payment)) => {
+                format!("the claim on order {}'s email", payment.order_id)
             }
             NotificationInput::Claimed(claimed) => format!("the email of order {}", claimed.payment.order_id),
             NotificationInput::Recorded(Recorded(order_id)) => {

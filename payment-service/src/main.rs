@@ -3,13 +3,13 @@
 //!
 //! Each charge is recorded in the service's store (`--store`) under its order's
 //! id before its payment event is published: the store, not the consumer, is
-//! the fence against a second decision (see `payment.rs`).
+//! the fence against a second decision (see `rules.rs`; `payment.rs` runs them).
 //!
 //! ConsumerActor --Process--> PaymentActor --Charge--> store --Charged--> PaymentActor
 //!   --Publish--> ProducerActor --Completed--> PaymentActor --Completed--> ConsumerActor
 
-mod decision;
 mod payment;
+mod rules;
 
 use clap::Parser;
 use common::actor::fault::Role;

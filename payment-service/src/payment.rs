@@ -1,31 +1,18 @@
-//! The payment actor: charges each order once and publishes the outcome.
-//!
-//! The store is the fence (see `common::store`): an order's charge is recorded
-//! under its id before its payment event is published, and the event published
-//! is always the recorded one. An order found recorded (by this instance before
-//! a crash, or by another instance, a zombie's successor or the zombie itself)
-//! is not decided again: its recorded event is published again, byte for byte,
-//! so no order is left without its event and every copy of it agrees. An order
-//! whose id is recorded for another order (other user or amount) is a conflict:
-//! dead-lettered, never taken as paid.
-//!
-//! An order counts as paid once the broker has its payment event; a copy that
-//! arrives before then is completed with the original, never ahead of it. What
-//! it remembers is bounded: the orders on their way, and the last
-//! `--dedup-capacity` orders it paid (their copies need no store round trip).
+//! The payment actor: the shell that runs payment-service's rules (`rules.rs`)
+//! on its inputs (orders, the store's verdicts, the broker's acknowledgements)
+//! and carries out what they call for: the store's calls, the publishing, the
+//! tickets, the metrics and the log lines.
 
-use crate::decision::charge;
+use crate::rules::{ChargeOutcome, Conflict, PaymentRules};
 use actix::{AsyncContext, Context, Message, Recipient};
+use common::actor::coalescer::Arrival;
 use common::actor::error::ActorError;
 use common::actor::fault::Role;
 use common::actor::messages::{Completed, Origin, Process, Publish, Ticket, TicketIssuer};
-use common::actor::recent_ids::RecentIds;
 use common::actor::supervisor::{Worker, WorkerActor};
 use common::base::metrics::Metrics;
 use common::kafka::producer::dead_letter::{dead_letter, Source};
-use common::store::{Charge, ChargeVerdict, RecordedCharge, Store};
-use common::wire::event::OrderEvent;
-use foldhash::{HashMap, HashMapExt};
+use common::store::{Charge, ChargeVerdict, Store};
 use log::{info, warn};
 use std::sync::Arc;
 
@@ -57,30 +44,9 @@ pub struct PaymentSetup {
     pub metrics: Arc<Metrics>,
 }
 
-/// What tells an order from another under the same id: its user and amount.
-type Fingerprint = (u64, u64);
-
-fn fingerprint(order: &OrderEvent) -> Fingerprint {
-    (order.user_id, order.amount.to_bits())
-}
-
-/// An order on its way: charged (or being), its payment event not yet acknowledged.
-struct Paying {
-    order: Fingerprint,
-    ticket: Ticket,
-    /// Copies of the order that arrived meanwhile (nearly always none).
-    copies: Vec<Ticket>,
-    /// Other orders under the same id that arrived meanwhile, handled once this one is done.
-    others: Vec<Process>,
-    /// Dead-lettered as a conflict: acknowledged, it is not paid.
-    conflict: bool,
-}
-
 pub struct PaymentActor {
-    /// The orders this process paid last, whose payment events the broker has,
-    /// with their user and amount: a copy is the same order, under the same id.
-    paid: RecentIds<Fingerprint>,
-    paying: HashMap<u64, Paying>,
+    /// What each input calls for; it keeps every order on its way until done.
+    rules: PaymentRules<Process>,
     /// The tickets of payment events, completed when the broker has them.
     acknowledgements: TicketIssuer,
     setup: PaymentSetup,
@@ -89,49 +55,36 @@ pub struct PaymentActor {
 impl PaymentActor {
     pub fn new(setup: PaymentSetup) -> Self {
         PaymentActor {
-            paid: RecentIds::new(setup.dedup_capacity),
-            paying: HashMap::new(),
+            rules: PaymentRules::new(setup.decline_rate, setup.seed, setup.dedup_capacity),
             acknowledgements: TicketIssuer::default(),
             setup,
         }
     }
 
-    /// Decides `order`'s payment and asks the store to record it.
+    /// Hands `order` to the rules: the first of its id is charged, a copy waits
+    /// for it or is done.
     fn received(&mut self, order: &Process, ctx: &Context<WorkerActor<Self>>) {
         info!(target: Self::NAME, "🧾 Received Order {}", order.json());
         let order_id = order.event.order_id;
-        if let Some(paying) = self.paying.get_mut(&order_id) {
-            if paying.order != fingerprint(&order.event) {
-                // Another order under the id being paid: the store judges it once that one is.
-                return paying.others.push(order.clone());
+        match self.rules.arrived(&order.event, order.clone()) {
+            Arrival::First(charge) => self.charge(charge, order.clone(), ctx),
+            Arrival::Copy => {
+                self.setup.metrics.duplicate_suppressed();
+                info!(target: Self::NAME, "🔁 Order {order_id} is being paid: duplicate ignored");
             }
-            self.setup.metrics.duplicate_suppressed();
-            info!(target: Self::NAME, "🔁 Order {order_id} is being paid: duplicate ignored");
-            return paying.copies.push(order.ticket.clone()); // done when the payment is acknowledged
+            Arrival::Done(copy) => {
+                self.setup.metrics.duplicate_suppressed();
+                info!(target: Self::NAME, "🔁 Order {order_id} is already paid: duplicate ignored");
+                copy.ticket.complete();
+            }
+            // Another order under the id being paid: the store judges it once that one is.
+            Arrival::Held => {}
         }
-        if self.paid.get(order_id) == Some(&fingerprint(&order.event)) {
-            self.setup.metrics.duplicate_suppressed();
-            info!(target: Self::NAME, "🔁 Order {order_id} is already paid: duplicate ignored");
-            return order.ticket.clone().complete();
-        }
-        let payment = charge(&order.event, self.setup.decline_rate, self.setup.seed);
-        let decided = payment.encode();
-        let charge = Charge {
-            order_id,
-            user_id: order.event.user_id,
-            amount: order.event.amount,
-            declined: payment.reason,
-            event: decided.clone(),
-        };
-        let paying = Paying {
-            order: fingerprint(&order.event),
-            ticket: order.ticket.clone(),
-            copies: Vec::new(),
-            others: Vec::new(),
-            conflict: false,
-        };
-        self.paying.insert(order_id, paying);
-        let (me, order) = (ctx.address(), order.clone());
+    }
+
+    /// Asks the store to record `charge`, decided for `order`.
+    fn charge(&self, charge: Charge, order: Process, ctx: &Context<WorkerActor<Self>>) {
+        let (me, decided) = (ctx.address(), charge.event.clone());
         self.setup
             .store
             .charge(charge, Box::new(move |verdict| me.do_send(Charged { order, decided, verdict })));
@@ -143,12 +96,12 @@ impl PaymentActor {
         // The payment event's ticket holds the order's slot too.
         let slot = order.ticket.slot().clone();
         let acknowledgement = self.acknowledgements.issue(Origin::Order { order_id }, slot, ctx);
-        let event = match verdict {
-            ChargeVerdict::Recorded => {
+        let event = match self.rules.charged(&order.event, decided.clone(), verdict.clone()) {
+            ChargeOutcome::Publish(decided) => {
                 self.setup.metrics.processed();
-                decided.clone()
+                decided
             }
-            ChargeVerdict::Found(recorded) if same_order(&order.event, recorded) => {
+            ChargeOutcome::Republish(recorded) => {
                 self.setup.metrics.duplicate_suppressed();
                 info!(
                     target: Self::NAME,
@@ -156,9 +109,9 @@ impl PaymentActor {
                     recorded.charged_by,
                     recorded.charged_at_ms
                 );
-                recorded.event.clone()
+                recorded.event
             }
-            ChargeVerdict::Found(recorded) => return self.conflict(order, recorded, acknowledgement),
+            ChargeOutcome::DeadLetter(conflict) => return self.conflict(order, &conflict, acknowledgement),
         };
         self.setup.producer.do_send(Publish {
             topic: self.setup.payment_topic.clone(),
@@ -172,55 +125,36 @@ impl PaymentActor {
     }
 
     /// `order` has the id of another order in the store: it is dead-lettered, not paid.
-    fn conflict(&mut self, order: &Process, recorded: &RecordedCharge, acknowledgement: Ticket) {
-        let event = &order.event;
-        let why =
-            format!(
-            "order {} conflicts with the charge recorded for that id by {} at {} (user {}, amount {}): this \
-             one has user {}, amount {}; order ids were reused (was the broker's storage emptied?), or \
-             another producer writes them",
-            event.order_id, recorded.charged_by, recorded.charged_at_ms, recorded.user_id, recorded.amount,
-            event.user_id, event.amount
-        );
+    fn conflict(&self, order: &Process, conflict: &Conflict, acknowledgement: Ticket) {
         let (partition, offset) = match order.ticket.origin {
             Origin::Record { partition, offset, .. } => (partition, offset),
             Origin::Order { .. } => (-1, -1), // made in this process: never, orders are consumed
         };
-        warn!(target: Self::NAME, "☠️  dead-lettering {}[{partition}]@{offset}: {why}", self.setup.order_topic);
+        warn!(target: Self::NAME, "☠️  dead-lettering {}[{partition}]@{offset}: {conflict}", self.setup.order_topic);
         self.setup.metrics.conflict();
         self.setup.metrics.dead_lettered();
-        if let Some(paying) = self.paying.get_mut(&event.order_id) {
-            paying.conflict = true;
-        }
         let source = Source { topic: &self.setup.order_topic, partition, offset, service: "payment-service" };
         let payload = order.payload.as_deref().unwrap_or_default();
         self.setup.producer.do_send(dead_letter(
             &source,
-            Some(event.key().into_bytes()),
+            Some(order.event.key().into_bytes()),
             payload,
-            why,
+            conflict.to_string(),
             acknowledgement,
         ));
     }
 
+    /// The broker has an order's payment event or dead letter: it and its
+    /// copies are done, and the orders held behind it are handled now.
     fn acknowledged(&mut self, origin: Origin, ctx: &Context<WorkerActor<Self>>) {
         let Origin::Order { order_id } = origin else { return };
-        if let Some(paying) = self.paying.remove(&order_id) {
-            if !paying.conflict {
-                self.paid.insert(order_id, paying.order);
-            }
-            paying.ticket.complete();
-            paying.copies.into_iter().for_each(Ticket::complete);
-            for other in &paying.others {
+        if let Some(waiting) = self.rules.acknowledged(order_id) {
+            waiting.tickets().for_each(|order| order.ticket.clone().complete());
+            for other in &waiting.held {
                 self.received(other, ctx);
             }
         }
     }
-}
-
-/// Whether the order recorded is the one arriving (same user, same amount).
-fn same_order(order: &OrderEvent, recorded: &RecordedCharge) -> bool {
-    order.user_id == recorded.user_id && order.amount.to_bits() == recorded.amount.to_bits()
 }
 
 impl Worker for PaymentActor {

@@ -44,20 +44,8 @@ impl<V> RecentIds<V> {
         true
     }
 
-    pub fn contains(&self, id: u64) -> bool {
-        self.ids.contains_key(&id)
-    }
-
     pub fn get(&self, id: u64) -> Option<&V> {
         self.ids.get(&id)
-    }
-
-    pub fn len(&self) -> usize {
-        self.ids.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
     }
 }
 
@@ -68,6 +56,14 @@ mod tests {
     impl RecentIds {
         fn insert_id(&mut self, id: u64) -> bool {
             self.insert(id, ())
+        }
+
+        fn contains(&self, id: u64) -> bool {
+            self.get(id).is_some()
+        }
+
+        fn len(&self) -> usize {
+            self.ids.len()
         }
     }
 

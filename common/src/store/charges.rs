@@ -3,7 +3,7 @@
 
 /// A payment-service charge to record: the order as it arrived and the payment
 /// event decided for it, as it would be published.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Charge {
     pub order_id: u64,
     pub user_id: u64,
