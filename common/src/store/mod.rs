@@ -34,7 +34,7 @@ mod url;
 mod writer;
 
 use backend::Op;
-use std::sync::{mpsc, Arc, OnceLock};
+use std::sync::{mpsc, Arc};
 
 pub use charges::{Charge, ChargeVerdict, RecordedCharge};
 pub use emails::{EmailVerdict, CLAIM_LEASE_MS};
@@ -72,7 +72,7 @@ impl Store {
     /// error; one that goes away later is retried while events wait.
     pub fn open(setup: StoreSetup) -> Result<Store, StoreError> {
         let health = Arc::new(health::Health::new(setup.url.shown()));
-        let (requests, id) = writer::start(setup, health.clone(), Arc::new(OnceLock::new()))?;
+        let (requests, id) = writer::start(setup, health.clone())?;
         health::Health::watch(&health);
         Ok(Store { requests, health, id: id.into() })
     }

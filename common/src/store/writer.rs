@@ -29,7 +29,6 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 pub(super) fn start(
     setup: StoreSetup,
     health: Arc<Health>,
-    id: Arc<OnceLock<String>>,
 ) -> Result<(mpsc::Sender<Op>, String), StoreError> {
     let (requests, queue) = mpsc::channel();
     let (opened, first_try) = mpsc::channel();
@@ -39,7 +38,7 @@ pub(super) fn start(
             let mut writer = Writer {
                 setup,
                 health,
-                id,
+                id: OnceLock::new(),
                 backend: None,
                 file: None,
                 last_complaint: None,
@@ -61,7 +60,7 @@ struct Writer {
     setup: StoreSetup,
     health: Arc<Health>,
     /// The id of the store first reached: every connection must reach that store.
-    id: Arc<OnceLock<String>>,
+    id: OnceLock<String>,
     backend: Option<Box<dyn Backend>>,
     /// The SQLite file first opened: the fence every instance of the host shares.
     file: Option<FileId>,
