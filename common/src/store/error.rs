@@ -28,4 +28,16 @@ impl StoreError {
     pub fn is_fatal(&self) -> bool {
         matches!(self, StoreError::SchemaNewer { .. })
     }
+
+    /// Whether another instance holds what this one waited for (SQLite's write
+    /// lock, a PostgreSQL lock) past the bound: the store is there, and busy.
+    pub fn is_contention(&self) -> bool {
+        match self {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
+                matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            }
+            StoreError::Postgres(e) => e.code() == Some(&::postgres::error::SqlState::LOCK_NOT_AVAILABLE),
+            _ => false,
+        }
+    }
 }

@@ -120,20 +120,25 @@ impl Writer {
 
     /// The first connection: a store that cannot be reached or written now is
     /// more likely a wrong `--store` or a server not started than an outage, and
-    /// waiting would hide it. One that goes away later is waited for.
+    /// waiting would hide it. One that is busy (another instance's batch holds
+    /// its lock) is waited for, as one that goes away later is.
     fn connect_at_start(&mut self) -> Result<String, StoreError> {
         let fix = match self.setup.url {
             StoreUrl::Sqlite(_) => "check that its folder exists and that this user may write there",
             StoreUrl::Postgres(_) => "check that the server is up, reachable from here, and takes this user",
         };
-        match connect(&self.setup.url, &self.setup.instance) {
-            Ok(backend) => {
-                let id = backend.id().to_string();
-                self.adopt(backend);
-                Ok(id)
+        loop {
+            match connect(&self.setup.url, &self.setup.instance) {
+                Ok(backend) => {
+                    let id = backend.id().to_string();
+                    self.adopt(backend);
+                    return Ok(id);
+                }
+                Err(e) if e.is_fatal() => return Err(e),
+                // Busy, not away: each try waited its bound (busy_timeout, lock_timeout).
+                Err(e) if e.is_contention() => self.complain(&format!("cannot open it: {e}")),
+                Err(source) => return Err(StoreError::AtStart { source: Box::new(source), fix }),
             }
-            Err(e) if e.is_fatal() => Err(e),
-            Err(source) => Err(StoreError::AtStart { source: Box::new(source), fix }),
         }
     }
 
